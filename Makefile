@@ -1,0 +1,34 @@
+# Attune: `make run` serves the app, `make test` runs every test. Both set up what is missing.
+SHELL := /bin/bash
+export ATTUNE_CACHE ?= $(HOME)/.cache/attune
+export PKG_CONFIG_PATH := $(CURDIR)/.deps/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+
+SWIFT ?= swift
+ATTUNE := .build/release/attune
+
+.PHONY: all setup build run test bench clean
+
+all: build
+
+# Debian packages, pinned PyPI packages (sha256-checked) and models into $(ATTUNE_CACHE).
+setup:
+	@python3 scripts/setup.py
+
+build: setup
+	$(SWIFT) build -c release --product attune
+
+# Serve on the embedded defaults (http://127.0.0.1:8080); pass flags with ARGS="--port 9000".
+run: build
+	@echo "Starting Attune: open http://$${ATTUNE_HOST:-127.0.0.1}:$${ATTUNE_PORT:-8080} (Ctrl-C stops it)"
+	$(ATTUNE) serve $(ARGS)
+
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Benchmarks print their figures; BENCHMARKS.md records them with the machine.
+bench: build
+	python3 scripts/bench_startup.py --binary $(ATTUNE)
+
+clean:
+	rm -rf .build .deps

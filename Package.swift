@@ -1,0 +1,91 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Native libraries live in the setup cache; `scripts/setup.py` links them into `.deps`.
+// Embedding that folder as the rpath lets every binary find them without LD_LIBRARY_PATH.
+let nativeLibraryPath = "\(Context.packageDirectory)/.deps/lib"
+let nativeLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-L\(nativeLibraryPath)", "-Xlinker", "-rpath", "-Xlinker", nativeLibraryPath])
+]
+
+let package = Package(
+    name: "attune",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "attune", targets: ["attune"]),
+        .library(name: "AttuneServer", targets: ["AttuneServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // C wrappers over the native runtimes that setup installs (see scripts/setup.py).
+        .systemLibrary(name: "CSherpaOnnx", pkgConfig: "attune-sherpa-onnx"),
+        .systemLibrary(name: "CWhisper", pkgConfig: "attune-whisper"),
+
+        // Core types, protocol messages and the bounded pool that runs blocking inference.
+        .target(
+            name: "AttuneCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Audio containers and sample conversion.
+        .target(name: "AttuneAudio", dependencies: ["AttuneCore"]),
+        // Voice activity detection and speech recognition on the native runtimes.
+        .target(
+            name: "AttuneSpeech",
+            dependencies: ["AttuneCore", "AttuneAudio", "CSherpaOnnx", "CWhisper"],
+            linkerSettings: nativeLinkerSettings
+        ),
+        // The emotion vocabulary shared by every channel.
+        .target(name: "AttuneEmotion", dependencies: ["AttuneCore"]),
+        // Conversation agent: personas and replies.
+        .target(name: "AttuneAgent", dependencies: ["AttuneCore", "AttuneEmotion"]),
+        // Persistent state on disk.
+        .target(name: "AttuneStorage", dependencies: ["AttuneCore"]),
+        // HTTP + WebSocket server.
+        .target(
+            name: "AttuneServer",
+            dependencies: [
+                "AttuneCore", "AttuneAudio", "AttuneSpeech", "AttuneEmotion", "AttuneAgent", "AttuneStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Public")]
+        ),
+        // The thin command-line entry point.
+        .executableTarget(
+            name: "attune",
+            dependencies: [
+                "AttuneServer", "AttuneSpeech", "AttuneAudio",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "AttuneCoreTests", dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage"]),
+        .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
+        .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio"]),
+        .testTarget(
+            name: "AttuneServerTests",
+            dependencies: [
+                "AttuneServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,35 @@
+import AttuneCore
+import Foundation
+import Hummingbird
+
+/// `GET /api/health`: overall status and, per component, whether it loaded, its version and
+/// how long loading took. Answers 503 while any component is missing, so a load balancer or
+/// `make run`'s wait loop can tell a degraded server from a healthy one.
+struct HealthController: Sendable {
+    let components: ServerComponents
+    let started = Date()
+
+    struct Report: ResponseEncodable {
+        let status: String
+        let version: String
+        let uptimeSeconds: Double
+        let components: [ComponentStatus]
+
+        enum CodingKeys: String, CodingKey {
+            case status, version, components
+            case uptimeSeconds = "uptime_s"
+        }
+    }
+
+    func addRoutes(to router: Router<some RequestContext>, catalog: RouteCatalog) {
+        router.on("/api/health", method: .get, catalog: catalog) { _, _ in
+            let report = Report(
+                status: components.isHealthy ? "ok" : "degraded",
+                version: AttuneVersion.current,
+                uptimeSeconds: Date().timeIntervalSince(started),
+                components: components.statuses
+            )
+            return EditedResponse(status: components.isHealthy ? .ok : .serviceUnavailable, response: report)
+        }
+    }
+}

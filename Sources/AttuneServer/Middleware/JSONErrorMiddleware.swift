@@ -1,0 +1,81 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The body of every error response: `{"error": {"status": 404, "reason": "...", "message": "..."}}`.
+struct ErrorBody: Codable, Sendable {
+    struct Detail: Codable, Sendable {
+        let status: Int
+        let reason: String
+        let message: String
+    }
+
+    let error: Detail
+}
+
+/// Turns every error into a JSON response with the right status code, including requests that
+/// match no route (404) and requests to a known path with the wrong method (405, with `Allow`).
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let catalog: RouteCatalog
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            return response(for: error, request: request, context: context)
+        }
+    }
+
+    private func response(for error: any Error, request: Request, context: Context) -> Response {
+        var headers = HTTPFields()
+        var status = HTTPResponse.Status.internalServerError
+        var message = "internal error"
+
+        switch error {
+        case let httpError as HTTPError:
+            status = httpError.status
+            headers = httpError.headers
+            message = httpError.body ?? defaultMessage(for: status, request: request)
+        case let responseError as any HTTPResponseError:
+            status = responseError.status
+            message = defaultMessage(for: status, request: request)
+        default:
+            context.logger.error("unhandled error: \(String(reflecting: error))")
+        }
+
+        if status == .notFound, request.uri.path.hasPrefix("/api/") || request.uri.path == "/metrics" {
+            let allowed = catalog.methods(for: request.uri.path)
+            if !allowed.isEmpty, !allowed.contains(request.method) {
+                status = .methodNotAllowed
+                message = "\(request.method) is not allowed on \(request.uri.path); use \(allowed.map(\.rawValue).sorted().joined(separator: ", "))"
+                headers[.allow] = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+            }
+        }
+
+        let body = ErrorBody(error: .init(status: Int(status.code), reason: status.reasonPhrase, message: message))
+        let data = (try? JSONEncoder().encode(body)) ?? Data("{}".utf8)
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func defaultMessage(for status: HTTPResponse.Status, request: Request) -> String {
+        switch status {
+        case .notFound: "no route for \(request.method) \(request.uri.path)"
+        case .contentTooLarge: "request body is larger than this server accepts"
+        default: status.reasonPhrase
+        }
+    }
+}
+
+/// Rejects a request whose declared body is larger than the configured limit before reading it.
+/// Bodies without a length are limited where they are collected.
+struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let maxBytes: Int
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > maxBytes {
+            throw HTTPError(.contentTooLarge, message: "request body of \(declared) bytes exceeds the limit of \(maxBytes) bytes (setting max_body_bytes)")
+        }
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct Attune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attune",
+        abstract: "Real-time, emotion-aware conversation server.",
+        subcommands: [Serve.self, VAD.self, Version.self],
+        defaultSubcommand: Serve.self
+    )
+}

