@@ -14,6 +14,9 @@ struct VAD: ParsableCommand {
     @Argument(help: "WAV files (16 kHz).") var files: [String]
     @Option(help: "Path to silero_vad.onnx.")
     var model = AttuneConfiguration().modelsDirectory + "/silero_vad.onnx"
+    @Option(help: "Speech probability threshold.") var threshold: Float = VoiceActivitySettings().threshold
+    @Option(help: "Silence that closes a segment, in seconds.") var minSilence = VoiceActivitySettings().minSilence
+    @Option(help: "Shortest speech kept, in seconds.") var minSpeech = VoiceActivitySettings().minSpeech
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -21,7 +24,11 @@ struct VAD: ParsableCommand {
         for file in files {
             do {
                 let audio = try WAVFile.read(contentsOf: URL(fileURLWithPath: file))
-                var detector = try SileroVoiceActivityDetector(model: URL(fileURLWithPath: model))
+                var settings = VoiceActivitySettings()
+                settings.threshold = threshold
+                settings.minSilence = minSilence
+                settings.minSpeech = minSpeech
+                var detector = try SileroVoiceActivityDetector(model: URL(fileURLWithPath: model), settings: settings)
                 let segments = try detector.segments(in: audio)
                 if json {
                     let report = FileReport(file: file, durationSeconds: audio.duration, segments: segments)
