@@ -59,8 +59,10 @@ import Testing
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
                 let text = String(buffer: response.body)
+                // Other tests share the process-wide registry, so look for this route's successes.
                 let counter = text.split(separator: "\n").first {
                     $0.hasPrefix("hb_requests{") && $0.contains("http_route=\"/api/health\"")
+                        && $0.contains("http_request_method=\"GET\"") && $0.contains("http_response_status_code=\"200\"")
                 }
                 let count = counter.flatMap { Double($0.split(separator: " ").last!) } ?? 0
                 #expect(count >= 3)
