@@ -29,6 +29,8 @@ let package = Package(
         // C wrappers over the native runtimes that setup installs (see scripts/setup.py).
         .systemLibrary(name: "CSherpaOnnx", pkgConfig: "attune-sherpa-onnx"),
         .systemLibrary(name: "CWhisper", pkgConfig: "attune-whisper"),
+        .systemLibrary(name: "CSndFile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
 
         // Core types, protocol messages and the bounded pool that runs blocking inference.
         .target(
@@ -39,8 +41,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Audio containers and sample conversion.
-        .target(name: "AttuneAudio", dependencies: ["AttuneCore"]),
+        // Audio containers, decoding (libsndfile, ffmpeg) and resampling (libsoxr).
+        .target(name: "AttuneAudio", dependencies: ["AttuneCore", "CSndFile", "CSoxr"]),
         // Voice activity detection and speech recognition on the native runtimes.
         .target(
             name: "AttuneSpeech",

@@ -56,6 +56,8 @@ public func buildRouter(
     MetricsController(registry: Telemetry.registry).addRoutes(to: router, catalog: routes)
     VoiceActivityController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
         .addRoutes(to: router, catalog: routes)
+    TranscribeController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
+        .addRoutes(to: router, catalog: routes)
     return router
 }
 

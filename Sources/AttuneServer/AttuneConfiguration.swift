@@ -1,3 +1,4 @@
+import AttuneSpeech
 import Foundation
 import Logging
 
@@ -18,11 +19,25 @@ public struct AttuneConfiguration: Sendable {
     /// Where Attune keeps its own state.
     public var dataDirectory = AttuneConfiguration.defaultDataDirectory
     public var logLevel = Logger.Level.info
-    /// Threads that run speech models, and how many jobs may wait for them.
+    /// Threads that run voice activity detection, and how many jobs may wait for them.
     public var speechWorkers = 2
     public var speechQueueLimit = 16
+    /// Whisper model: a name (`tiny.en`, `base`: `ggml-NAME.bin` in the models folder) or a path.
+    public var whisperModel = "tiny.en"
+    public var whisper = WhisperSettings()
+    public var turn = TurnSettings()
+    public var stream = StreamSettings()
+    /// Longest uploaded recording, in seconds.
+    public var maxTranscribeSeconds = 600.0
+    /// The ffmpeg used for WebM and M4A uploads; nil looks on the PATH.
+    public var ffmpegPath: String?
 
     public init() {}
+
+    /// The whisper.cpp model file this configuration names.
+    public var whisperModelPath: String {
+        whisperModel.contains("/") ? whisperModel : modelsDirectory + "/ggml-\(whisperModel).bin"
+    }
 
     public static var defaultCacheDirectory: String {
         let environment = ProcessInfo.processInfo.environment
@@ -66,12 +81,21 @@ extension AttuneConfiguration {
             }
             $0.logLevel = level
         },
-        Setting(key: "speech.workers", summary: "threads running speech models") {
-            $0.speechWorkers = try parse($1, as: "speech.workers", in: 1...64)
-        },
-        Setting(key: "speech.queue_limit", summary: "speech jobs that may wait before requests get 'busy'") {
-            $0.speechQueueLimit = try parse($1, as: "speech.queue_limit", in: 0...10_000)
-        },
+        .integer("speech.workers", "threads running voice activity detection", \.speechWorkers, 1...64),
+        .integer("speech.queue_limit", "VAD jobs that may wait before callers get 'busy'", \.speechQueueLimit, 0...10_000),
+        Setting(key: "whisper.model", summary: "tiny.en, base, or a path to a whisper.cpp model") { $0.whisperModel = $1 },
+        .integer("whisper.threads", "threads per Whisper decode", \.whisper.threadsPerDecode, 1...64),
+        .integer("whisper.parallel", "Whisper decodes that run at once", \.whisper.parallelDecodes, 1...16),
+        .integer("whisper.queue_limit", "Whisper decodes that may wait before callers get 'busy'", \.whisper.queueLimit, 0...1_000),
+        .decimal("whisper.no_speech_threshold", "drop segments Whisper thinks are not speech above this", \.whisper.noSpeechThreshold, 0...1),
+        .milliseconds("turn.silence_ms", "silence that ends a turn", \.turn.trailingSilence, 50...60_000),
+        .milliseconds("turn.min_speech_ms", "shortest sound that starts a turn", \.turn.minSpeech, 50...5_000),
+        .decimal("turn.max_utterance_s", "longest utterance before it is cut", \.turn.maxUtterance, 1...28),
+        .milliseconds("stream.partial_interval_ms", "how often partial transcripts are decoded", \.stream.partialInterval, 100...60_000),
+        .integer("stream.max_frame_bytes", "largest audio frame accepted on the WebSocket", \.stream.maxFrameBytes, 2...16_777_216),
+        .decimal("stream.max_realtime_factor", "audio seconds accepted per wall-clock second", \.stream.maxRealtimeFactor, 1...1_000),
+        .decimal("transcribe.max_seconds", "longest uploaded recording", \.maxTranscribeSeconds, 1...86_400),
+        Setting(key: "transcribe.ffmpeg_path", summary: "ffmpeg for WebM/M4A (default: from PATH)") { $0.ffmpegPath = $1 },
     ]
 
     /// Builds a configuration from a file, the environment and flag overrides, in that order.
@@ -126,12 +150,51 @@ extension AttuneConfiguration {
         }
     }
 
-    private static func parse(_ text: String, as key: String, in range: ClosedRange<Int>) throws -> Int {
+    fileprivate static func parse(_ text: String, as key: String, in range: ClosedRange<Double>) throws -> Double {
+        guard let value = Double(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+            throw ConfigurationError("\(key): '\(text)' is not a number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    fileprivate static func parse(_ text: String, as key: String, in range: ClosedRange<Int>) throws -> Int {
         guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
             throw ConfigurationError("\(key): '\(text)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
         }
         return value
     }
+}
+
+extension AttuneConfiguration.Setting {
+    typealias Path<Value> = WritableKeyPath<AttuneConfiguration, Value> & Sendable
+
+    static func integer(_ key: String, _ summary: String, _ path: Path<Int>, _ range: ClosedRange<Int>) -> Self {
+        Self(key: key, summary: summary) { $0[keyPath: path] = try AttuneConfiguration.parse($1, as: key, in: range) }
+    }
+
+    static func decimal(_ key: String, _ summary: String, _ path: Path<Double>, _ range: ClosedRange<Double>) -> Self {
+        Self(key: key, summary: summary) { $0[keyPath: path] = try AttuneConfiguration.parse($1, as: key, in: range) }
+    }
+
+    /// A duration given in milliseconds and kept in seconds.
+    static func milliseconds(_ key: String, _ summary: String, _ path: Path<Double>, _ range: ClosedRange<Double>) -> Self {
+        Self(key: key, summary: summary) { $0[keyPath: path] = try AttuneConfiguration.parse($1, as: key, in: range) / 1_000 }
+    }
+}
+
+/// Limits and pacing of the live audio stream.
+public struct StreamSettings: Sendable, Equatable {
+    /// How often the utterance in progress is re-decoded for a partial transcript, in seconds.
+    public var partialInterval = 0.7
+    /// Largest binary or decoded `audio_data` frame, in bytes.
+    public var maxFrameBytes = 64 * 1024
+    /// Audio seconds a client may send per wall-clock second, averaged over a few seconds;
+    /// faster clients get an error and the excess frames are refused.
+    public var maxRealtimeFactor = 10.0
+    /// Lowest and highest sample rates accepted in `audio_data`.
+    public static let sampleRates = 8_000...48_000
+
+    public init() {}
 }
 
 public struct ConfigurationError: Error, CustomStringConvertible, Sendable {

@@ -1,8 +1,11 @@
+import AttuneAudio
 import AttuneCore
 import AttuneSpeech
 import AttuneStorage
 import Foundation
+import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// The native components the server loaded at start-up, and the workers that run them.
@@ -11,11 +14,16 @@ public struct ServerComponents: Sendable {
     public let statuses: [ComponentStatus]
     public let vadModel: URL
     public let vadSettings: VoiceActivitySettings
-    /// Threads for speech models; blocking inference never runs on the cooperative pool.
+    /// Threads for voice activity detection; blocking inference never runs on the cooperative pool.
     public let speechPool: InferencePool
+    /// Whisper on its own threads; nil when the model could not be loaded (health says why).
+    public let transcriber: WhisperTranscriber?
+    public let decoder: AudioFileDecoder
+    public let turn: TurnSettings
+    public let stream: StreamSettings
 
     /// Long-lived parts that the application's service group starts and stops.
-    public var services: [any Service] { [speechPool] }
+    public var services: [any Service] { [speechPool] + (transcriber.map { [$0.pool] } ?? []) }
 
     public var isHealthy: Bool { statuses.allSatisfy(\.loaded) }
 
@@ -31,6 +39,14 @@ public struct ServerComponents: Sendable {
             .measure("silero-vad", version: manifest.version(of: vadModel.lastPathComponent)) {
                 _ = try SileroVoiceActivityDetector(model: vadModel, settings: vadSettings)
                 return vadModel.path
+            })
+
+        let whisperPath = URL(fileURLWithPath: configuration.whisperModelPath)
+        var whisper: WhisperModel?
+        statuses.append(
+            .measure("whisper-model", version: manifest.version(of: whisperPath.lastPathComponent)) {
+                whisper = try WhisperModel(path: whisperPath)
+                return "\(configuration.whisperModel): \(whisperPath.path)"
             })
         statuses.append(
             .measure("storage") {
@@ -49,7 +65,41 @@ public struct ServerComponents: Sendable {
             vadModel: vadModel,
             vadSettings: vadSettings,
             speechPool: InferencePool(
-                name: "speech", workers: configuration.speechWorkers, maxQueued: configuration.speechQueueLimit)
+                name: "speech", workers: configuration.speechWorkers, maxQueued: configuration.speechQueueLimit),
+            transcriber: whisper.map { WhisperTranscriber(model: $0, settings: configuration.whisper) },
+            decoder: AudioFileDecoder(
+                ffmpegPath: configuration.ffmpegPath ?? AudioFileDecoder.findFFmpeg(),
+                maxDurationSeconds: configuration.maxTranscribeSeconds),
+            turn: configuration.turn,
+            stream: configuration.stream
         )
+    }
+
+    /// Decodes an uploaded file on the speech threads and resamples it to 16 kHz mono.
+    func decodeUpload(_ body: ByteBuffer) async throws -> AudioBuffer {
+        guard body.readableBytes > 0 else {
+            throw HTTPError(.badRequest, message: "empty body: send an audio file")
+        }
+        let data = Data(buffer: body)
+        let decoder = self.decoder
+        do {
+            return try await speechPool.run {
+                let audio = try decoder.decode(data)
+                return try Resampler.resample(audio, to: VoiceActivitySettings.sampleRate)
+            }
+        } catch let error as AudioDecodingError {
+            throw HTTPError(.unsupportedMediaType, message: "cannot decode audio: \(error)")
+        } catch let error as InferencePoolBusyError {
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: error.description)
+        }
+    }
+
+    /// The transcriber, or a 503 that says why there is none.
+    func requireTranscriber() throws -> WhisperTranscriber {
+        guard let transcriber else {
+            let reason = statuses.first { $0.name == "whisper-model" }?.error ?? "not loaded"
+            throw HTTPError(.serviceUnavailable, message: "speech recognition is unavailable: \(reason)")
+        }
+        return transcriber
     }
 }

@@ -31,6 +31,16 @@ public struct VoiceActivitySettings: Sendable, Equatable {
     public static let sampleRate = 16_000
 
     public init() {}
+
+    /// Settings for turn detection: speech must last `minSpeech` to count, and the detector
+    /// closes a segment after a short pause, leaving the end-of-turn silence to ``TurnDetector``.
+    public static func forTurns(_ turn: TurnSettings) -> VoiceActivitySettings {
+        var settings = VoiceActivitySettings()
+        settings.minSpeech = turn.minSpeech
+        settings.minSilence = 0.1
+        settings.maxSpeech = max(turn.maxUtterance, 1) + 5
+        return settings
+    }
 }
 
 /// Finds speech in a stream of 16 kHz mono samples.

@@ -8,10 +8,10 @@ import Foundation
 struct VAD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vad",
-        abstract: "Find the speech in 16 kHz WAV files with Silero VAD."
+        abstract: "Find the speech in audio files with Silero VAD."
     )
 
-    @Argument(help: "WAV files (16 kHz).") var files: [String]
+    @Argument(help: "Audio files (WAV, FLAC, OGG, MP3; WebM and M4A with ffmpeg).") var files: [String]
     @Option(help: "Path to silero_vad.onnx.")
     var model = AttuneConfiguration().modelsDirectory + "/silero_vad.onnx"
     @Option(help: "Speech probability threshold.") var threshold: Float = VoiceActivitySettings().threshold
@@ -23,7 +23,8 @@ struct VAD: ParsableCommand {
         var failed = false
         for file in files {
             do {
-                let audio = try WAVFile.read(contentsOf: URL(fileURLWithPath: file))
+                let decoded = try AudioFileDecoder().read(contentsOf: URL(fileURLWithPath: file))
+                let audio = try Resampler.resample(decoded, to: VoiceActivitySettings.sampleRate)
                 var settings = VoiceActivitySettings()
                 settings.threshold = threshold
                 settings.minSilence = minSilence

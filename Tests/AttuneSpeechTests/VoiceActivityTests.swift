@@ -7,7 +7,7 @@ import Testing
     @Test func findsTheSpokenSentenceInARavdessClip() throws {
         // "Kids are talking by the door", neutral, actor 01: one second of silence, then about
         // 1.3 s of speech (RMS energy is above the noise floor from 1.0 s to 2.3 s).
-        let audio = try WAVFile.read(contentsOf: TestData.ravdess("03-01-01-01-01-01-01"))
+        let audio = try AudioFileDecoder().read(contentsOf: TestData.ravdess("03-01-01-01-01-01-01"))
         var detector = try SileroVoiceActivityDetector(model: TestData.vadModel)
         let segments = try detector.segments(in: audio)
         try #require(segments.count == 1)
@@ -17,7 +17,7 @@ import Testing
 
     @Test(arguments: ["03-01-05-02-02-01-02", "03-01-08-01-01-02-11", "03-01-04-02-01-01-08"])
     func everyClipHasOneSentenceAfterTheLeadingSilence(clip: String) throws {
-        let audio = try WAVFile.read(contentsOf: TestData.ravdess(clip))
+        let audio = try AudioFileDecoder().read(contentsOf: TestData.ravdess(clip))
         var detector = try SileroVoiceActivityDetector(model: TestData.vadModel)
         let segments = try detector.segments(in: audio)
         #expect(!segments.isEmpty)
@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func streamingInSmallFramesMatchesTheWholeClip() throws {
-        let audio = try WAVFile.read(contentsOf: TestData.ravdess("03-01-01-01-01-01-01"))
+        let audio = try AudioFileDecoder().read(contentsOf: TestData.ravdess("03-01-01-01-01-01-01"))
         var whole = try SileroVoiceActivityDetector(model: TestData.vadModel)
         let expected = try whole.segments(in: audio)
 

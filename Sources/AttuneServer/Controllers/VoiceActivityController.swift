@@ -4,7 +4,7 @@ import AttuneSpeech
 import Foundation
 import Hummingbird
 
-/// `POST /api/vad`: a WAV file in (16 kHz mono), the speech segments Silero VAD finds out.
+/// `POST /api/vad`: an audio file in, the speech segments Silero VAD finds out.
 struct VoiceActivityController: Sendable {
     let components: ServerComponents
     let maxBodyBytes: Int
@@ -28,15 +28,7 @@ struct VoiceActivityController: Sendable {
             guard body.readableBytes > 0 else {
                 throw HTTPError(.badRequest, message: "empty body: send a WAV file")
             }
-            let audio: AudioBuffer
-            do {
-                audio = try WAVFile.decode(Data(buffer: body))
-            } catch let error as AudioDecodingError {
-                throw HTTPError(.unsupportedMediaType, message: "cannot decode audio: \(error)")
-            }
-            guard audio.sampleRate == VoiceActivitySettings.sampleRate else {
-                throw HTTPError(.unprocessableContent, message: "audio must be 16000 Hz for now, got \(audio.sampleRate) Hz")
-            }
+            let audio = try await components.decodeUpload(body)
             let model = components.vadModel
             let settings = components.vadSettings
             let segments = try await components.speechPool.run {

@@ -1,0 +1,129 @@
+/// When a speaker's turn ends: the settings of ``TurnDetector``.
+public struct TurnSettings: Sendable, Equatable {
+    /// Silence after speech that ends the turn, in seconds.
+    public var trailingSilence = 0.5
+    /// Longest utterance; longer speech is cut into consecutive utterances, in seconds.
+    public var maxUtterance = 15.0
+    /// Shorter bursts (clicks, coughs) never start a turn, in seconds.
+    public var minSpeech = 0.25
+    /// Audio kept from before the detected start, so the first syllable is not clipped, in seconds.
+    public var preRoll = 0.3
+
+    public init() {}
+}
+
+/// What a ``TurnDetector`` reports.
+public enum TurnEvent: Sendable, Equatable {
+    /// Speech began at `start` seconds into the stream.
+    case speechStarted(start: Double)
+    /// The turn ended: speech from `start` to `end` seconds, and the audio to transcribe.
+    case speechEnded(start: Double, end: Double, audio: [Float], reason: EndReason)
+
+    public enum EndReason: String, Sendable {
+        case silence, maxLength = "max_length", client
+    }
+}
+
+/// Finds the turns in a live 16 kHz stream: where speech starts, and where it has ended because
+/// the speaker fell silent long enough, talked past the length limit, or the client said so.
+/// It also keeps the audio of the utterance in progress for partial transcripts.
+///
+/// The detector's own hangover should be short (``VoiceActivitySettings/forTurns(_:)``): this
+/// type applies the trailing silence itself, measured from the last window the VAD called speech.
+public struct TurnDetector<Detector: VoiceActivityDetecting> {
+    public let settings: TurnSettings
+    private var detector: Detector
+    private let window: Int
+    private let rate = Double(VoiceActivitySettings.sampleRate)
+
+    /// Samples received, the stream's clock.
+    private var position = 0
+    /// Samples not yet a full VAD window.
+    private var pending: [Float] = []
+    /// The last `preRoll + minSpeech` seconds, while nobody speaks.
+    private var recent: [Float] = []
+    /// The utterance in progress, from its start including pre-roll.
+    public private(set) var utterance: [Float] = []
+    private var utteranceStart = 0
+    private var speechStart = 0
+    private var lastSpeech = 0
+    public private(set) var isInTurn = false
+
+    public init(detector: Detector, settings: TurnSettings = .init(), window: Int = VoiceActivitySettings().windowSize) {
+        self.detector = detector
+        self.settings = settings
+        self.window = window
+    }
+
+    /// Seconds of audio received so far.
+    public var time: Double { Double(position) / rate }
+
+    /// Seconds of speech in the utterance in progress.
+    public var utteranceDuration: Double { Double(utterance.count) / rate }
+
+    public mutating func accept(_ samples: [Float]) -> [TurnEvent] {
+        pending += samples
+        var events: [TurnEvent] = []
+        var offset = 0
+        while pending.count - offset >= window {
+            let chunk = Array(pending[offset..<offset + window])
+            offset += window
+            events += step(chunk)
+        }
+        pending.removeFirst(offset)
+        return events
+    }
+
+    /// Ends the turn now if one is in progress (the client's "I'm done").
+    public mutating func endTurn() -> TurnEvent? {
+        guard isInTurn else { return nil }
+        utterance += pending
+        position += pending.count
+        pending.removeAll()
+        return finishTurn(end: position, reason: .client)
+    }
+
+    private mutating func step(_ chunk: [Float]) -> [TurnEvent] {
+        _ = detector.accept(chunk)  // closed segments are not needed: the turn logic keeps its own audio
+        position += chunk.count
+        let speaking = detector.isSpeaking
+        var events: [TurnEvent] = []
+
+        if isInTurn {
+            utterance += chunk
+            if speaking { lastSpeech = position }
+            if !speaking && Double(position - lastSpeech) / rate >= settings.trailingSilence {
+                events.append(finishTurn(end: lastSpeech, reason: .silence))
+            } else if Double(position - utteranceStart) / rate >= settings.maxUtterance {
+                events.append(finishTurn(end: position, reason: .maxLength))
+                if speaking { events.append(startTurn(keeping: [])) }
+            }
+        } else {
+            recent += chunk
+            let keep = Int((settings.preRoll + settings.minSpeech) * rate) + window
+            if recent.count > keep { recent.removeFirst(recent.count - keep) }
+            if speaking { events.append(startTurn(keeping: recent)) }
+        }
+        return events
+    }
+
+    /// The VAD reports speech only after `minSpeech` of it, so the turn starts that much earlier.
+    private mutating func startTurn(keeping lead: [Float]) -> TurnEvent {
+        isInTurn = true
+        utterance = lead
+        utteranceStart = position - lead.count
+        lastSpeech = position
+        recent.removeAll()
+        speechStart = lead.isEmpty ? position : max(0, position - Int(settings.minSpeech * rate) - window)
+        return .speechStarted(start: Double(speechStart) / rate)
+    }
+
+    private mutating func finishTurn(end: Int, reason: TurnEvent.EndReason) -> TurnEvent {
+        // Keep a little audio past the last speech so the final word is whole.
+        let tail = min(utterance.count, max(0, end - utteranceStart) + Int(0.2 * rate))
+        let audio = Array(utterance[..<tail])
+        isInTurn = false
+        utterance.removeAll()
+        return .speechEnded(start: Double(speechStart) / rate, end: Double(end) / rate, audio: audio, reason: reason)
+    }
+}
