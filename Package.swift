@@ -69,11 +69,19 @@ let package = Package(
             ],
             resources: [.copy("Public")]
         ),
+        // Benchmarks and the WebSocket client they (and the tests) drive sessions with.
+        .target(
+            name: "AttuneBench",
+            dependencies: [
+                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneCore",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ]
+        ),
         // The thin command-line entry point.
         .executableTarget(
             name: "attune",
             dependencies: [
-                "AttuneServer", "AttuneSpeech", "AttuneAudio",
+                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -84,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "AttuneServerTests",
             dependencies: [
-                "AttuneServer",
+                "AttuneServer", "AttuneBench",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

@@ -1,3 +1,5 @@
+import AttuneCore
+
 /// Mono audio as 32-bit floats in [-1, 1].
 public struct AudioBuffer: Sendable, Equatable {
     public var samples: [Float]
@@ -37,5 +39,54 @@ public enum PCM {
             bytes.append(UInt8(value >> 8))
         }
         return bytes
+    }
+}
+
+/// Why a streamed audio frame was refused.
+public struct AudioFrameError: Error, CustomStringConvertible, Sendable {
+    public let code: ServerEvent.ErrorCode
+    public let description: String
+
+    public init(code: ServerEvent.ErrorCode, description: String) {
+        self.code = code
+        self.description = description
+    }
+}
+
+extension PCM {
+    /// Validates and converts one streamed frame. A refused frame is refused whole, so the
+    /// stream never holds half a sample.
+    public static func samples(
+        fromFrame bytes: [UInt8], encoding: ClientMessage.SampleEncoding, maxBytes: Int
+    ) throws(AudioFrameError) -> [Float] {
+        guard !bytes.isEmpty else {
+            throw AudioFrameError(code: .emptyFrame, description: "empty audio frame")
+        }
+        guard bytes.count <= maxBytes else {
+            throw AudioFrameError(
+                code: .frameTooLarge,
+                description: "audio frame of \(bytes.count) bytes exceeds the limit of \(maxBytes) (setting stream.max_frame_bytes)")
+        }
+        switch encoding {
+        case .pcm16:
+            guard bytes.count % 2 == 0 else {
+                throw AudioFrameError(code: .oddFrame, description: "PCM16 frames hold whole 2-byte samples; got \(bytes.count) bytes")
+            }
+            return floats(fromInt16LittleEndian: bytes)
+        case .float32:
+            guard bytes.count % 4 == 0 else {
+                throw AudioFrameError(code: .oddFrame, description: "float32 frames hold whole 4-byte samples; got \(bytes.count) bytes")
+            }
+            var samples = [Float](repeating: 0, count: bytes.count / 4)
+            for index in samples.indices {
+                let i = index * 4
+                let bits = UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
+                samples[index] = Float(bitPattern: bits)
+            }
+            if let bad = samples.firstIndex(where: { !$0.isFinite }) {
+                throw AudioFrameError(code: .badSamples, description: "sample \(bad) is \(samples[bad]); samples must be finite")
+            }
+            return samples.map { min(max($0, -1), 1) }
+        }
     }
 }

@@ -3,6 +3,7 @@ import AttuneSpeech
 import AttuneStorage
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Metrics
 import Prometheus
@@ -11,7 +12,8 @@ import Prometheus
 /// routes and hands back an application ready to `runService()`.
 public func buildApplication(
     configuration: AttuneConfiguration,
-    logger: Logger = Logger(label: "attune")
+    logger: Logger = Logger(label: "attune"),
+    onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
     let logger = {
         var logger = logger
@@ -20,14 +22,21 @@ public func buildApplication(
     }()
     let components = ServerComponents.load(configuration: configuration, logger: logger)
     let router = buildRouter(configuration: configuration, components: components)
+    let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+    ConversationController(components: components).addRoutes(to: webSocketRouter)
     let host = configuration.host
     return Application(
         router: router,
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: webSocketRouter,
+            configuration: .init(ws: .init(maxFrameSize: ConversationController.transportFrameLimit(configuration.stream)))
+        ),
         configuration: .init(address: .hostname(host, port: configuration.port), serverName: "attune"),
         services: components.services,
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             logger.notice("Attune is listening on http://\(host):\(port)")
+            await onServerRunning(port)
         },
         logger: logger
     )

@@ -2,33 +2,6 @@ import AttuneCore
 import CWhisper
 import Foundation
 
-/// One stretch of recognised text.
-public struct TranscriptSegment: Codable, Sendable, Equatable {
-    /// Seconds from the start of the audio.
-    public var start: Double
-    public var end: Double
-    public var text: String
-    /// Mean probability of the segment's text tokens.
-    public var confidence: Double
-    /// Whisper's probability that the window held no speech.
-    public var noSpeechProbability: Double
-
-    enum CodingKeys: String, CodingKey {
-        case start, end, text, confidence
-        case noSpeechProbability = "no_speech_prob"
-    }
-}
-
-/// What a transcriber heard in some audio.
-public struct Transcript: Codable, Sendable, Equatable {
-    public var text: String
-    public var segments: [TranscriptSegment]
-    /// Token-weighted mean probability over the kept segments; 0 when nothing was kept.
-    public var confidence: Double
-
-    public static let empty = Transcript(text: "", segments: [], confidence: 0)
-}
-
 /// Turns 16 kHz mono speech into text.
 public protocol SpeechTranscribing: Sendable {
     /// - Parameter fitContext: size the encoder to the audio rather than a padded 30 s window:

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttuneAudio
+import AttuneCore
 import AttuneServer
 import AttuneSpeech
 import Foundation

@@ -1,0 +1,125 @@
+import AttuneAudio
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOCore
+
+/// An event as a client received it, with the time it arrived.
+public struct ReceivedEvent: Sendable {
+    public let type: String
+    public let fields: [String: String]
+    public let arrival: ContinuousClock.Instant
+
+    public subscript(_ key: String) -> String? { fields[key] }
+    public func number(_ key: String) -> Double? { fields[key].flatMap(Double.init) }
+}
+
+/// Drives one `/ws/conversation` session the way the browser does: PCM16 frames at 16 kHz,
+/// paced like a live microphone.
+public struct ConversationClient: Sendable {
+    public let port: Int
+    /// Length of each binary frame, in seconds (the browser sends 20 ms).
+    public var frameSeconds = 0.02
+    /// 1 streams in real time; 0 as fast as the server reads.
+    public var pace = 1.0
+    /// Silence sent after the audio, so the server can hear the turn end.
+    public var trailingSilence = 1.2
+    /// How long to wait for the events after the audio is sent.
+    public var settleTimeout: Duration = .seconds(15)
+
+    public init(port: Int) {
+        self.port = port
+    }
+
+    /// A message to send on its own, before or between audio frames.
+    public enum Extra: Sendable {
+        case text(String)
+        case binary([UInt8])
+    }
+
+    /// Streams `samples` (16 kHz mono) and returns every event received, stopping once
+    /// `until` is satisfied by the events so far or the settle timeout passes.
+    public func stream(
+        _ samples: [Float], before extras: [Extra] = [],
+        until done: @escaping @Sendable ([ReceivedEvent]) -> Bool = ConversationClient.allFinalsArrived
+    ) async throws -> [ReceivedEvent] {
+        let frame = Int(frameSeconds * 16_000)
+        let audio = samples + [Float](repeating: 0, count: Int(trailingSilence * 16_000))
+        let collected = EventLog()
+        var logger = Logger(label: "attune-bench-client")
+        logger.logLevel = .warning
+        let pace = self.pace
+        let frameSeconds = self.frameSeconds
+        let settleTimeout = self.settleTimeout
+        try await WebSocketClient.connect(
+            url: "ws://127.0.0.1:\(port)/ws/conversation",
+            configuration: .init(maxFrameSize: 1 << 22), logger: logger
+        ) { inbound, outbound, _ in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await message in inbound.messages(maxSize: 1 << 22) {
+                        guard case .text(let text) = message else { continue }
+                        await collected.append(Self.parse(text))
+                        if await done(collected.events) { return }
+                    }
+                }
+                group.addTask {
+                    for extra in extras {
+                        switch extra {
+                        case .text(let text): try await outbound.write(.text(text))
+                        case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                        }
+                    }
+                    let clock = ContinuousClock()
+                    let start = clock.now
+                    for (index, offset) in stride(from: 0, to: audio.count, by: frame).enumerated() {
+                        let chunk = Array(audio[offset..<min(offset + frame, audio.count)])
+                        try await outbound.write(.binary(ByteBuffer(bytes: PCM.int16LittleEndian(from: chunk))))
+                        if pace > 0 {
+                            try await Task.sleep(until: start + .seconds(Double(index + 1) * frameSeconds / pace), clock: clock)
+                        }
+                    }
+                    try await Task.sleep(for: settleTimeout)
+                    throw CancellationError()
+                }
+                // Whichever finishes first ends the session: the reader (done) or the writer (timed out).
+                _ = try? await group.next()
+                group.cancelAll()
+            }
+            try? await outbound.close(.normalClosure, reason: nil)
+        }
+        return await collected.events
+    }
+
+    /// Done when every utterance that ended has its final transcript (or an error said why not).
+    public static let allFinalsArrived: @Sendable ([ReceivedEvent]) -> Bool = { events in
+        let ended = events.filter { $0.type == "speech_ended" }.count
+        let finals = events.filter { $0.type == "transcript_final" }.count
+        let errors = events.filter { $0.type == "error" && $0["code"] != "rate_limited" }.count
+        return ended > 0 && finals + errors >= ended
+    }
+
+    static func parse(_ text: String) -> ReceivedEvent {
+        let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+        var fields: [String: String] = [:]
+        for (key, value) in object {
+            switch value {
+            case let string as String: fields[key] = string
+            case let number as NSNumber: fields[key] = number.stringValue
+            default:
+                if let data = try? JSONSerialization.data(withJSONObject: value) {
+                    fields[key] = String(decoding: data, as: UTF8.self)
+                }
+            }
+        }
+        return ReceivedEvent(type: fields["type"] ?? "", fields: fields, arrival: .now)
+    }
+}
+
+private actor EventLog {
+    var events: [ReceivedEvent] = []
+
+    func append(_ event: ReceivedEvent) {
+        events.append(event)
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+
+/// Messages the server sends on `/ws/conversation`, as JSON text frames with a `type` field.
+/// The README's "WebSocket protocol" section documents each one.
+public enum ServerEvent: Sendable, Equatable {
+    case sessionStarted(sessionID: String, sampleRate: Int, maxFrameBytes: Int)
+    case speechStarted(utterance: Int, start: Double)
+    case speechEnded(utterance: Int, start: Double, end: Double, reason: String)
+    case transcriptPartial(utterance: Int, text: String)
+    case transcriptFinal(utterance: Int, start: Double, end: Double, transcript: Transcript, latencyMilliseconds: Double)
+    case error(code: ErrorCode, message: String)
+    case pong
+
+    /// Machine-readable reasons in `error` events.
+    public enum ErrorCode: String, Sendable, Codable {
+        case emptyFrame = "empty_frame"
+        case oddFrame = "odd_frame"
+        case frameTooLarge = "frame_too_large"
+        case badMessage = "bad_message"
+        case unknownMessage = "unknown_message"
+        case unsupportedSampleRate = "unsupported_sample_rate"
+        case badSamples = "bad_samples"
+        case rateLimited = "rate_limited"
+        case busy
+        case transcriptionFailed = "transcription_failed"
+        case unavailable
+    }
+
+    /// The event as one line of JSON.
+    public var json: String {
+        var object: [String: Any]
+        switch self {
+        case let .sessionStarted(sessionID, sampleRate, maxFrameBytes):
+            object = ["type": "session_started", "session_id": sessionID, "sample_rate": sampleRate, "max_frame_bytes": maxFrameBytes]
+        case let .speechStarted(utterance, start):
+            object = ["type": "speech_started", "utterance": utterance, "start": start.rounded(to: 3)]
+        case let .speechEnded(utterance, start, end, reason):
+            object = ["type": "speech_ended", "utterance": utterance, "start": start.rounded(to: 3), "end": end.rounded(to: 3), "reason": reason]
+        case let .transcriptPartial(utterance, text):
+            object = ["type": "transcript_partial", "utterance": utterance, "text": text]
+        case let .transcriptFinal(utterance, start, end, transcript, latency):
+            object = [
+                "type": "transcript_final", "utterance": utterance, "text": transcript.text,
+                "start": start.rounded(to: 3), "end": end.rounded(to: 3),
+                "confidence": transcript.confidence.rounded(to: 4), "latency_ms": latency.rounded(to: 1),
+                "segments": transcript.segments.map { segment -> [String: Any] in
+                    [
+                        "start": (start + segment.start).rounded(to: 3), "end": min(end, start + segment.end).rounded(to: 3),
+                        "text": segment.text, "confidence": segment.confidence.rounded(to: 4),
+                        "no_speech_prob": segment.noSpeechProbability.rounded(to: 4),
+                    ]
+                },
+            ]
+        case let .error(code, message):
+            object = ["type": "error", "code": code.rawValue, "message": message]
+        case .pong:
+            object = ["type": "pong"]
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Messages a client sends as JSON text frames (binary frames carry raw 16 kHz PCM16 audio).
+public enum ClientMessage: Sendable, Equatable {
+    /// Audio at any rate from 8 to 48 kHz, base64 of little-endian PCM16 (or float32).
+    case audioData(bytes: [UInt8], sampleRate: Int, encoding: SampleEncoding)
+    /// The person is done speaking (e.g. a second click on the microphone).
+    case endTurn
+    case ping
+
+    public enum SampleEncoding: String, Sendable {
+        case pcm16 = "pcm_s16le"
+        case float32 = "pcm_f32le"
+    }
+
+    public struct ParseError: Error, Sendable {
+        public let code: ServerEvent.ErrorCode
+        public let message: String
+    }
+
+    public init(json text: String) throws(ParseError) {
+        guard let data = text.data(using: .utf8),
+            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        else {
+            throw ParseError(code: .badMessage, message: "text frames must be JSON objects with a \"type\"")
+        }
+        switch object["type"] as? String {
+        case "audio_data":
+            guard let encoded = object["audio_data"] as? String, let bytes = Data(base64Encoded: encoded) else {
+                throw ParseError(code: .badMessage, message: "audio_data needs \"audio_data\": base64 of the samples")
+            }
+            guard let rate = (object["sample_rate"] as? NSNumber)?.intValue else {
+                throw ParseError(code: .badMessage, message: "audio_data needs \"sample_rate\" in Hz")
+            }
+            let name = object["encoding"] as? String ?? SampleEncoding.pcm16.rawValue
+            guard let encoding = SampleEncoding(rawValue: name) else {
+                throw ParseError(code: .badMessage, message: "encoding must be pcm_s16le or pcm_f32le, got \(name)")
+            }
+            self = .audioData(bytes: [UInt8](bytes), sampleRate: rate, encoding: encoding)
+        case "end_turn":
+            self = .endTurn
+        case "ping":
+            self = .ping
+        case let other?:
+            throw ParseError(code: .unknownMessage, message: "unknown message type \"\(other)\"")
+        case nil:
+            throw ParseError(code: .badMessage, message: "text frames need a string \"type\"")
+        }
+    }
+}
+
+extension Double {
+    func rounded(to places: Int) -> Double {
+        let scale = pow(10, Double(places))
+        return (self * scale).rounded() / scale
+    }
+}

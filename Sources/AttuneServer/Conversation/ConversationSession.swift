@@ -1,0 +1,225 @@
+import AttuneAudio
+import AttuneCore
+import AttuneSpeech
+import Foundation
+import HummingbirdWebSocket
+import Logging
+import Synchronization
+
+/// One person's live session: audio frames in; speech, turn and transcript events out.
+///
+/// Three tasks share the work, as in a WebSocket chat: this one reads frames and runs voice
+/// activity detection (on the speech threads), a transcription task decodes utterances (on the
+/// Whisper threads), and a writer task sends events in order. Audio reads wait for detection,
+/// which paces a fast client; transcription runs beside them so a long decode never delays
+/// hearing the next turn.
+struct ConversationSession: Sendable {
+    let components: ServerComponents
+    let logger: Logger
+    let id = UUID().uuidString.lowercased()
+
+    init(components: ServerComponents, logger: Logger) {
+        self.components = components
+        var logger = logger
+        logger[metadataKey: "session.id"] = .string(id)
+        self.logger = logger
+    }
+
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        // Events are small and their number is bounded by the audio rate; the writer awaits each
+        // send, so a slow client holds them here rather than in the socket.
+        let (events, emit) = AsyncStream.makeStream(of: ServerEvent.self, bufferingPolicy: .unbounded)
+        let (jobs, enqueue) = AsyncStream.makeStream(of: TranscriptionJob.self, bufferingPolicy: .unbounded)
+        let progress = TranscriptionProgress()
+        logger.info("conversation started")
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    for await event in events {
+                        try await outbound.write(.text(event.json))
+                    }
+                } catch {
+                    logger.debug("writer stopped: \(error)")
+                }
+            }
+            group.addTask {
+                await transcribe(jobs, progress: progress, emit: emit)
+                emit.finish()
+            }
+            emit.yield(.sessionStarted(sessionID: id, sampleRate: 16_000, maxFrameBytes: components.stream.maxFrameBytes))
+            await read(inbound, progress: progress, emit: emit, enqueue: enqueue)
+            enqueue.finish()
+        }
+        logger.info("conversation ended")
+    }
+
+    // MARK: - Reading
+
+    private func read(
+        _ inbound: WebSocketInboundStream, progress: TranscriptionProgress,
+        emit: AsyncStream<ServerEvent>.Continuation, enqueue: AsyncStream<TranscriptionJob>.Continuation
+    ) async {
+        let listener: Listener
+        do {
+            listener = try Listener(components: components)
+        } catch {
+            emit.yield(.error(code: .unavailable, message: "voice activity detection is unavailable: \(error)"))
+            return
+        }
+        var pace = StreamPace(maxRealtimeFactor: components.stream.maxRealtimeFactor)
+        var lastPartial = ContinuousClock.now
+        let limit = ConversationController.transportFrameLimit(components.stream)
+        do {
+            for try await message in inbound.messages(maxSize: limit) {
+                let audio: ListenerInput
+                switch message {
+                case .binary(let buffer):
+                    audio = .init(bytes: Array(buffer.readableBytesView), sampleRate: 16_000, encoding: .pcm16)
+                case .text(let text):
+                    switch Result(catching: { () throws(ClientMessage.ParseError) in try ClientMessage(json: text) }) {
+                    case .failure(let error):
+                        emit.yield(.error(code: error.code, message: error.message))
+                        continue
+                    case .success(.ping):
+                        emit.yield(.pong)
+                        continue
+                    case .success(.endTurn):
+                        for event in try await components.speechPool.run({ listener.endTurn() }) {
+                            handle(event, listener: listener, progress: progress, emit: emit, enqueue: enqueue)
+                        }
+                        continue
+                    case .success(.audioData(let bytes, let rate, let encoding)):
+                        audio = .init(bytes: bytes, sampleRate: rate, encoding: encoding)
+                    }
+                }
+                if let refusal = pace.admit(seconds: audio.seconds) {
+                    emit.yield(.error(code: .rateLimited, message: refusal))
+                    continue
+                }
+                let maxBytes = components.stream.maxFrameBytes
+                let outcome = try await components.speechPool.run { () -> Result<[ListenerEvent], AudioFrameError> in
+                    Result { () throws(AudioFrameError) in try listener.accept(audio, maxBytes: maxBytes) }
+                }
+                switch outcome {
+                case .failure(let error):
+                    emit.yield(.error(code: error.code, message: error.description))
+                case .success(let events):
+                    for event in events {
+                        handle(event, listener: listener, progress: progress, emit: emit, enqueue: enqueue)
+                    }
+                    // Re-decode the growing utterance now and then, one partial at a time.
+                    if let utterance = listener.currentUtterance, ContinuousClock.now - lastPartial >= .seconds(components.stream.partialInterval),
+                        listener.utteranceSamples.count >= 8_000, progress.claimPartialSlot()
+                    {
+                        lastPartial = .now
+                        enqueue.yield(.partial(utterance: utterance, audio: listener.utteranceSamples))
+                    }
+                }
+            }
+        } catch let error as InferencePoolBusyError {
+            emit.yield(.error(code: .busy, message: error.description))
+        } catch {
+            logger.debug("reader stopped: \(error)")
+        }
+    }
+
+    private func handle(
+        _ event: ListenerEvent, listener: Listener, progress: TranscriptionProgress,
+        emit: AsyncStream<ServerEvent>.Continuation, enqueue: AsyncStream<TranscriptionJob>.Continuation
+    ) {
+        switch event {
+        case let .started(utterance, start):
+            emit.yield(.speechStarted(utterance: utterance, start: start))
+        case let .ended(utterance, start, end, audio, reason):
+            emit.yield(.speechEnded(utterance: utterance, start: start, end: end, reason: reason.rawValue))
+            progress.finalize(utterance)
+            enqueue.yield(.final(utterance: utterance, start: start, end: end, audio: audio, endedAt: .now))
+        }
+    }
+
+    // MARK: - Transcribing
+
+    private func transcribe(
+        _ jobs: AsyncStream<TranscriptionJob>, progress: TranscriptionProgress, emit: AsyncStream<ServerEvent>.Continuation
+    ) async {
+        guard let transcriber = components.transcriber else {
+            for await job in jobs {
+                if case .final = job {
+                    emit.yield(.error(code: .unavailable, message: "speech recognition is unavailable: the Whisper model did not load"))
+                }
+            }
+            return
+        }
+        for await job in jobs {
+            switch job {
+            case let .partial(utterance, audio):
+                defer { progress.releasePartialSlot() }
+                guard !progress.isFinalized(utterance) else { continue }  // its final is already queued
+                if let transcript = try? await transcriber.transcribe(audio, fitContext: true), !transcript.text.isEmpty,
+                    !progress.isFinalized(utterance)
+                {
+                    emit.yield(.transcriptPartial(utterance: utterance, text: transcript.text))
+                }
+            case let .final(utterance, start, end, audio, endedAt):
+                do {
+                    let transcript = try await transcriber.transcribe(audio, fitContext: false)
+                    let latency = (ContinuousClock.now - endedAt).milliseconds
+                    emit.yield(.transcriptFinal(utterance: utterance, start: start, end: end, transcript: transcript, latencyMilliseconds: latency))
+                } catch let error as InferencePoolBusyError {
+                    emit.yield(.error(code: .busy, message: error.description))
+                } catch {
+                    emit.yield(.error(code: .transcriptionFailed, message: "could not transcribe utterance \(utterance): \(error)"))
+                }
+            }
+        }
+    }
+}
+
+/// Work for the transcription task.
+enum TranscriptionJob: Sendable {
+    case partial(utterance: Int, audio: [Float])
+    case final(utterance: Int, start: Double, end: Double, audio: [Float], endedAt: ContinuousClock.Instant)
+}
+
+/// Shared between the reader and the transcription task: which utterances are final, and
+/// whether a partial decode is already waiting (at most one is).
+final class TranscriptionProgress: Sendable {
+    private let state = Mutex((finalized: 0, partialPending: false))
+
+    func claimPartialSlot() -> Bool {
+        state.withLock { state in
+            guard !state.partialPending else { return false }
+            state.partialPending = true
+            return true
+        }
+    }
+
+    func releasePartialSlot() { state.withLock { $0.partialPending = false } }
+    func finalize(_ utterance: Int) { state.withLock { $0.finalized = max($0.finalized, utterance) } }
+    func isFinalized(_ utterance: Int) -> Bool { state.withLock { utterance <= $0.finalized } }
+}
+
+/// Admits audio at most `maxRealtimeFactor` times faster than real time, with a few seconds
+/// of burst, so one client cannot monopolise the detector.
+struct StreamPace {
+    let maxRealtimeFactor: Double
+    private let started = ContinuousClock.now
+    private var received = 0.0
+    private let burst = 5.0
+
+    init(maxRealtimeFactor: Double) {
+        self.maxRealtimeFactor = maxRealtimeFactor
+    }
+
+    /// Counts `seconds` of audio, or returns why the frame is refused (and does not count it).
+    mutating func admit(seconds: Double) -> String? {
+        let elapsed = (ContinuousClock.now - started).milliseconds / 1_000
+        guard received + seconds <= elapsed * maxRealtimeFactor + burst else {
+            return String(format: "audio arrives faster than %.0f× real time (setting stream.max_realtime_factor); frame refused",
+                          maxRealtimeFactor)
+        }
+        received += seconds
+        return nil
+    }
+}

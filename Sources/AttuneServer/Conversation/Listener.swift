@@ -1,0 +1,75 @@
+import AttuneAudio
+import AttuneCore
+import AttuneSpeech
+
+/// One incoming audio frame, before validation.
+struct ListenerInput: Sendable {
+    let bytes: [UInt8]
+    let sampleRate: Int
+    let encoding: ClientMessage.SampleEncoding
+
+    /// The frame's length in seconds, judged from its size.
+    var seconds: Double {
+        let width = encoding == .pcm16 ? 2 : 4
+        return Double(bytes.count / width) / Double(max(sampleRate, 1))
+    }
+}
+
+/// What the listener noticed in the stream.
+enum ListenerEvent: Sendable {
+    case started(utterance: Int, start: Double)
+    case ended(utterance: Int, start: Double, end: Double, audio: [Float], reason: TurnEvent.EndReason)
+}
+
+/// The per-session listening pipeline: validate a frame, resample it to 16 kHz, and find turns
+/// with Silero VAD.
+///
+/// `@unchecked Sendable`: it runs blocking native code, so the session calls it on the speech
+/// threads, one call at a time (each call is awaited before the next is made); nothing else
+/// touches it.
+final class Listener: @unchecked Sendable {
+    private var turns: TurnDetector<SileroVoiceActivityDetector>
+    private var resampler: Resampler?
+    private var utterance = 0
+    private(set) var currentUtterance: Int?
+
+    init(components: ServerComponents) throws {
+        let detector = try SileroVoiceActivityDetector(model: components.vadModel, settings: .forTurns(components.turn))
+        turns = TurnDetector(detector: detector, settings: components.turn)
+    }
+
+    /// The audio of the utterance in progress, for partial transcripts.
+    var utteranceSamples: [Float] { turns.utterance }
+
+    func accept(_ input: ListenerInput, maxBytes: Int) throws(AudioFrameError) -> [ListenerEvent] {
+        guard StreamSettings.sampleRates.contains(input.sampleRate) else {
+            throw AudioFrameError(
+                code: .unsupportedSampleRate,
+                description: "sample_rate \(input.sampleRate) Hz is outside 8000-48000 Hz")
+        }
+        var samples = try PCM.samples(fromFrame: input.bytes, encoding: input.encoding, maxBytes: maxBytes)
+        if input.sampleRate != VoiceActivitySettings.sampleRate {
+            if resampler?.inputRate != input.sampleRate {
+                resampler = try? Resampler(from: input.sampleRate, to: VoiceActivitySettings.sampleRate)
+            }
+            samples = resampler?.process(samples) ?? []
+        }
+        return turns.accept(samples).map(translate)
+    }
+
+    func endTurn() -> [ListenerEvent] {
+        turns.endTurn().map { [translate($0)] } ?? []
+    }
+
+    private func translate(_ event: TurnEvent) -> ListenerEvent {
+        switch event {
+        case .speechStarted(let start):
+            utterance += 1
+            currentUtterance = utterance
+            return .started(utterance: utterance, start: start)
+        case let .speechEnded(start, end, audio, reason):
+            currentUtterance = nil
+            return .ended(utterance: utterance, start: start, end: end, audio: audio, reason: reason)
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import AttuneBench
+import AttuneServer
+import Foundation
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure Attune's components; each prints one JSON object.",
+        subcommands: [SpeechToText.self]
+    )
+
+    struct SpeechToText: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "stt",
+            abstract: "Word error rate, real-time factor and end-of-turn latency of speech recognition."
+        )
+
+        @Option(help: "Folder of RAVDESS-named WAV files, or a TSV manifest of path<TAB>reference.")
+        var data: String
+        @Option(help: "Whisper model: tiny.en, base, or a path.") var model = AttuneConfiguration().whisperModel
+        @Option(help: "How many clips to also stream in real time over the WebSocket for latency.")
+        var streamed = 40
+        @Option(help: "Use only the first N clips (0: all).") var limit = 0
+        @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
+
+        func run() async throws {
+            var configuration = AttuneConfiguration()
+            configuration.whisperModel = model
+            var clips = try SpeechBenchmark.clips(from: data)
+            if limit > 0 { clips = Array(clips.prefix(limit)) }
+            // Spread the streamed sessions over speakers and emotions rather than taking one actor.
+            let step = max(1, clips.count / max(streamed, 1))
+            let ordered = stride(from: 0, to: clips.count, by: step).map { clips[$0] }.prefix(streamed)
+                + clips.enumerated().filter { $0.offset % step != 0 || $0.offset / step >= streamed }.map(\.element)
+            let benchmark = SpeechBenchmark(configuration: configuration, streamedSessions: streamed) { message in
+                FileHandle.standardError.write(Data("[bench stt] \(message)\n".utf8))
+            }
+            let report = try await benchmark.run(clips: Array(ordered))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+}
