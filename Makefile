@@ -11,8 +11,9 @@ ATTUNE := .build/release/attune
 all: build
 
 # Debian packages, pinned PyPI packages (sha256-checked) and models into $(ATTUNE_CACHE).
+# Add optional groups with SETUP_WITH="whisper-base ffmpeg".
 setup:
-	@python3 scripts/setup.py
+	@python3 scripts/setup.py $(addprefix --with ,$(SETUP_WITH))
 
 build: setup
 	$(SWIFT) build -c release --product attune
@@ -22,6 +23,8 @@ run: build
 	@echo "Starting Attune: open http://$${ATTUNE_HOST:-127.0.0.1}:$${ATTUNE_PORT:-8080} (Ctrl-C stops it)"
 	$(ATTUNE) serve $(ARGS)
 
+# The tests also decode WebM and M4A, so they need ffmpeg.
+test: SETUP_WITH += ffmpeg
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
@@ -29,6 +32,7 @@ test: setup
 # Benchmarks print their figures; BENCHMARKS.md records them with the machine.
 bench: build
 	python3 scripts/bench_startup.py --binary $(ATTUNE)
+	$(ATTUNE) bench stt --data ../shared/data/speech/ravdess-16k --json
 
 clean:
 	rm -rf .build .deps

@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "AttuneServerTests",
             dependencies: [
-                "AttuneServer", "AttuneBench",
+                "AttuneServer", "AttuneBench", "AttuneAudio",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

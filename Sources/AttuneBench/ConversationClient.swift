@@ -40,7 +40,7 @@ public struct ConversationClient: Sendable {
     /// Streams `samples` (16 kHz mono) and returns every event received, stopping once
     /// `until` is satisfied by the events so far or the settle timeout passes.
     public func stream(
-        _ samples: [Float], before extras: [Extra] = [],
+        _ samples: [Float], before extras: [Extra] = [], after trailing: [Extra] = [],
         until done: @escaping @Sendable ([ReceivedEvent]) -> Bool = ConversationClient.allFinalsArrived
     ) async throws -> [ReceivedEvent] {
         let frame = Int(frameSeconds * 16_000)
@@ -64,12 +64,15 @@ public struct ConversationClient: Sendable {
                     }
                 }
                 group.addTask {
-                    for extra in extras {
-                        switch extra {
-                        case .text(let text): try await outbound.write(.text(text))
-                        case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                    func send(_ extras: [Extra]) async throws {
+                        for extra in extras {
+                            switch extra {
+                            case .text(let text): try await outbound.write(.text(text))
+                            case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                            }
                         }
                     }
+                    try await send(extras)
                     let clock = ContinuousClock()
                     let start = clock.now
                     for (index, offset) in stride(from: 0, to: audio.count, by: frame).enumerated() {
@@ -79,6 +82,7 @@ public struct ConversationClient: Sendable {
                             try await Task.sleep(until: start + .seconds(Double(index + 1) * frameSeconds / pace), clock: clock)
                         }
                     }
+                    try await send(trailing)
                     try await Task.sleep(for: settleTimeout)
                     throw CancellationError()
                 }

@@ -95,7 +95,7 @@ public struct SpeechBenchmark {
             let audio = try Resampler.resample(try decoder.read(contentsOf: URL(fileURLWithPath: clip.path)), to: 16_000)
             let clock = ContinuousClock()
             let started = clock.now
-            let transcript = try await transcriber.transcribe(audio.samples, fitContext: false)
+            let transcript = try await transcriber.transcribe(audio.samples, pass: .final)
             decodeSeconds += (clock.now - started).milliseconds / 1_000
             audioSeconds += audio.duration
             let score = WordErrorRate.errors(reference: clip.reference, hypothesis: transcript.text)

@@ -88,6 +88,7 @@ extension AttuneConfiguration {
         .integer("whisper.parallel", "Whisper decodes that run at once", \.whisper.parallelDecodes, 1...16),
         .integer("whisper.queue_limit", "Whisper decodes that may wait before callers get 'busy'", \.whisper.queueLimit, 0...1_000),
         .decimal("whisper.no_speech_threshold", "drop segments Whisper thinks are not speech above this", \.whisper.noSpeechThreshold, 0...1),
+        .decimal("whisper.min_window_s", "shortest encoder window for finals; 0 keeps 30 s", \.whisper.minimumWindowSeconds, 0...30),
         .milliseconds("turn.silence_ms", "silence that ends a turn", \.turn.trailingSilence, 50...60_000),
         .milliseconds("turn.min_speech_ms", "shortest sound that starts a turn", \.turn.minSpeech, 50...5_000),
         .decimal("turn.max_utterance_s", "longest utterance before it is cut", \.turn.maxUtterance, 1...28),

@@ -8,6 +8,9 @@ public struct TurnSettings: Sendable, Equatable {
     public var minSpeech = 0.25
     /// Audio kept from before the detected start, so the first syllable is not clipped, in seconds.
     public var preRoll = 0.3
+    /// Audio kept after the last speech, so the final word is whole, in seconds. It is also how
+    /// far into a pause the detector offers the utterance for a speculative transcription.
+    public var tail = 0.2
 
     public init() {}
 }
@@ -16,6 +19,9 @@ public struct TurnSettings: Sendable, Equatable {
 public enum TurnEvent: Sendable, Equatable {
     /// Speech began at `start` seconds into the stream.
     case speechStarted(start: Double)
+    /// The speaker paused `tail` seconds ago. `audio` is exactly what ``speechEnded`` will carry
+    /// if the pause becomes the end of the turn, so a transcript of it can be started now.
+    case paused(audio: [Float])
     /// The turn ended: speech from `start` to `end` seconds, and the audio to transcribe.
     case speechEnded(start: Double, end: Double, audio: [Float], reason: EndReason)
 
@@ -47,6 +53,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     private var utteranceStart = 0
     private var speechStart = 0
     private var lastSpeech = 0
+    private var pauseOffered = false
     public private(set) var isInTurn = false
 
     public init(detector: Detector, settings: TurnSettings = .init(), window: Int = VoiceActivitySettings().windowSize) {
@@ -91,8 +98,16 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
 
         if isInTurn {
             utterance += chunk
-            if speaking { lastSpeech = position }
-            if !speaking && Double(position - lastSpeech) / rate >= settings.trailingSilence {
+            if speaking {
+                lastSpeech = position
+                pauseOffered = false
+            }
+            let silence = Double(position - lastSpeech) / rate
+            if !speaking && !pauseOffered && silence >= settings.tail && silence < settings.trailingSilence {
+                pauseOffered = true
+                events.append(.paused(audio: audioUntil(lastSpeech)))
+            }
+            if !speaking && silence >= settings.trailingSilence {
                 events.append(finishTurn(end: lastSpeech, reason: .silence))
             } else if Double(position - utteranceStart) / rate >= settings.maxUtterance {
                 events.append(finishTurn(end: position, reason: .maxLength))
@@ -113,15 +128,19 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         utterance = lead
         utteranceStart = position - lead.count
         lastSpeech = position
+        pauseOffered = false
         recent.removeAll()
         speechStart = lead.isEmpty ? position : max(0, position - Int(settings.minSpeech * rate) - window)
         return .speechStarted(start: Double(speechStart) / rate)
     }
 
+    /// The utterance from its start to `end` plus the tail.
+    private func audioUntil(_ end: Int) -> [Float] {
+        Array(utterance[..<min(utterance.count, max(0, end - utteranceStart) + Int(settings.tail * rate))])
+    }
+
     private mutating func finishTurn(end: Int, reason: TurnEvent.EndReason) -> TurnEvent {
-        // Keep a little audio past the last speech so the final word is whole.
-        let tail = min(utterance.count, max(0, end - utteranceStart) + Int(0.2 * rate))
-        let audio = Array(utterance[..<tail])
+        let audio = audioUntil(end)
         isInTurn = false
         utterance.removeAll()
         return .speechEnded(start: Double(speechStart) / rate, end: Double(end) / rate, audio: audio, reason: reason)

@@ -2,11 +2,17 @@ import AttuneCore
 import CWhisper
 import Foundation
 
+/// How thoroughly to decode.
+public enum TranscriptionPass: Sendable {
+    /// A quick look at speech still in progress: encoder sized to the audio, one greedy pass.
+    case partial
+    /// The record of a finished utterance.
+    case final
+}
+
 /// Turns 16 kHz mono speech into text.
 public protocol SpeechTranscribing: Sendable {
-    /// - Parameter fitContext: size the encoder to the audio rather than a padded 30 s window:
-    ///   much faster on short audio, used for live partial transcripts.
-    func transcribe(_ samples: [Float], fitContext: Bool) async throws -> Transcript
+    func transcribe(_ samples: [Float], pass: TranscriptionPass) async throws -> Transcript
 }
 
 public struct WhisperError: Error, CustomStringConvertible, Sendable {
@@ -25,6 +31,8 @@ public struct WhisperSettings: Sendable, Equatable {
     public var noSpeechThreshold = 0.6
     /// Language code, or nil to detect (multilingual models only).
     public var language: String? = "en"
+    /// Shortest encoder window for final transcripts, in seconds; 0 keeps Whisper's 30 s.
+    public var minimumWindowSeconds = 10.0
 
     public init() {}
 }
@@ -45,6 +53,7 @@ public final class WhisperModel: @unchecked Sendable {
         Self.silenceNativeLogs
         var params = whisper_context_default_params()
         params.use_gpu = false
+        params.flash_attn = true
         guard let context = whisper_init_from_file_with_params_no_state(path.path, params) else {
             throw WhisperError(description: "whisper.cpp could not load \(path.path)")
         }
@@ -79,7 +88,7 @@ public final class WhisperTranscriber: SpeechTranscribing {
         self.states = StatePool(model: model)
     }
 
-    public func transcribe(_ samples: [Float], fitContext: Bool) async throws -> Transcript {
+    public func transcribe(_ samples: [Float], pass: TranscriptionPass) async throws -> Transcript {
         guard !samples.isEmpty else { return .empty }
         let model = self.model
         let settings = self.settings
@@ -87,12 +96,12 @@ public final class WhisperTranscriber: SpeechTranscribing {
         return try await pool.run {
             let state = try states.take()
             defer { states.give(state) }
-            return try Self.decode(samples, model: model, state: state, settings: settings, fitContext: fitContext)
+            return try Self.decode(samples, model: model, state: state, settings: settings, pass: pass)
         }
     }
 
     private static func decode(
-        _ samples: [Float], model: WhisperModel, state: OpaquePointer, settings: WhisperSettings, fitContext: Bool
+        _ samples: [Float], model: WhisperModel, state: OpaquePointer, settings: WhisperSettings, pass: TranscriptionPass
     ) throws -> Transcript {
         var params = whisper_full_default_params(WHISPER_SAMPLING_GREEDY)
         params.n_threads = Int32(settings.threadsPerDecode)
@@ -104,10 +113,24 @@ public final class WhisperTranscriber: SpeechTranscribing {
         params.suppress_blank = true
         params.suppress_nst = true
         params.no_speech_thold = Float(settings.noSpeechThreshold)
-        if fitContext {
-            // 50 encoder positions per second of audio, plus headroom; whisper.cpp caps at 1500.
-            let seconds = Double(samples.count) / 16_000
-            params.audio_ctx = Int32(min(1_500, Int((seconds * 50).rounded(.up)) + 64))
+        let seconds = Double(samples.count) / 16_000
+        if pass == .final, settings.minimumWindowSeconds > 0 {
+            // Whisper pads every input to a 30 s window; a shorter encoder window is several
+            // times faster. Below about 10 s the decoder starts to loop (BENCHMARKS.md), so the
+            // window never shrinks under `minimumWindowSeconds`.
+            let window = max(settings.minimumWindowSeconds, seconds + 1)
+            params.audio_ctx = window >= 30 ? 0 : Int32((window * 50).rounded(.up))
+        }
+        if pass == .partial {
+            // A quick look, not the record: the encoder sized to the audio (50 positions per
+            // second plus headroom, instead of a padded 30 s window), one untimed segment, one
+            // pass at temperature 0 and a length bound, so an unclear start of speech can neither
+            // send the decoder through its fallbacks nor into a repetition loop.
+            params.audio_ctx = Int32(min(1_500, max(128, Int((seconds * 50).rounded(.up)) + 64)))
+            params.no_timestamps = true
+            params.single_segment = true
+            params.temperature_inc = 0
+            params.max_tokens = Int32(8 + seconds * 6)
         }
         let language = model.isMultilingual ? settings.language : "en"
         let result = (language ?? "auto").withCString { code -> Int32 in
@@ -118,7 +141,14 @@ public final class WhisperTranscriber: SpeechTranscribing {
             }
         }
         guard result == 0 else { throw WhisperError(description: "whisper.cpp failed to decode (code \(result))") }
-        return transcript(from: state, model: model, noSpeechThreshold: settings.noSpeechThreshold)
+        var transcript = transcript(from: state, model: model, noSpeechThreshold: settings.noSpeechThreshold)
+        if pass == .partial {  // untimed: the one segment spans the audio
+            for index in transcript.segments.indices {
+                transcript.segments[index].start = 0
+                transcript.segments[index].end = seconds
+            }
+        }
+        return transcript
     }
 
     private static func transcript(from state: OpaquePointer, model: WhisperModel, noSpeechThreshold: Double) -> Transcript {

@@ -27,7 +27,7 @@ struct Transcribe: AsyncParsableCommand {
         for file in files {
             do {
                 let audio = try Resampler.resample(try decoder.read(contentsOf: URL(fileURLWithPath: file)), to: 16_000)
-                let transcript = try await transcriber.transcribe(audio.samples, fitContext: false)
+                let transcript = try await transcriber.transcribe(audio.samples, pass: .final)
                 if json {
                     let report = FileTranscript(file: file, durationSeconds: audio.duration, transcript: transcript)
                     print(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))

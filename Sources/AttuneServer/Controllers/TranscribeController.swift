@@ -27,7 +27,7 @@ struct TranscribeController: Sendable {
             let transcriber = try components.requireTranscriber()
             let audio = try await components.decodeUpload(try await request.collectBody(upTo: maxBodyBytes))
             do {
-                let transcript = try await transcriber.transcribe(audio.samples, fitContext: false)
+                let transcript = try await transcriber.transcribe(audio.samples, pass: .final)
                 return Result(
                     text: transcript.text, durationSeconds: audio.duration,
                     confidence: transcript.confidence, segments: transcript.segments)

@@ -110,7 +110,7 @@ struct ConversationSession: Sendable {
                     }
                     // Re-decode the growing utterance now and then, one partial at a time.
                     if let utterance = listener.currentUtterance, ContinuousClock.now - lastPartial >= .seconds(components.stream.partialInterval),
-                        listener.utteranceSamples.count >= 8_000, progress.claimPartialSlot()
+                        listener.utteranceSamples.count >= 16_000, progress.claimPartialSlot()
                     {
                         lastPartial = .now
                         enqueue.yield(.partial(utterance: utterance, audio: listener.utteranceSamples))
@@ -131,6 +131,8 @@ struct ConversationSession: Sendable {
         switch event {
         case let .started(utterance, start):
             emit.yield(.speechStarted(utterance: utterance, start: start))
+        case let .paused(utterance, audio):
+            enqueue.yield(.speculative(utterance: utterance, audio: audio))
         case let .ended(utterance, start, end, audio, reason):
             emit.yield(.speechEnded(utterance: utterance, start: start, end: end, reason: reason.rawValue))
             progress.finalize(utterance)
@@ -151,19 +153,33 @@ struct ConversationSession: Sendable {
             }
             return
         }
+        // The latest speculative decode; a final with the same audio reuses it.
+        var speculation: (utterance: Int, audio: [Float], transcript: Transcript)?
         for await job in jobs {
             switch job {
             case let .partial(utterance, audio):
                 defer { progress.releasePartialSlot() }
                 guard !progress.isFinalized(utterance) else { continue }  // its final is already queued
-                if let transcript = try? await transcriber.transcribe(audio, fitContext: true), !transcript.text.isEmpty,
+                if let transcript = try? await transcriber.transcribe(audio, pass: .partial), !transcript.text.isEmpty,
                     !progress.isFinalized(utterance)
                 {
                     emit.yield(.transcriptPartial(utterance: utterance, text: transcript.text))
                 }
+            case let .speculative(utterance, audio):
+                guard let transcript = try? await transcriber.transcribe(audio, pass: .final) else { continue }
+                speculation = (utterance, audio, transcript)
+                if !transcript.text.isEmpty, !progress.isFinalized(utterance) {
+                    emit.yield(.transcriptPartial(utterance: utterance, text: transcript.text))
+                }
             case let .final(utterance, start, end, audio, endedAt):
                 do {
-                    let transcript = try await transcriber.transcribe(audio, fitContext: false)
+                    let transcript: Transcript
+                    if let speculation, speculation.utterance == utterance, speculation.audio == audio {
+                        transcript = speculation.transcript
+                    } else {
+                        transcript = try await transcriber.transcribe(audio, pass: .final)
+                    }
+                    speculation = nil
                     let latency = (ContinuousClock.now - endedAt).milliseconds
                     emit.yield(.transcriptFinal(utterance: utterance, start: start, end: end, transcript: transcript, latencyMilliseconds: latency))
                 } catch let error as InferencePoolBusyError {
@@ -179,6 +195,8 @@ struct ConversationSession: Sendable {
 /// Work for the transcription task.
 enum TranscriptionJob: Sendable {
     case partial(utterance: Int, audio: [Float])
+    /// A final-quality decode started in a pause, kept in case the pause ends the turn.
+    case speculative(utterance: Int, audio: [Float])
     case final(utterance: Int, start: Double, end: Double, audio: [Float], endedAt: ContinuousClock.Instant)
 }
 

@@ -18,6 +18,7 @@ struct ListenerInput: Sendable {
 /// What the listener noticed in the stream.
 enum ListenerEvent: Sendable {
     case started(utterance: Int, start: Double)
+    case paused(utterance: Int, audio: [Float])
     case ended(utterance: Int, start: Double, end: Double, audio: [Float], reason: TurnEvent.EndReason)
 }
 
@@ -67,6 +68,8 @@ final class Listener: @unchecked Sendable {
             utterance += 1
             currentUtterance = utterance
             return .started(utterance: utterance, start: start)
+        case .paused(let audio):
+            return .paused(utterance: utterance, audio: audio)
         case let .speechEnded(start, end, audio, reason):
             currentUtterance = nil
             return .ended(utterance: utterance, start: start, end: end, audio: audio, reason: reason)

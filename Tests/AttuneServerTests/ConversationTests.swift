@@ -1,0 +1,125 @@
+import AttuneAudio
+import AttuneBench
+import AttuneServer
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+/// Runs `body` against a live server (real sockets) built from the test configuration.
+func withLiveServer(
+    _ edit: (inout AttuneConfiguration) -> Void = { _ in },
+    _ body: @escaping @Sendable (Int) async throws -> Void
+) async throws {
+    let app = try await TestSupport.application(edit)
+    try await app.test(.live) { client in
+        try await body(client.port!)
+    }
+}
+
+func ravdessSamples(_ name: String) throws -> [Float] {
+    try Resampler.resample(try AudioFileDecoder().read(contentsOf: TestSupport.ravdess(name)), to: 16_000).samples
+}
+
+@Suite struct ConversationTests {
+    @Test func aSpokenSentenceBecomesEventsInOrder() async throws {
+        let audio = try ravdessSamples("03-01-01-01-01-01-01")
+        try await withLiveServer { port in
+            var client = ConversationClient(port: port)
+            client.pace = 1
+            let events = try await client.stream(audio)
+            let types = events.map(\.type)
+            #expect(types.first == "session_started")
+            let started = try #require(types.firstIndex(of: "speech_started"))
+            let ended = try #require(types.firstIndex(of: "speech_ended"))
+            let final = try #require(types.firstIndex(of: "transcript_final"))
+            #expect(started < ended && ended < final)
+            let transcript = events[final]
+            #expect(transcript["text"]?.lowercased().contains("kids are talking by the door") == true)
+            #expect((transcript.number("confidence") ?? 0) > 0.5)
+            #expect(abs((events[ended].number("start") ?? 0) - 1.0) < 0.4)
+        }
+    }
+}
+
+@Suite struct ConversationInputTests {
+    @Test func silenceAndNoiseGiveNoTranscript() async throws {
+        var generator = SystemRandomNumberGenerator()
+        let noise = (0..<48_000).map { _ in Float.random(in: -0.01...0.01, using: &generator) }
+        let silence = [Float](repeating: 0, count: 32_000)
+        try await withLiveServer { port in
+            var client = ConversationClient(port: port)
+            client.pace = 4
+            client.settleTimeout = .seconds(2)
+            let events = try await client.stream(silence + noise + silence)
+            let types = Set(events.map(\.type))
+            #expect(types.contains("session_started"))
+            #expect(!types.contains("speech_started"))
+            #expect(!types.contains("transcript_final"))
+            #expect(!types.contains("transcript_partial"))
+        }
+    }
+
+    @Test func badFramesGetErrorsAndTheSessionGoesOn() async throws {
+        let audio = try ravdessSamples("03-01-02-01-02-02-03")
+        func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+        let nan = Array(withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Array($0) }) + [0, 0, 0, 0]
+        let extras: [ConversationClient.Extra] = [
+            .binary([1, 2, 3]),  // odd byte count
+            .binary([]),  // empty frame
+            .binary([UInt8](repeating: 0, count: 70_000)),  // over stream.max_frame_bytes
+            .text("this is not json"),
+            .text(#"{"type":"dance"}"#),
+            .text(#"{"type":"audio_data","audio_data":"AAAA","sample_rate":96000}"#),
+            .text(#"{"type":"audio_data","audio_data":"\#(base64(nan))","sample_rate":16000,"encoding":"pcm_f32le"}"#),
+            .text(#"{"type":"audio_data","audio_data":"%%%","sample_rate":16000}"#),
+            .text(#"{"type":"ping"}"#),
+        ]
+        try await withLiveServer { port in
+            let events = try await ConversationClient(port: port).stream(audio, before: extras)
+            let codes = events.filter { $0.type == "error" }.compactMap { $0["code"] }
+            #expect(codes == [
+                "odd_frame", "empty_frame", "frame_too_large", "bad_message", "unknown_message",
+                "unsupported_sample_rate", "bad_samples", "bad_message",
+            ])
+            #expect(events.contains { $0.type == "pong" })
+            // After all that, the real speech is still heard and transcribed.
+            let final = try #require(events.first { $0.type == "transcript_final" })
+            #expect(final["text"]?.lowercased().contains("dogs are sitting by the door") == true)
+        }
+    }
+
+    @Test func audioDataAtOtherRatesIsResampled() async throws {
+        let audio = try ravdessSamples("03-01-03-02-01-01-05")
+        let rate = 44_100
+        let resampled = try Resampler.resample(AudioBuffer(samples: audio, sampleRate: 16_000), to: rate).samples
+            + [Float](repeating: 0, count: rate * 3 / 2)
+        let frames = stride(from: 0, to: resampled.count, by: rate / 10).map { start -> ConversationClient.Extra in
+            let chunk = Array(resampled[start..<min(start + rate / 10, resampled.count)])
+            let payload = Data(PCM.int16LittleEndian(from: chunk)).base64EncodedString()
+            return .text(#"{"type":"audio_data","sample_rate":\#(rate),"audio_data":"\#(payload)"}"#)
+        }
+        try await withLiveServer { port in
+            var client = ConversationClient(port: port)
+            client.trailingSilence = 0
+            let events = try await client.stream([], before: frames)
+            let final = try #require(events.first { $0.type == "transcript_final" })
+            #expect(final["text"]?.lowercased().contains("kids are talking by the door") == true)
+        }
+    }
+
+    @Test func endTurnFromTheClientClosesTheUtteranceAtOnce() async throws {
+        // Speech with no trailing silence: only the client's end_turn can end the turn.
+        let audio = Array(try ravdessSamples("03-01-01-01-01-01-01")[..<36_000])
+        try await withLiveServer { port in
+            var client = ConversationClient(port: port)
+            client.trailingSilence = 0
+            client.pace = 0
+            let events = try await client.stream(audio, after: [.text(#"{"type":"end_turn"}"#)])
+            let ended = try #require(events.first { $0.type == "speech_ended" })
+            #expect(ended["reason"] == "client")
+            #expect(events.contains { $0.type == "transcript_final" })
+        }
+    }
+}
