@@ -88,7 +88,7 @@ let package = Package(
 
         .testTarget(name: "AttuneCoreTests", dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage"]),
         .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
-        .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio"]),
+        .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore"]),
         .testTarget(
             name: "AttuneServerTests",
             dependencies: [

@@ -99,7 +99,8 @@ public struct ConversationClient: Sendable {
     public static let allFinalsArrived: @Sendable ([ReceivedEvent]) -> Bool = { events in
         let ended = events.filter { $0.type == "speech_ended" }.count
         let finals = events.filter { $0.type == "transcript_final" }.count
-        let errors = events.filter { $0.type == "error" && $0["code"] != "rate_limited" }.count
+        let failures: Set<String> = ["busy", "transcription_failed", "unavailable"]
+        let errors = events.filter { $0.type == "error" && failures.contains($0["code"] ?? "") }.count
         return ended > 0 && finals + errors >= ended
     }
 

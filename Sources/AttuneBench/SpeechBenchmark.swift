@@ -107,7 +107,8 @@ public struct SpeechBenchmark {
         try await transcriber.pool.shutdown()
 
         // 2. Real-time sessions over the WebSocket: latency from speech_ended to transcript_final.
-        let (latencies, serverLatencies, streamedScore) = try await streamSessions(audios, references: clips.map(\.reference))
+        let (latencies, serverLatencies, streamedScore) = try await streamSessions(
+            audios, references: clips.map(\.reference), names: clips.map { URL(fileURLWithPath: $0.path).lastPathComponent })
         return Report(
             clips: clips.count,
             wer: Double(errors) / Double(max(words, 1)),
@@ -122,7 +123,7 @@ public struct SpeechBenchmark {
         )
     }
 
-    private func streamSessions(_ audios: [[Float]], references: [String]) async throws -> ([Double], [Double], (errors: Int, words: Int)) {
+    private func streamSessions(_ audios: [[Float]], references: [String], names: [String]) async throws -> ([Double], [Double], (errors: Int, words: Int)) {
         guard !audios.isEmpty else { return ([], [], (0, 0)) }
         var configuration = self.configuration
         configuration.port = 0
@@ -153,6 +154,9 @@ public struct SpeechBenchmark {
                     }
                 }
                 let score = WordErrorRate.errors(reference: references[index], hypothesis: hypothesis.joined(separator: " "))
+                if score.errors > 0 {
+                    progress("streamed clip \(names[index]): heard \"\(hypothesis.joined(separator: " | "))\"")
+                }
                 errors += score.errors
                 words += score.words
                 if (index + 1) % 10 == 0 { progress("streamed \(index + 1)/\(audios.count) sessions") }

@@ -7,7 +7,7 @@ public struct TurnSettings: Sendable, Equatable {
     /// Shorter bursts (clicks, coughs) never start a turn, in seconds.
     public var minSpeech = 0.25
     /// Audio kept from before the detected start, so the first syllable is not clipped, in seconds.
-    public var preRoll = 0.3
+    public var preRoll = 0.5
     /// Audio kept after the last speech, so the final word is whole, in seconds. It is also how
     /// far into a pause the detector offers the utterance for a speculative transcription.
     public var tail = 0.2

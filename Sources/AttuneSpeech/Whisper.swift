@@ -114,7 +114,7 @@ public final class WhisperTranscriber: SpeechTranscribing {
         params.suppress_nst = true
         params.no_speech_thold = Float(settings.noSpeechThreshold)
         let seconds = Double(samples.count) / 16_000
-        if pass == .final, settings.minimumWindowSeconds > 0 {
+        if settings.minimumWindowSeconds > 0 {
             // Whisper pads every input to a 30 s window; a shorter encoder window is several
             // times faster. Below about 10 s the decoder starts to loop (BENCHMARKS.md), so the
             // window never shrinks under `minimumWindowSeconds`.
@@ -122,12 +122,9 @@ public final class WhisperTranscriber: SpeechTranscribing {
             params.audio_ctx = window >= 30 ? 0 : Int32((window * 50).rounded(.up))
         }
         if pass == .partial {
-            // A quick look, not the record: the encoder sized to the audio (50 positions per
-            // second plus headroom, instead of a padded 30 s window), one untimed segment, one
-            // pass at temperature 0 and a length bound, so an unclear start of speech can neither
-            // send the decoder through its fallbacks nor into a repetition loop.
-            params.audio_ctx = Int32(min(1_500, max(128, Int((seconds * 50).rounded(.up)) + 64)))
-            params.no_timestamps = true
+            // A quick look, not the record: one segment, one pass at temperature 0 and a length
+            // bound, so an unclear start of speech can neither send the decoder through its
+            // fallbacks nor into a long repetition.
             params.single_segment = true
             params.temperature_inc = 0
             params.max_tokens = Int32(8 + seconds * 6)
@@ -142,11 +139,10 @@ public final class WhisperTranscriber: SpeechTranscribing {
         }
         guard result == 0 else { throw WhisperError(description: "whisper.cpp failed to decode (code \(result))") }
         var transcript = transcript(from: state, model: model, noSpeechThreshold: settings.noSpeechThreshold)
-        if pass == .partial {  // untimed: the one segment spans the audio
-            for index in transcript.segments.indices {
-                transcript.segments[index].start = 0
-                transcript.segments[index].end = seconds
-            }
+        // Timestamps can run to the end of the (padded) window; no segment outlasts the audio.
+        for index in transcript.segments.indices {
+            transcript.segments[index].end = min(transcript.segments[index].end, seconds)
+            transcript.segments[index].start = min(transcript.segments[index].start, transcript.segments[index].end)
         }
         return transcript
     }

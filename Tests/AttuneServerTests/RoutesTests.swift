@@ -163,7 +163,7 @@ import Testing
             try await client.execute(uri: "/api/vad", method: .post, body: ByteBuffer(string: "not audio")) { response in
                 #expect(response.status == .unsupportedMediaType)
                 let reply = try JSONDecoder().decode(ErrorReply.self, from: response.body)
-                #expect(reply.error.message.contains("RIFF"))
+                #expect(reply.error.message.contains("not a supported audio file"))
             }
             try await client.execute(uri: "/api/health", method: .get) { #expect($0.status == .ok) }
         }

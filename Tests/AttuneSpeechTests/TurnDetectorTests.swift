@@ -1,0 +1,126 @@
+import AttuneAudio
+import AttuneCore
+import AttuneSpeech
+import Foundation
+import Testing
+
+func clip(_ name: String) throws -> [Float] {
+    try Resampler.resample(try AudioFileDecoder().read(contentsOf: TestData.ravdess(name)), to: 16_000).samples
+}
+
+/// Feeds audio in 20 ms frames, as the browser sends it.
+func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEvent] {
+    var turns = TurnDetector(
+        detector: try SileroVoiceActivityDetector(model: TestData.vadModel, settings: .forTurns(settings)), settings: settings)
+    var events: [TurnEvent] = []
+    for start in stride(from: 0, to: audio.count, by: 320) {
+        events += turns.accept(Array(audio[start..<min(start + 320, audio.count)]))
+    }
+    return events
+}
+
+@Suite struct TurnDetectorTests {
+    let silence = [Float](repeating: 0, count: 16_000)
+
+    @Test func oneSentenceIsOneTurnEndedBySilence() throws {
+        let events = try run(try clip("03-01-01-01-01-01-01") + silence)
+        guard case .speechStarted(let start)? = events.first else { Issue.record("no start: \(events)"); return }
+        #expect(abs(start - 1.0) < 0.3)
+        let ends = events.compactMap { event -> (Double, Double, Int, TurnEvent.EndReason)? in
+            if case let .speechEnded(start, end, audio, reason) = event { return (start, end, audio.count, reason) }
+            return nil
+        }
+        try #require(ends.count == 1)
+        #expect(ends[0].3 == .silence)
+        #expect(abs(ends[0].1 - 2.4) < 0.3)
+        // The utterance audio runs from the pre-roll before the start to the tail after the end.
+        let seconds = Double(ends[0].2) / 16_000
+        #expect(seconds > ends[0].1 - ends[0].0 && seconds < ends[0].1 - ends[0].0 + 1.0)
+        // The pause before the end offered exactly the audio the end carried.
+        let offered = events.compactMap { event -> Int? in
+            if case .paused(let audio) = event { return audio.count }
+            return nil
+        }
+        #expect(offered.last == ends[0].2)
+    }
+
+    @Test func aLongerSilenceSettingWaitsLonger() throws {
+        var settings = TurnSettings()
+        settings.trailingSilence = 2.0
+        let audio = try clip("03-01-01-01-01-01-01") + silence
+        #expect(!(try run(audio, settings: settings)).contains { if case .speechEnded = $0 { true } else { false } })
+        let longer = try run(audio + silence + silence, settings: settings)
+        #expect(longer.contains { if case .speechEnded(_, _, _, .silence) = $0 { true } else { false } })
+    }
+
+    @Test func aMonologueIsCutAtTheMaximumLength() throws {
+        // Three sentences with short breaths between them: one long turn without a 500 ms pause.
+        let breath = [Float](repeating: 0, count: 3_200)
+        let speech = try ["03-01-01-01-01-01-01", "03-01-01-01-02-01-01", "03-01-02-01-01-01-01"].map {
+            Array(try clip($0)[16_000..<38_000]) + breath
+        }.flatMap { $0 }
+        var settings = TurnSettings()
+        settings.maxUtterance = 2.5
+        let events = try run(speech + silence, settings: settings)
+        let reasons = events.compactMap { event -> TurnEvent.EndReason? in
+            if case let .speechEnded(_, _, _, reason) = event { return reason }
+            return nil
+        }
+        #expect(reasons.filter { $0 == .maxLength }.count >= 1)
+        let starts = events.filter { if case .speechStarted = $0 { true } else { false } }.count
+        #expect(starts == reasons.count)
+    }
+
+    @Test func aClickDoesNotStartATurn() throws {
+        // 120 ms cut out of the middle of a word: shorter than the 250 ms minimum speech.
+        let burst = Array(try clip("03-01-05-02-01-01-01")[20_000..<21_920])
+        let events = try run(silence + burst + silence)
+        #expect(events.isEmpty)
+    }
+}
+
+@Suite struct WhisperTests {
+    static let transcriber: WhisperTranscriber = {
+        var settings = WhisperSettings()
+        settings.parallelDecodes = 2
+        settings.threadsPerDecode = 1
+        return WhisperTranscriber(
+            model: try! WhisperModel(path: TestData.models.appendingPathComponent("ggml-tiny.en.bin")), settings: settings)
+    }()
+
+    @Test(arguments: [
+        ("03-01-01-01-01-01-01", "kids are talking by the door"),
+        ("03-01-05-02-02-01-02", "dogs are sitting by the door"),
+        ("03-01-07-01-01-02-09", "kids are talking by the door"),
+        ("03-01-08-02-02-02-12", "dogs are sitting by the door"),
+    ])
+    func transcribesRavdessClips(name: String, expected: String) async throws {
+        let audio = try clip(name)
+        let transcript = try await Self.transcriber.transcribe(audio, pass: .final)
+        let words = transcript.text.lowercased().filter { $0.isLetter || $0 == " " }
+        #expect(words == expected)
+        #expect(transcript.confidence > 0.5)
+        let segment = try #require(transcript.segments.first)
+        #expect(segment.start >= 0 && segment.end <= Double(audio.count) / 16_000 && segment.start < segment.end)
+    }
+
+    @Test func partialsOfAGrowingUtteranceAreQuickLooks() async throws {
+        let audio = try clip("03-01-01-01-01-01-01")
+        let partial = try await Self.transcriber.transcribe(Array(audio[..<32_000]), pass: .partial)
+        #expect(partial.text.lowercased().hasPrefix("kids"))
+        #expect(partial.segments.count <= 1)
+        #expect(partial.text.split(separator: " ").count <= 8, "no repetition loop: \(partial.text)")
+    }
+
+    @Test func silenceAndNoiseBecomeNoText() async throws {
+        var generator = SystemRandomNumberGenerator()
+        let noise = (0..<48_000).map { _ in Float.random(in: -0.003...0.003, using: &generator) }
+        #expect(try await Self.transcriber.transcribe(noise, pass: .final).text.isEmpty)
+        #expect(try await Self.transcriber.transcribe([Float](repeating: 0, count: 32_000), pass: .final).text.isEmpty)
+        #expect(try await Self.transcriber.transcribe([], pass: .final) == .empty)
+    }
+
+    @Test func aMissingModelIsAClearError() {
+        #expect(throws: WhisperError.self) { _ = try WhisperModel(path: URL(fileURLWithPath: "/nonexistent/ggml.bin")) }
+    }
+}
