@@ -86,13 +86,15 @@ let package = Package(
             ]
         ),
 
+        // Paths to shared data and models, for the test targets only.
+        .target(name: "AttuneTestSupport"),
         .testTarget(name: "AttuneCoreTests", dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage"]),
         .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
-        .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore"]),
+        .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneTestSupport"]),
         .testTarget(
             name: "AttuneServerTests",
             dependencies: [
-                "AttuneServer", "AttuneBench", "AttuneAudio",
+                "AttuneServer", "AttuneBench", "AttuneAudio", "AttuneTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

@@ -133,8 +133,9 @@ public struct SpeechBenchmark {
         var logger = Logger(label: "attune-bench")
         logger.logLevel = .warning
         let app = try await buildApplication(configuration: configuration, logger: logger) { port in portSink.yield(port) }
+        let server = ServiceGroup(configuration: .init(services: [app], logger: logger))
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            group.addTask { try await server.run() }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw BenchmarkError("the server did not start") }
             var latencies: [Double] = []
@@ -161,7 +162,8 @@ public struct SpeechBenchmark {
                 words += score.words
                 if (index + 1) % 10 == 0 { progress("streamed \(index + 1)/\(audios.count) sessions") }
             }
-            group.cancelAll()
+            await server.triggerGracefulShutdown()
+            try await group.waitForAll()
             return (latencies, serverLatencies, (errors, words))
         }
     }

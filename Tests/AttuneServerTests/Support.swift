@@ -1,28 +1,12 @@
 import AttuneServer
+import AttuneTestSupport
 import Foundation
 import Hummingbird
 import Logging
 
 enum TestSupport {
-    static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static var sharedData: URL {
-        if let path = ProcessInfo.processInfo.environment["ATTUNE_SHARED_DATA"] {
-            return URL(fileURLWithPath: path)
-        }
-        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data")
-    }
-
-    static func ravdess(_ name: String) -> URL {
-        let actor = name.split(separator: "-").last!.prefix(2)
-        return sharedData.appendingPathComponent("speech/ravdess-16k/Actor_\(actor)/\(name).wav")
-    }
-
-    /// A fresh data folder for one test.
-    static func temporaryDirectory() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("attune-test-\(UUID().uuidString)").path
-    }
+    static func ravdess(_ name: String) -> URL { TestData.ravdess(name) }
+    static func temporaryDirectory() -> String { TestData.temporaryDirectory() }
 
     /// The configuration tests run with: real models from the setup cache, a private data folder.
     static func configuration(_ edit: (inout AttuneConfiguration) -> Void = { _ in }) -> AttuneConfiguration {

@@ -1,6 +1,7 @@
 import AttuneAudio
 import AttuneCore
 import AttuneSpeech
+import AttuneTestSupport
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 import AttuneAudio
 import AttuneSpeech
+import AttuneTestSupport
 import Foundation
 import Testing
 

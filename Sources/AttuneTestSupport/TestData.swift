@@ -1,0 +1,33 @@
+import Foundation
+
+/// Where tests find the shared development data (`../shared/data`, or `ATTUNE_SHARED_DATA`)
+/// and the models setup installed (`$ATTUNE_CACHE/models`).
+public enum TestData {
+    public static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    public static var sharedData: URL {
+        if let path = ProcessInfo.processInfo.environment["ATTUNE_SHARED_DATA"] {
+            return URL(fileURLWithPath: path)
+        }
+        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data")
+    }
+
+    /// A RAVDESS clip by its name, e.g. `03-01-01-01-01-01-01`.
+    public static func ravdess(_ name: String) -> URL {
+        let actor = name.split(separator: "-").last!.prefix(2)
+        return sharedData.appendingPathComponent("speech/ravdess-16k/Actor_\(actor)/\(name).wav")
+    }
+
+    public static var models: URL {
+        let cache = ProcessInfo.processInfo.environment["ATTUNE_CACHE"] ?? NSHomeDirectory() + "/.cache/attune"
+        return URL(fileURLWithPath: cache).appendingPathComponent("models")
+    }
+
+    public static var vadModel: URL { models.appendingPathComponent("silero_vad.onnx") }
+
+    /// A fresh folder name under the temporary directory.
+    public static func temporaryDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("attune-test-\(UUID().uuidString)").path
+    }
+}
