@@ -62,7 +62,8 @@ struct ConversationSession: Sendable {
     ) async {
         let listener: Listener
         do {
-            listener = try Listener(components: components)
+            let components = self.components
+            listener = try await components.speechPool.run { try Listener(components: components) }  // loads the VAD model
         } catch {
             emit.yield(.error(code: .unavailable, message: "voice activity detection is unavailable: \(error)"))
             return
