@@ -49,8 +49,8 @@ let package = Package(
             dependencies: ["AttuneCore", "AttuneAudio", "CSherpaOnnx", "CWhisper"],
             linkerSettings: nativeLinkerSettings
         ),
-        // The emotion vocabulary shared by every channel.
-        .target(name: "AttuneEmotion", dependencies: ["AttuneCore"]),
+        // The emotion vocabulary, estimates and fusion shared by every channel; the text model on ggml.
+        .target(name: "AttuneEmotion", dependencies: ["AttuneCore", "CWhisper"], linkerSettings: nativeLinkerSettings),
         // Conversation agent: personas and replies.
         .target(name: "AttuneAgent", dependencies: ["AttuneCore", "AttuneEmotion"]),
         // Persistent state on disk.

