@@ -1,0 +1,45 @@
+import ArgumentParser
+import AttuneEmotion
+import AttuneServer
+import Foundation
+
+/// Writes sentence embeddings of a TSV's texts, for training the emotion head
+/// (`scripts/train_emotion_head.py`).
+struct Embed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Embed the texts of a TSV (text<TAB>…) with all-MiniLM-L6-v2 into a float32 matrix file."
+    )
+
+    @Option(help: "TSV whose first column is the text.") var data: String
+    @Option(help: "Output: rows of 384 little-endian float32.") var output: String
+    @Option(help: "Parallel workers (each single-threaded).") var workers = 2
+
+    func run() async throws {
+        let models = AttuneConfiguration().modelsDirectory
+        let encoder = try MiniLMEncoder(model: URL(fileURLWithPath: models + "/minilm.gguf"))
+        let tokenizer = try WordPieceTokenizer(vocabulary: URL(fileURLWithPath: models + "/minilm-vocab.txt"))
+        let texts = try String(contentsOfFile: data, encoding: .utf8).split(separator: "\n").map {
+            String($0.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        }
+        var rows = [[Float]](repeating: [], count: texts.count)
+        let clock = ContinuousClock()
+        let started = clock.now
+        try await withThrowingTaskGroup(of: (Int, [[Float]]).self) { group in
+            let chunk = (texts.count + workers - 1) / workers
+            for worker in 0..<workers {
+                let range = (worker * chunk)..<min(texts.count, (worker + 1) * chunk)
+                group.addTask {
+                    (worker, range.map { encoder.embed(tokenizer.encode(texts[$0]), threads: 1) })
+                }
+            }
+            for try await (worker, embedded) in group {
+                for (offset, row) in embedded.enumerated() { rows[worker * chunk + offset] = row }
+            }
+        }
+        var bytes = Data()
+        for row in rows { row.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+        try bytes.write(to: URL(fileURLWithPath: output))
+        let seconds = (clock.now - started).components.seconds
+        FileHandle.standardError.write(Data("embedded \(texts.count) texts in \(seconds) s\n".utf8))
+    }
+}
