@@ -6,7 +6,7 @@ export PKG_CONFIG_PATH := $(CURDIR)/.deps/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:
 SWIFT ?= swift
 ATTUNE := .build/release/attune
 
-.PHONY: all setup build run test bench clean
+.PHONY: all setup build run test bench clean train-emotion
 
 all: build
 
@@ -36,3 +36,13 @@ bench: build
 
 clean:
 	rm -rf .build .deps
+
+# Re-train the text emotion head (writes Sources/AttuneEmotion/Resources/emotion-head.json).
+DATA ?= ../shared/data/text/goemotions-ekman
+train-emotion: build
+	mkdir -p .build/emotion
+	$(ATTUNE) embed --data $(DATA)/train.tsv --output .build/emotion/train.f32
+	$(ATTUNE) embed --data $(DATA)/dev.tsv --output .build/emotion/dev.f32
+	PYTHONPATH=$(ATTUNE_CACHE)/python python3 scripts/train_emotion_head.py \
+		--train $(DATA)/train.tsv .build/emotion/train.f32 --dev $(DATA)/dev.tsv .build/emotion/dev.f32 \
+		--out Sources/AttuneEmotion/Resources/emotion-head.json

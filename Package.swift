@@ -50,7 +50,9 @@ let package = Package(
             linkerSettings: nativeLinkerSettings
         ),
         // The emotion vocabulary, estimates and fusion shared by every channel; the text model on ggml.
-        .target(name: "AttuneEmotion", dependencies: ["AttuneCore", "CWhisper"], linkerSettings: nativeLinkerSettings),
+        .target(
+            name: "AttuneEmotion", dependencies: ["AttuneCore", "CWhisper"],
+            resources: [.copy("Resources/emotion-head.json")], linkerSettings: nativeLinkerSettings),
         // Conversation agent: personas and replies.
         .target(name: "AttuneAgent", dependencies: ["AttuneCore", "AttuneEmotion"]),
         // Persistent state on disk.
@@ -73,7 +75,7 @@ let package = Package(
         .target(
             name: "AttuneBench",
             dependencies: [
-                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneCore",
+                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneEmotion",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]
         ),
@@ -81,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "attune",
             dependencies: [
-                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneBench",
+                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneBench", "AttuneEmotion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

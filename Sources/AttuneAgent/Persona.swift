@@ -1,3 +1,4 @@
+import AttuneCore
 /// Who Attune is in a conversation: the voice and manner its replies take.
 public struct Persona: Codable, Sendable, Equatable, Identifiable {
     public var id: String

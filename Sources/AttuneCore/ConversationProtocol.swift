@@ -8,6 +8,10 @@ public enum ServerEvent: Sendable, Equatable {
     case speechEnded(utterance: Int, start: Double, end: Double, reason: String)
     case transcriptPartial(utterance: Int, text: String)
     case transcriptFinal(utterance: Int, start: Double, end: Double, transcript: Transcript, latencyMilliseconds: Double)
+    /// One channel's estimate, e.g. the text emotion of a final transcript.
+    case emotion(utterance: Int?, estimate: EmotionEstimate)
+    /// The subject's fused state changed materially.
+    case emotionUpdate(estimate: EmotionEstimate)
     case error(code: ErrorCode, message: String)
     case pong
 
@@ -51,6 +55,13 @@ public enum ServerEvent: Sendable, Equatable {
                     ]
                 },
             ]
+        case let .emotion(utterance, estimate):
+            object = estimate.jsonObject
+            object["type"] = "emotion"
+            if let utterance { object["utterance"] = utterance }
+        case let .emotionUpdate(estimate):
+            object = estimate.jsonObject
+            object["type"] = "emotion_update"
         case let .error(code, message):
             object = ["type": "error", "code": code.rawValue, "message": message]
         case .pong:
@@ -107,6 +118,18 @@ public enum ClientMessage: Sendable, Equatable {
         case nil:
             throw ParseError(code: .badMessage, message: "text frames need a string \"type\"")
         }
+    }
+}
+
+extension EmotionEstimate {
+    /// The estimate as a JSON object, probabilities by class name, rounded for the wire.
+    var jsonObject: [String: Any] {
+        [
+            "probabilities": Dictionary(uniqueKeysWithValues: probabilities.map { ($0.key.rawValue, $0.value.rounded(to: 4)) }),
+            "label": label.rawValue, "confidence": confidence.rounded(to: 4),
+            "valence": valence.rounded(to: 4), "arousal": arousal.rounded(to: 4),
+            "channel": channel.rawValue, "subject": subject, "time": time.rounded(to: 3),
+        ]
     }
 }
 

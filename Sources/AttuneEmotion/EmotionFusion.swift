@@ -1,3 +1,4 @@
+import AttuneCore
 import Foundation
 
 /// Settings of ``EmotionFusion``.

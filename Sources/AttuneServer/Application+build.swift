@@ -67,6 +67,8 @@ public func buildRouter(
         .addRoutes(to: router, catalog: routes)
     TranscribeController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
         .addRoutes(to: router, catalog: routes)
+    EmotionController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
+        .addRoutes(to: router, catalog: routes)
     return router
 }
 

@@ -1,3 +1,4 @@
+import AttuneEmotion
 import AttuneSpeech
 import Foundation
 import Logging
@@ -31,6 +32,9 @@ public struct AttuneConfiguration: Sendable {
     public var maxTranscribeSeconds = 600.0
     /// The ffmpeg used for WebM and M4A uploads; nil looks on the PATH.
     public var ffmpegPath: String?
+    /// Longest text read for emotion, in UTF-8 bytes.
+    public var maxEmotionTextBytes = 20_000
+    public var fusion = FusionSettings()
 
     public init() {}
 
@@ -96,6 +100,10 @@ extension AttuneConfiguration {
         .integer("stream.max_frame_bytes", "largest audio frame accepted on the WebSocket", \.stream.maxFrameBytes, 2...16_777_216),
         .decimal("stream.max_realtime_factor", "audio seconds accepted per wall-clock second", \.stream.maxRealtimeFactor, 1...1_000),
         .decimal("transcribe.max_seconds", "longest uploaded recording", \.maxTranscribeSeconds, 1...86_400),
+        .integer("emotion.max_text_bytes", "longest text read for emotion, in bytes", \.maxEmotionTextBytes, 1...1_000_000),
+        .decimal("fusion.half_life_s", "emotion evidence loses half its weight in this many seconds", \.fusion.halfLife, 0.1...3_600),
+        .decimal("fusion.smoothing", "weight of the newest reading in the fused state (lower is smoother)", \.fusion.smoothing, 0.01...1),
+        .decimal("fusion.change_threshold", "probability change (L1) that triggers emotion_update", \.fusion.changeThreshold, 0...2),
         Setting(key: "transcribe.ffmpeg_path", summary: "ffmpeg for WebM/M4A (default: from PATH)") { $0.ffmpegPath = $1 },
     ]
 

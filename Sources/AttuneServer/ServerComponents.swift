@@ -1,5 +1,6 @@
 import AttuneAudio
 import AttuneCore
+import AttuneEmotion
 import AttuneSpeech
 import AttuneStorage
 import Foundation
@@ -21,6 +22,9 @@ public struct ServerComponents: Sendable {
     public let decoder: AudioFileDecoder
     public let turn: TurnSettings
     public let stream: StreamSettings
+    /// Emotion in words; nil when its model could not be loaded (health says why).
+    public let textEmotion: TextEmotionModel?
+    public let fusion: FusionSettings
 
     /// Long-lived parts that the application's service group starts and stops.
     public var services: [any Service] { [speechPool] + (transcriber.map { [$0.pool] } ?? []) }
@@ -48,6 +52,12 @@ public struct ServerComponents: Sendable {
                 whisper = try WhisperModel(path: whisperPath)
                 return "\(configuration.whisperModel): \(whisperPath.path)"
             })
+        var textEmotion: TextEmotionModel?
+        statuses.append(
+            .measure("text-emotion", version: manifest.version(of: "minilm.gguf")) {
+                textEmotion = try TextEmotionModel(models: models, maxBytes: configuration.maxEmotionTextBytes)
+                return "all-MiniLM-L6-v2 on ggml + trained head"
+            })
         statuses.append(
             .measure("storage") {
                 try DataDirectory(URL(fileURLWithPath: configuration.dataDirectory)).prepare()
@@ -71,7 +81,9 @@ public struct ServerComponents: Sendable {
                 ffmpegPath: configuration.ffmpegPath ?? AudioFileDecoder.findFFmpeg(),
                 maxDurationSeconds: configuration.maxTranscribeSeconds),
             turn: configuration.turn,
-            stream: configuration.stream
+            stream: configuration.stream,
+            textEmotion: textEmotion,
+            fusion: configuration.fusion
         )
     }
 
@@ -92,6 +104,15 @@ public struct ServerComponents: Sendable {
         } catch let error as InferencePoolBusyError {
             throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: error.description)
         }
+    }
+
+    /// The text emotion model, or a 503 that says why there is none.
+    func requireTextEmotion() throws -> TextEmotionModel {
+        guard let textEmotion else {
+            let reason = statuses.first { $0.name == "text-emotion" }?.error ?? "not loaded"
+            throw HTTPError(.serviceUnavailable, message: "text emotion is unavailable: \(reason)")
+        }
+        return textEmotion
     }
 
     /// The transcriber, or a 503 that says why there is none.

@@ -1,12 +1,13 @@
 import ArgumentParser
 import AttuneBench
+import AttuneEmotion
 import AttuneServer
 import Foundation
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Attune's components; each prints one JSON object.",
-        subcommands: [SpeechToText.self]
+        subcommands: [SpeechToText.self, TextEmotion.self]
     )
 
     struct SpeechToText: AsyncParsableCommand {
@@ -36,6 +37,27 @@ struct Bench: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("[bench stt] \(message)\n".utf8))
             }
             let report = try await benchmark.run(clips: Array(ordered))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+
+    struct TextEmotion: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "emotion-text",
+            abstract: "Accuracy, macro-F1 and latency of the text emotion model on a GoEmotions-style TSV."
+        )
+
+        @Option(help: "TSV of text<TAB>label ids<TAB>id; rows with one label are scored.") var data: String
+        @Option(help: "Use only the first N scored rows (0: all).") var limit = 0
+        @Option(help: "Threads per text.") var threads = 1
+        @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
+
+        func run() throws {
+            let model = try TextEmotionModel(
+                models: URL(fileURLWithPath: AttuneConfiguration().modelsDirectory), threads: threads)
+            let report = try TextEmotionBenchmark(model: model).run(data: data, limit: limit)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))

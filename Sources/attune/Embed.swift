@@ -11,7 +11,8 @@ struct Embed: AsyncParsableCommand {
     )
 
     @Option(help: "TSV whose first column is the text.") var data: String
-    @Option(help: "Output: rows of 384 little-endian float32.") var output: String
+    @Option(help: "Output: rows of 384 little-endian float32.") var output: String?
+    @Option(help: "Also write each text's WordPiece ids, one JSON array per line.") var tokens: String?
     @Option(help: "Parallel workers (each single-threaded).") var workers = 2
 
     func run() async throws {
@@ -21,6 +22,11 @@ struct Embed: AsyncParsableCommand {
         let texts = try String(contentsOfFile: data, encoding: .utf8).split(separator: "\n").map {
             String($0.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
         }
+        if let tokens {
+            let lines = texts.map { "[" + tokenizer.encode($0).map(String.init).joined(separator: ",") + "]" }
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: tokens))
+        }
+        guard let output else { return }
         var rows = [[Float]](repeating: [], count: texts.count)
         let clock = ContinuousClock()
         let started = clock.now

@@ -1,3 +1,4 @@
+import AttuneCore
 import AttuneEmotion
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import AttuneCore
 import AttuneEmotion
 import AttuneStorage
 import Foundation

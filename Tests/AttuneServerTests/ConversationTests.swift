@@ -28,7 +28,7 @@ func ravdessSamples(_ name: String) throws -> [Float] {
         try await withLiveServer { port in
             var client = ConversationClient(port: port)
             client.pace = 1
-            let events = try await client.stream(audio)
+            let events = try await client.stream(audio) { events in events.contains { $0.type == "emotion_update" } }
             let types = events.map(\.type)
             #expect(types.first == "session_started")
             let started = try #require(types.firstIndex(of: "speech_started"))
@@ -39,6 +39,10 @@ func ravdessSamples(_ name: String) throws -> [Float] {
             #expect(transcript["text"]?.lowercased().contains("kids are talking by the door") == true)
             #expect((transcript.number("confidence") ?? 0) > 0.5)
             #expect(abs((events[ended].number("start") ?? 0) - 1.0) < 0.4)
+            // The final transcript's words get a text emotion estimate, and the fused state its first update.
+            let emotion = try #require(events.first { $0.type == "emotion" })
+            #expect(emotion["channel"] == "text" && emotion["utterance"] == "1")
+            #expect(events.contains { $0.type == "emotion_update" && $0["channel"] == "fused" })
         }
     }
 }

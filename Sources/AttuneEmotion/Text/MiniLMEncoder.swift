@@ -59,8 +59,9 @@ public final class MiniLMEncoder: @unchecked Sendable {
     public func embed(_ ids: [Int32], threads: Int = 2) -> [Float] {
         let count = min(ids.count, maxPositions)
         guard count > 0 else { return [Float](repeating: 0, count: dimension) }
-        // Room for every intermediate tensor of the graph: about 15 MB per layer at 256 tokens.
-        let bytes = 16 << 20 + layers * count * (dimension * 40 + heads * count * 12)
+        // Room for every intermediate tensor of the graph (about 16 MB per layer at 256 tokens),
+        // with a twofold margin; the pages of the unused part are never touched.
+        let bytes = 32 << 20 + 2 * layers * count * (dimension * 48 + heads * count * 16)
         guard let context = ggml_init(ggml_init_params(mem_size: bytes, mem_buffer: nil, no_alloc: false)) else {
             return [Float](repeating: 0, count: dimension)
         }

@@ -1,5 +1,6 @@
 import AttuneAudio
 import AttuneCore
+import AttuneEmotion
 import AttuneSpeech
 import Foundation
 import HummingbirdWebSocket
@@ -154,6 +155,7 @@ struct ConversationSession: Sendable {
             }
             return
         }
+        var fusion = EmotionFusion(subject: id, settings: components.fusion)
         // The latest speculative decode; a final with the same audio reuses it.
         var speculation: (utterance: Int, audio: [Float], transcript: Transcript)?
         for await job in jobs {
@@ -183,12 +185,30 @@ struct ConversationSession: Sendable {
                     speculation = nil
                     let latency = (ContinuousClock.now - endedAt).milliseconds
                     emit.yield(.transcriptFinal(utterance: utterance, start: start, end: end, transcript: transcript, latencyMilliseconds: latency))
+                    if let estimate = await textEmotion(of: transcript.text) {
+                        emit.yield(.emotion(utterance: utterance, estimate: estimate))
+                        if let fused = fusion.update(estimate) { emit.yield(.emotionUpdate(estimate: fused)) }
+                    }
                 } catch let error as InferencePoolBusyError {
                     emit.yield(.error(code: .busy, message: error.description))
                 } catch {
                     emit.yield(.error(code: .transcriptionFailed, message: "could not transcribe utterance \(utterance): \(error)"))
                 }
             }
+        }
+    }
+}
+
+extension ConversationSession {
+    /// The text channel's estimate for a final transcript, or nil when there is nothing to read.
+    fileprivate func textEmotion(of text: String) async -> EmotionEstimate? {
+        guard let model = components.textEmotion, !text.isEmpty else { return nil }
+        let subject = id
+        do {
+            return try await components.speechPool.run { try model.estimate(text, subject: subject) }
+        } catch {
+            logger.warning("text emotion failed: \(error)")
+            return nil
         }
     }
 }
