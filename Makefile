@@ -33,6 +33,7 @@ test: setup
 bench: build
 	python3 scripts/bench_startup.py --binary $(ATTUNE)
 	$(ATTUNE) bench stt --data ../shared/data/speech/ravdess-16k --json
+	$(ATTUNE) bench emotion-text --data ../shared/data/text/goemotions-ekman/dev.tsv --threads 2 --json
 
 clean:
 	rm -rf .build .deps
@@ -41,8 +42,9 @@ clean:
 DATA ?= ../shared/data/text/goemotions-ekman
 train-emotion: build
 	mkdir -p .build/emotion
-	$(ATTUNE) embed --data $(DATA)/train.tsv --output .build/emotion/train.f32
-	$(ATTUNE) embed --data $(DATA)/dev.tsv --output .build/emotion/dev.f32
+	$(ATTUNE) embed --data $(DATA)/train.tsv --output .build/emotion/train.f32 --tokens .build/emotion/train.tokens
+	$(ATTUNE) embed --data $(DATA)/dev.tsv --output .build/emotion/dev.f32 --tokens .build/emotion/dev.tokens
 	PYTHONPATH=$(ATTUNE_CACHE)/python python3 scripts/train_emotion_head.py \
-		--train $(DATA)/train.tsv .build/emotion/train.f32 --dev $(DATA)/dev.tsv .build/emotion/dev.f32 \
+		--train $(DATA)/train.tsv .build/emotion/train.f32 .build/emotion/train.tokens \
+		--dev $(DATA)/dev.tsv .build/emotion/dev.f32 .build/emotion/dev.tokens \
 		--out Sources/AttuneEmotion/Resources/emotion-head.json
