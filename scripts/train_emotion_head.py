@@ -13,7 +13,7 @@ or by hand:
 
 The head adds two parts' logits: a one-hidden-layer MLP on the embedding (384 -> H -> 7, ReLU)
 and a linear layer on lexical features, the presence of each of the K most frequent WordPiece
-tokens of the training set (L2-normalised), which keeps words such as "furious" or "disgusting"
+tokens and adjacent token pairs of the training set (L2-normalised; pairs catch "not happy"), which keeps words such as "furious" or "disgusting"
 decisive where the sentence embedding blurs them. Both are trained together with Adam on a
 weighted cross-entropy. Multi-label rows become soft targets split evenly over their labels. Classes are
 weighted by (1 / frequency) ** POWER so rare ones (fear, disgust, surprise) are not drowned by
@@ -41,11 +41,19 @@ def read_tokens(path: Path) -> list[list[int]]:
     return [[t for t in json.loads(line) if t not in SPECIAL] for line in path.read_text().split("\n") if line]
 
 
+def terms(tokens: list[int]) -> list[int]:
+    """A text's lexical terms: its WordPiece ids and its adjacent pairs (a * 2^20 + b, e.g. "not happy")."""
+    return tokens + [a * BIGRAM + b for a, b in zip(tokens, tokens[1:])]
+
+
+BIGRAM = 1 << 20
+
+
 def lexical(token_lists: list[list[int]], vocabulary: dict[int, int]) -> np.ndarray:
-    """Presence of each vocabulary token, L2-normalised per text."""
+    """Presence of each vocabulary term, L2-normalised per text."""
     x = np.zeros((len(token_lists), len(vocabulary)), dtype=np.float32)
     for i, tokens in enumerate(token_lists):
-        present = {vocabulary[t] for t in tokens if t in vocabulary}
+        present = {vocabulary[t] for t in terms(tokens) if t in vocabulary}
         if present:
             x[i, list(present)] = 1 / np.sqrt(len(present))
     return x
@@ -140,7 +148,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", nargs=3, type=Path, required=True, metavar=("TSV", "F32", "TOKENS"))
     parser.add_argument("--dev", nargs=3, type=Path, required=True, metavar=("TSV", "F32", "TOKENS"))
-    parser.add_argument("--lexical-size", type=int, default=6000)
+    parser.add_argument("--lexical-size", type=int, default=12000)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -150,7 +158,7 @@ def main() -> int:
     train_tokens, dev_tokens = read_tokens(args.train[2]), read_tokens(args.dev[2])
     counts: dict[int, int] = {}
     for tokens in train_tokens:
-        for t in set(tokens):
+        for t in set(terms(tokens)):
             counts[t] = counts.get(t, 0) + 1
     kept = sorted(sorted(counts, key=lambda t: -counts[t])[:args.lexical_size])
     vocabulary = {t: i for i, t in enumerate(kept)}

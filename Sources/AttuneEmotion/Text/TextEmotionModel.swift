@@ -12,8 +12,9 @@ public struct EmotionHead: Sendable {
     }
 
     struct Lexical: Decodable, Sendable {
-        let tokens: [Int32]
-        let weight: [[Float]]  // [token][class]
+        /// WordPiece ids, and adjacent pairs coded as `first << 20 + second`.
+        let tokens: [Int64]
+        let weight: [[Float]]  // [term][class]
     }
 
     struct File: Decodable {
@@ -24,8 +25,10 @@ public struct EmotionHead: Sendable {
 
     let labels: [EmotionLabel]
     let layers: [Layer]
-    /// Row of each lexical token's weights, by token id.
-    let lexicalRows: [Int32: [Float]]
+    /// Row of each lexical term's weights, by term.
+    let lexicalRows: [Int64: [Float]]
+    /// [PAD], [UNK], [CLS], [SEP], [MASK]: not lexical terms.
+    static let special: Set<Int32> = [0, 100, 101, 102, 103]
 
     public init(contentsOf url: URL) throws {
         let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
@@ -58,8 +61,10 @@ public struct EmotionHead: Sendable {
             }
             x = layer.activation == "relu" ? out.map { max($0, 0) } : out
         }
-        // Lexical part: each known token counts once, the presence vector L2-normalised.
-        let present = Set(tokens).compactMap { lexicalRows[$0] }
+        // Lexical part: each known term counts once, the presence vector L2-normalised.
+        let words = tokens.filter { !Self.special.contains($0) }.map(Int64.init)
+        let terms = words + zip(words, words.dropFirst()).map { $0 << 20 + $1 }
+        let present = Set(terms).compactMap { lexicalRows[$0] }
         if !present.isEmpty {
             let scale = 1 / Float(present.count).squareRoot()
             for row in present {
