@@ -101,8 +101,6 @@ public struct ServerComponents: Sendable {
             }
         } catch let error as AudioDecodingError {
             throw HTTPError(.unsupportedMediaType, message: "cannot decode audio: \(error)")
-        } catch let error as InferencePoolBusyError {
-            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: error.description)
         }
     }
 

@@ -16,9 +16,9 @@ struct Embed: AsyncParsableCommand {
     @Option(help: "Parallel workers (each single-threaded).") var workers = 2
 
     func run() async throws {
-        let models = AttuneConfiguration().modelsDirectory
-        let encoder = try MiniLMEncoder(model: URL(fileURLWithPath: models + "/minilm.gguf"))
-        let tokenizer = try WordPieceTokenizer(vocabulary: URL(fileURLWithPath: models + "/minilm-vocab.txt"))
+        let model = try TextEmotionModel(models: URL(fileURLWithPath: AttuneConfiguration().modelsDirectory))
+        let encoder = model.encoder
+        let tokenizer = model.tokenizer
         let texts = try String(contentsOfFile: data, encoding: .utf8).split(separator: "\n").map {
             String($0.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
         }

@@ -1,6 +1,7 @@
 import AttuneAudio
 import AttuneBench
 import AttuneServer
+import AttuneTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -19,7 +20,7 @@ func withLiveServer(
 }
 
 func ravdessSamples(_ name: String) throws -> [Float] {
-    try Resampler.resample(try AudioFileDecoder().read(contentsOf: TestSupport.ravdess(name)), to: 16_000).samples
+    try Resampler.resample(try AudioFileDecoder().read(contentsOf: TestData.ravdess(name)), to: 16_000).samples
 }
 
 @Suite struct ConversationTests {

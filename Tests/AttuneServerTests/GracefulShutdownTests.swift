@@ -1,3 +1,4 @@
+import AttuneTestSupport
 import Foundation
 import Testing
 
@@ -9,7 +10,7 @@ import Glibc
 @Suite(.serialized) struct GracefulShutdownTests {
     @Test func sigtermFinishesTheRequestInFlightThenExitsZero() async throws {
         let server = try RunningServer.start()
-        let wav = try [UInt8](Data(contentsOf: TestSupport.ravdess("03-01-01-01-01-01-01")))
+        let wav = try [UInt8](Data(contentsOf: TestData.ravdess("03-01-01-01-01-01-01")))
         let connection = try RawConnection(port: server.port)
         let head = "POST /api/vad HTTP/1.1\r\nHost: localhost\r\nContent-Type: audio/wav\r\nContent-Length: \(wav.count)\r\n\r\n"
         try connection.send(Array(head.utf8) + wav[..<(wav.count / 2)])
@@ -49,7 +50,7 @@ private final class RunningServer: @unchecked Sendable {
         let products = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             .deletingLastPathComponent()
         process.executableURL = products.appendingPathComponent("attune")
-        process.arguments = ["serve", "--port", "0", "--data-dir", TestSupport.temporaryDirectory(), "--log-level", "info"]
+        process.arguments = ["serve", "--port", "0", "--data-dir", TestData.temporaryDirectory(), "--log-level", "info"]
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice

@@ -1,4 +1,5 @@
 import AttuneServer
+import AttuneTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -141,7 +142,7 @@ import Testing
 
     @Test func findsSpeechInAnUploadedClip() async throws {
         let app = try await TestSupport.application()
-        let wav = try Data(contentsOf: TestSupport.ravdess("03-01-01-01-01-01-01"))
+        let wav = try Data(contentsOf: TestData.ravdess("03-01-01-01-01-01-01"))
         try await app.test(.router) { client in
             try await client.execute(uri: "/api/vad", method: .post, body: ByteBuffer(bytes: wav)) { response in
                 #expect(response.status == .ok)

@@ -5,14 +5,11 @@ import Hummingbird
 import Logging
 
 enum TestSupport {
-    static func ravdess(_ name: String) -> URL { TestData.ravdess(name) }
-    static func temporaryDirectory() -> String { TestData.temporaryDirectory() }
-
     /// The configuration tests run with: real models from the setup cache, a private data folder.
     static func configuration(_ edit: (inout AttuneConfiguration) -> Void = { _ in }) -> AttuneConfiguration {
         var configuration = AttuneConfiguration()
         configuration.port = 0
-        configuration.dataDirectory = temporaryDirectory()
+        configuration.dataDirectory = TestData.temporaryDirectory()
         configuration.logLevel = .warning
         edit(&configuration)
         return configuration

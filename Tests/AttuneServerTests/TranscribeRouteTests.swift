@@ -1,5 +1,6 @@
 import AttuneAudio
 import AttuneServer
+import AttuneTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -18,7 +19,7 @@ func encoded(_ clip: String, as format: String) throws -> Data {
     }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
-    process.arguments = ["-nostdin", "-loglevel", "error", "-y", "-i", TestSupport.ravdess(clip).path] + codec + [output.path]
+    process.arguments = ["-nostdin", "-loglevel", "error", "-y", "-i", TestData.ravdess(clip).path] + codec + [output.path]
     try process.run()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
@@ -42,7 +43,7 @@ func encoded(_ clip: String, as format: String) throws -> Data {
     @Test(arguments: ["wav", "flac", "ogg", "mp3", "webm", "m4a"])
     func transcribesEveryContainer(format: String) async throws {
         let clip = "03-01-01-01-01-01-01"
-        let body = format == "wav" ? try Data(contentsOf: TestSupport.ravdess(clip)) : try encoded(clip, as: format)
+        let body = format == "wav" ? try Data(contentsOf: TestData.ravdess(clip)) : try encoded(clip, as: format)
         let app = try await TestSupport.application()
         try await app.test(.router) { client in
             try await client.execute(uri: "/api/transcribe", method: .post, body: ByteBuffer(bytes: body)) { response in
@@ -71,7 +72,7 @@ func encoded(_ clip: String, as format: String) throws -> Data {
     }
 
     @Test func badUploadsGetClearErrors() async throws {
-        let wav = try Data(contentsOf: TestSupport.ravdess("03-01-01-01-01-01-01"))
+        let wav = try Data(contentsOf: TestData.ravdess("03-01-01-01-01-01-01"))
         let app = try await TestSupport.application { $0.ffmpegPath = "/nonexistent/ffmpeg" }
         try await app.test(.router) { client in
             let cases: [(Data, HTTPResponse.Status, String)] = [

@@ -36,8 +36,6 @@ struct EmotionController: Sendable {
                 return Estimate(estimate: estimate)
             } catch let error as TextEmotionError {
                 throw HTTPError(.unprocessableContent, message: error.description)
-            } catch let error as InferencePoolBusyError {
-                throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: error.description)
             }
         }
     }

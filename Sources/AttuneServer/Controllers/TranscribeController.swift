@@ -26,14 +26,10 @@ struct TranscribeController: Sendable {
             var request = request
             let transcriber = try components.requireTranscriber()
             let audio = try await components.decodeUpload(try await request.collectBody(upTo: maxBodyBytes))
-            do {
-                let transcript = try await transcriber.transcribe(audio.samples, pass: .final)
-                return Result(
-                    text: transcript.text, durationSeconds: audio.duration,
-                    confidence: transcript.confidence, segments: transcript.segments)
-            } catch let error as InferencePoolBusyError {
-                throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: error.description)
-            }
+            let transcript = try await transcriber.transcribe(audio.samples, pass: .final)
+            return Result(
+                text: transcript.text, durationSeconds: audio.duration,
+                confidence: transcript.confidence, segments: transcript.segments)
         }
     }
 }

@@ -1,3 +1,4 @@
+import AttuneCore
 import Foundation
 import Hummingbird
 import NIOCore
@@ -14,7 +15,8 @@ struct ErrorBody: Codable, Sendable {
 }
 
 /// Turns every error into a JSON response with the right status code, including requests that
-/// match no route (404) and requests to a known path with the wrong method (405, with `Allow`).
+/// match no route (404), requests to a known path with the wrong method (405, with `Allow`) and
+/// requests refused by a full inference queue (503, with `Retry-After`).
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let catalog: RouteCatalog
 
@@ -32,6 +34,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         var message = "internal error"
 
         switch error {
+        case let busy as InferencePoolBusyError:  // any route whose inference queue is full
+            status = .serviceUnavailable
+            headers[.retryAfter] = "1"
+            message = busy.description
         case let httpError as HTTPError:
             status = httpError.status
             headers = httpError.headers
