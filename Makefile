@@ -27,7 +27,7 @@ run: build
 test: SETUP_WITH += ffmpeg
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	SWIFT=$(SWIFT) python3 scripts/run_tests.py
 
 # Benchmarks print their figures; BENCHMARKS.md records them with the machine.
 bench: build

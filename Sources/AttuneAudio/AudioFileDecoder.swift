@@ -61,29 +61,37 @@ public struct AudioFileDecoder: Sendable {
 
     private func decodeWithSndFile(_ data: Data) throws -> AudioBuffer {
         try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            // libsndfile keeps the pointer to `file` until `sf_close`, so it must stay valid
+            // for the whole read, not just the call that opens it.
             var file = AttuneMemoryFile(
                 data: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), size: sf_count_t(bytes.count), position: 0)
-            var info = SF_INFO()
-            guard let handle = attune_sf_open_memory(&file, &info) else {
-                throw AudioDecodingError("cannot decode audio: \(String(cString: sf_strerror(nil)))")
-            }
-            defer { sf_close(handle) }
-            let channels = Int(info.channels)
-            guard channels > 0, info.samplerate > 0 else { throw AudioDecodingError("the file declares no channels or sample rate") }
-            let limit = Int(maxDurationSeconds * Double(info.samplerate)) + 1
-            var interleaved: [Float] = []
-            var block = [Float](repeating: 0, count: 8_192 * channels)
-            while true {
-                let frames = block.withUnsafeMutableBufferPointer {
-                    sf_readf_float(handle, $0.baseAddress, sf_count_t(8_192))
+            return try withUnsafeMutablePointer(to: &file) { file in
+                var info = SF_INFO()
+                guard let handle = attune_sf_open_memory(file, &info) else {
+                    throw AudioDecodingError("cannot decode audio: \(String(cString: sf_strerror(nil)))")
                 }
-                if frames <= 0 { break }
-                interleaved += block[..<(Int(frames) * channels)]
-                if interleaved.count / channels > limit { break }
+                defer { sf_close(handle) }
+                return try readAll(handle, info: info)
             }
-            guard !interleaved.isEmpty else { throw AudioDecodingError("the file holds no audio frames (truncated?)") }
-            return AudioBuffer(samples: Self.mixToMono(interleaved, channels: channels), sampleRate: Int(info.samplerate))
         }
+    }
+
+    private func readAll(_ handle: OpaquePointer, info: SF_INFO) throws -> AudioBuffer {
+        let channels = Int(info.channels)
+        guard channels > 0, info.samplerate > 0 else { throw AudioDecodingError("the file declares no channels or sample rate") }
+        let limit = Int(maxDurationSeconds * Double(info.samplerate)) + 1
+        var interleaved: [Float] = []
+        var block = [Float](repeating: 0, count: 8_192 * channels)
+        while true {
+            let frames = block.withUnsafeMutableBufferPointer {
+                sf_readf_float(handle, $0.baseAddress, sf_count_t(8_192))
+            }
+            if frames <= 0 { break }
+            interleaved += block[..<(Int(frames) * channels)]
+            if interleaved.count / channels > limit { break }
+        }
+        guard !interleaved.isEmpty else { throw AudioDecodingError("the file holds no audio frames (truncated?)") }
+        return AudioBuffer(samples: Self.mixToMono(interleaved, channels: channels), sampleRate: Int(info.samplerate))
     }
 
     private func decodeWithFFmpeg(_ data: Data) throws -> AudioBuffer {

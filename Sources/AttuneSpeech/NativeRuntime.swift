@@ -10,9 +10,12 @@ public enum NativeRuntime {
     public static var sherpaOnnxVersion: String { String(cString: SherpaOnnxGetVersionStr()) }
 
     /// The CPU features ggml's kernels use on this machine, as whisper.cpp reports them.
-    public static var whisperSystemInfo: String {
+    ///
+    /// Read once: `whisper_print_system_info` rebuilds a static `std::string` on every call, so
+    /// two threads calling it at once corrupt the heap (seen as a crash in the tests). A
+    /// `static let` is initialised exactly once, under a lock.
+    public static let whisperSystemInfo: String =
         String(cString: whisper_print_system_info()).trimmingCharacters(in: CharacterSet(charactersIn: " |\n"))
-    }
 
     /// Health entries for the libraries themselves (models report their own).
     public static func componentStatuses() -> [ComponentStatus] {
