@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -31,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CWhisper", pkgConfig: "attune-whisper"),
         .systemLibrary(name: "CSndFile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
         .systemLibrary(name: "CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
+        .systemLibrary(name: "CEspeakNG", pkgConfig: "espeak-ng", providers: [.apt(["libespeak-ng-dev"])]),
 
         // Core types, protocol messages and the bounded pool that runs blocking inference.
         .target(
@@ -43,18 +45,26 @@ let package = Package(
         ),
         // Audio containers, decoding (libsndfile, ffmpeg) and resampling (libsoxr).
         .target(name: "AttuneAudio", dependencies: ["AttuneCore", "CSndFile", "CSoxr"]),
-        // Voice activity detection and speech recognition on the native runtimes.
+        // Voice activity detection, speech recognition and synthesis on the native runtimes.
         .target(
             name: "AttuneSpeech",
-            dependencies: ["AttuneCore", "AttuneAudio", "CSherpaOnnx", "CWhisper"],
+            dependencies: ["AttuneCore", "AttuneAudio", "CSherpaOnnx", "CWhisper", "CEspeakNG"],
             linkerSettings: nativeLinkerSettings
         ),
         // The emotion vocabulary, estimates and fusion shared by every channel; the text model on ggml.
         .target(
             name: "AttuneEmotion", dependencies: ["AttuneCore", "CWhisper"],
             resources: [.copy("Resources/emotion-head.json")], linkerSettings: nativeLinkerSettings),
-        // Conversation agent: personas and replies.
-        .target(name: "AttuneAgent", dependencies: ["AttuneCore", "AttuneEmotion"]),
+        // Conversation agent: personas, prompts, reply plans and the LLM client.
+        .target(
+            name: "AttuneAgent",
+            dependencies: [
+                "AttuneCore", "AttuneEmotion",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Persistent state on disk.
         .target(name: "AttuneStorage", dependencies: ["AttuneCore"]),
         // HTTP + WebSocket server.

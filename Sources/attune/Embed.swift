@@ -11,7 +11,9 @@ struct Embed: AsyncParsableCommand {
     )
 
     @Option(help: "TSV whose first column is the text.") var data: String
-    @Option(help: "Output: rows of 384 little-endian float32.") var output: String?
+    @Option(help: "Output: one row of little-endian float32 per text, 384 per pooled feature.") var output: String?
+    @Option(help: "Pooled hidden states, LAYER:POOLING separated by commas (pooling: mean, max, first); default: the head's own.")
+    var features: String?
     @Option(help: "Also write each text's WordPiece ids, one JSON array per line.") var tokens: String?
     @Option(help: "Parallel workers (each single-threaded).") var workers = 2
 
@@ -19,6 +21,7 @@ struct Embed: AsyncParsableCommand {
         let model = try TextEmotionModel(models: URL(fileURLWithPath: AttuneConfiguration().modelsDirectory))
         let encoder = model.encoder
         let tokenizer = model.tokenizer
+        let pooling = try features.map(Self.parse) ?? model.head.features
         let texts = try String(contentsOfFile: data, encoding: .utf8).split(separator: "\n").map {
             String($0.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
         }
@@ -35,7 +38,7 @@ struct Embed: AsyncParsableCommand {
             for worker in 0..<workers {
                 let range = (worker * chunk)..<min(texts.count, (worker + 1) * chunk)
                 group.addTask {
-                    (worker, range.map { encoder.embed(tokenizer.encode(texts[$0]), threads: 1) })
+                    (worker, range.map { encoder.features(tokenizer.encode(texts[$0]), pooling: pooling, threads: 1) })
                 }
             }
             for try await (worker, embedded) in group {
@@ -46,6 +49,15 @@ struct Embed: AsyncParsableCommand {
         for row in rows { row.withUnsafeBytes { bytes.append(contentsOf: $0) } }
         try bytes.write(to: URL(fileURLWithPath: output))
         let seconds = (clock.now - started).components.seconds
-        FileHandle.standardError.write(Data("embedded \(texts.count) texts in \(seconds) s\n".utf8))
+        FileHandle.standardError.write(Data("embedded \(texts.count) texts (\(pooling.map(\.description).joined(separator: ","))) in \(seconds) s\n".utf8))
+    }
+
+    static func parse(_ list: String) throws -> [PooledFeature] {
+        try list.split(separator: ",").map { item in
+            guard let feature = PooledFeature(item.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--features: '\(item)' is not LAYER:POOLING (e.g. 6:mean)")
+            }
+            return feature
+        }
     }
 }

@@ -5,12 +5,58 @@ public struct EncoderError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
+/// Which hidden states of the encoder to pool, and how.
+public struct PooledFeature: Codable, Hashable, Sendable, CustomStringConvertible {
+    public enum Pooling: String, Sendable {
+        /// The average over all tokens, `[CLS]` and `[SEP]` included.
+        case mean
+        /// The largest value of each feature over the tokens.
+        case max
+        /// The `[CLS]` token's state.
+        case first
+    }
+
+    /// 0 is the embedding layer's output, 1...6 the transformer layers'.
+    public var layer: Int
+    public var pooling: Pooling
+
+    public init(layer: Int, pooling: Pooling) {
+        self.layer = layer
+        self.pooling = pooling
+    }
+
+    /// The model's own sentence embedding: the last layer's mean.
+    public static let sentenceEmbedding = PooledFeature(layer: 6, pooling: .mean)
+
+    /// Written `LAYER:POOLING`, e.g. `6:mean`.
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let layer = Int(parts[0]), let pooling = Pooling(rawValue: String(parts[1])) else { return nil }
+        self.init(layer: layer, pooling: pooling)
+    }
+
+    public var description: String { "\(layer):\(pooling.rawValue)" }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let feature = PooledFeature(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not LAYER:POOLING"))
+        }
+        self = feature
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
 /// all-MiniLM-L6-v2, a 6-layer BERT, run on ggml from the GGUF file setup writes. It turns token
 /// ids into a sentence embedding: mean pooling over the tokens, then L2 normalisation, as the
 /// model's sentence-transformers modules specify.
 ///
 /// `@unchecked Sendable`: after loading, the weights' ggml context is only read; every
-/// ``embed(_:threads:)`` call builds and frees its own compute context, so calls may run
+/// ``features(_:pooling:threads:)`` call builds and frees its own compute context, so calls may run
 /// concurrently on different threads.
 public final class MiniLMEncoder: @unchecked Sendable {
     public let dimension: Int
@@ -57,13 +103,20 @@ public final class MiniLMEncoder: @unchecked Sendable {
 
     /// The normalised sentence embedding of `ids` (with `[CLS]` and `[SEP]`).
     public func embed(_ ids: [Int32], threads: Int = 2) -> [Float] {
+        features(ids, pooling: [.sentenceEmbedding], threads: threads)
+    }
+
+    /// Pooled hidden states of `ids`, one unit-length block of `dimension` values per entry of
+    /// `pooling`, concatenated in that order. One forward pass serves all of them.
+    public func features(_ ids: [Int32], pooling: [PooledFeature], threads: Int = 2) -> [Float] {
         let count = min(ids.count, maxPositions)
-        guard count > 0 else { return [Float](repeating: 0, count: dimension) }
+        let empty = [Float](repeating: 0, count: dimension * pooling.count)
+        guard count > 0 else { return empty }
         // Room for every intermediate tensor of the graph (about 16 MB per layer at 256 tokens),
         // with a twofold margin; the pages of the unused part are never touched.
         let bytes = 32 << 20 + 2 * layers * count * (dimension * 48 + heads * count * 16)
         guard let context = ggml_init(ggml_init_params(mem_size: bytes, mem_buffer: nil, no_alloc: false)) else {
-            return [Float](repeating: 0, count: dimension)
+            return empty
         }
         defer { ggml_free(context) }
 
@@ -81,19 +134,45 @@ public final class MiniLMEncoder: @unchecked Sendable {
         let typeZero = ggml_view_1d(context, tensor("embeddings.token_type_embeddings.weight"), Int64(dimension), 0)
         x = ggml_add(context, x, typeZero)!
         x = layerNorm(context, x, "embeddings.LayerNorm")
+        // Every tensor of the graph keeps its own memory in `context`, so each layer's output
+        // can be read after the pass: 0 is the embedding layer, `layers` the last.
+        var hidden = [x]
         for layer in 0..<layers {
             x = block(context, x, layer: layer, count: count)
+            hidden.append(x)
         }
-
+        let deepest = pooling.map { min(max($0.layer, 0), layers) }.max() ?? layers
         let graph = ggml_new_graph(context)
-        ggml_build_forward_expand(graph, x)
+        ggml_build_forward_expand(graph, hidden[deepest])
         _ = ggml_graph_compute_with_ctx(context, graph, Int32(threads))
 
-        // Mean over the tokens, then unit length.
-        let output = x.pointee.data.assumingMemoryBound(to: Float.self)
-        var pooled = [Float](repeating: 0, count: dimension)
-        for token in 0..<count {
-            for feature in 0..<dimension { pooled[feature] += output[token * dimension + feature] }
+        var result: [Float] = []
+        result.reserveCapacity(empty.count)
+        for feature in pooling {
+            let states = UnsafeBufferPointer(
+                start: hidden[min(max(feature.layer, 0), layers)].pointee.data.assumingMemoryBound(to: Float.self),
+                count: count * dimension)
+            result += Self.pool(states, tokens: count, dimension: dimension, by: feature.pooling)
+        }
+        return result
+    }
+
+    /// One block of ``features(_:pooling:threads:)``: `states` is `tokens` rows of `dimension`.
+    static func pool(_ states: UnsafeBufferPointer<Float>, tokens: Int, dimension: Int, by pooling: PooledFeature.Pooling) -> [Float] {
+        var pooled: [Float]
+        switch pooling {
+        case .mean:
+            pooled = [Float](repeating: 0, count: dimension)
+            for token in 0..<tokens {
+                for feature in 0..<dimension { pooled[feature] += states[token * dimension + feature] }
+            }
+        case .max:
+            pooled = Array(states[0..<dimension])
+            for token in 1..<max(tokens, 1) {
+                for feature in 0..<dimension { pooled[feature] = max(pooled[feature], states[token * dimension + feature]) }
+            }
+        case .first:
+            pooled = Array(states[0..<dimension])
         }
         let norm = max(sqrt(pooled.reduce(0) { $0 + $1 * $1 }), 1e-12)
         return pooled.map { $0 / norm }

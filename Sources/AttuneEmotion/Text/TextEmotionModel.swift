@@ -19,11 +19,14 @@ public struct EmotionHead: Sendable {
 
     struct File: Decodable {
         let labels: [String]
+        let features: [PooledFeature]?
         let layers: [Layer]
         let lexical: Lexical?
     }
 
     let labels: [EmotionLabel]
+    /// The encoder's pooled hidden states the head reads, in order.
+    public let features: [PooledFeature]
     let layers: [Layer]
     /// Row of each lexical term's weights, by term.
     let lexicalRows: [Int64: [Float]]
@@ -36,6 +39,7 @@ public struct EmotionHead: Sendable {
             guard let label = EmotionLabel(normalizing: name) else { throw EncoderError(description: "unknown label \(name) in \(url.path)") }
             return label
         }
+        features = file.features ?? [.sentenceEmbedding]
         layers = file.layers
         lexicalRows = Dictionary(uniqueKeysWithValues: zip(file.lexical?.tokens ?? [], file.lexical?.weight ?? []))
     }
@@ -48,9 +52,9 @@ public struct EmotionHead: Sendable {
         return try EmotionHead(contentsOf: url)
     }
 
-    /// Class probabilities for one sentence: its embedding and its token ids.
-    public func probabilities(_ embedding: [Float], tokens: [Int32]) -> [EmotionLabel: Double] {
-        var x = embedding
+    /// Class probabilities for one sentence: its pooled ``features`` and its token ids.
+    public func probabilities(_ pooled: [Float], tokens: [Int32]) -> [EmotionLabel: Double] {
+        var x = pooled
         for layer in layers {
             var out = layer.bias
             for row in 0..<out.count {
@@ -118,7 +122,7 @@ public struct TextEmotionModel: Sendable {
             let ids = parts.count == 1 ? whole : tokenizer.encode(sentence)
             let weight = Double(ids.count - 2).squareRoot()  // longer sentences count more, but not linearly
             guard weight > 0 else { continue }
-            for (label, probability) in head.probabilities(encoder.embed(ids, threads: threads), tokens: ids) {
+            for (label, probability) in head.probabilities(encoder.features(ids, pooling: head.features, threads: threads), tokens: ids) {
                 combined[label, default: 0] += weight * probability
             }
             totalWeight += weight

@@ -1,0 +1,65 @@
+import Foundation
+
+/// One message of a chat conversation, as OpenAI-compatible servers take it.
+public struct ChatMessage: Codable, Sendable, Equatable {
+    public enum Role: String, Codable, Sendable {
+        case system, user, assistant
+    }
+
+    public var role: Role
+    public var content: String
+
+    public init(_ role: Role, _ content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// How to reach a chat-completions server and how it should generate.
+public struct LLMSettings: Sendable, Equatable {
+    /// The API root, e.g. `http://127.0.0.1:11434/v1` (Ollama) or `https://api.openai.com/v1`.
+    /// Nil means the embedded llama-server that `attune serve` starts.
+    public var baseURL: String?
+    /// The model name the server expects (llama-server ignores it).
+    public var model = "local"
+    /// Sent as `Authorization: Bearer …` when set.
+    public var apiKey: String?
+    /// Seconds to wait for the connection.
+    public var connectTimeout = 3.0
+    /// Seconds from the request to the first token before the reply is given up.
+    public var firstTokenTimeout = 8.0
+    /// Seconds a whole reply may take.
+    public var totalTimeout = 30.0
+    public var temperature = 0.7
+    public var topP = 0.9
+    /// Longest reply, in tokens.
+    public var maxTokens = 120
+
+    public init() {}
+}
+
+/// Why a reply could not be generated.
+public struct LLMError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: String, Sendable {
+        /// The server could not be reached.
+        case unreachable
+        /// No first token, or no end, within the configured time.
+        case timeout
+        /// The server answered with an error status or a body it should not have.
+        case badResponse
+    }
+
+    public let kind: Kind
+    public let description: String
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}
+
+/// Something that streams a chat completion: the reply's text in pieces as it is generated.
+/// Cancelling the consuming task stops generation.
+public protocol ChatModel: Sendable {
+    func streamReply(to messages: [ChatMessage]) -> AsyncThrowingStream<String, any Error>
+}

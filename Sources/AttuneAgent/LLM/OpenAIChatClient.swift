@@ -1,0 +1,184 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// A client for OpenAI-compatible `POST /chat/completions` with `"stream": true`: llama.cpp's
+/// server, Ollama, vLLM, OpenAI, or Gemini's OpenAI-compatible endpoint. Replies arrive as
+/// server-sent events, one `data: {json}` line per piece, ending with `data: [DONE]`.
+public struct OpenAIChatClient: ChatModel {
+    public let settings: LLMSettings
+    private let baseURL: String
+    private let http: HTTPClient
+
+    /// - Parameter baseURL: overrides `settings.baseURL` (the embedded server's address).
+    public init(settings: LLMSettings, baseURL: String? = nil, http: HTTPClient = .shared) {
+        self.settings = settings
+        self.baseURL = (baseURL ?? settings.baseURL ?? "http://127.0.0.1:8081/v1").trimmingSuffix("/")
+        self.http = http
+    }
+
+    public func streamReply(to messages: [ChatMessage]) -> AsyncThrowingStream<String, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await stream(messages) { continuation.yield($0) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// Sends the request and hands each piece of text to `deliver`; throws ``LLMError``.
+    func stream(_ messages: [ChatMessage], deliver: @escaping @Sendable (String) -> Void) async throws {
+        let request = try makeRequest(messages)
+        let settings = self.settings
+        let http = self.http
+        // The first token must come within `firstTokenTimeout`; the whole reply within
+        // `totalTimeout`. A watchdog task ends the race for whichever comes first.
+        let firstToken = FirstTokenFlag()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                let response: HTTPClientResponse
+                do {
+                    response = try await http.execute(request, deadline: .now() + .milliseconds(Int64(settings.totalTimeout * 1000)))
+                } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+                    throw LLMError(.timeout, "the language model did not answer within \(settings.totalTimeout) s")
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    throw LLMError(.unreachable, "cannot reach the language model at \(request.url): \(error)")
+                }
+                guard response.status == .ok else {
+                    let body = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
+                    throw LLMError(.badResponse, "the language model answered \(response.status.code): \(body.prefix(300))")
+                }
+                var parser = ServerSentEvents()
+                do {
+                    for try await buffer in response.body {
+                        for event in parser.feed(buffer.readableBytesView) {
+                            if event == "[DONE]" { return }
+                            if let text = try Self.deltaText(event), !text.isEmpty {
+                                firstToken.set()
+                                deliver(text)
+                            }
+                        }
+                    }
+                } catch let error as LLMError {
+                    throw error
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    throw LLMError(.unreachable, "the language model's stream broke off: \(error)")
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(settings.firstTokenTimeout))
+                if !firstToken.isSet {
+                    throw LLMError(.timeout, "no reply from the language model within \(settings.firstTokenTimeout) s")
+                }
+                try await Task.sleep(for: .seconds(max(0, settings.totalTimeout - settings.firstTokenTimeout)))
+                throw LLMError(.timeout, "the reply took longer than \(settings.totalTimeout) s")
+            }
+            // The first task to finish decides: the reply ends, or the watchdog throws.
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    func makeRequest(_ messages: [ChatMessage]) throws -> HTTPClientRequest {
+        struct Body: Encodable {
+            let model: String
+            let messages: [ChatMessage]
+            let stream = true
+            let temperature: Double
+            let top_p: Double
+            let max_tokens: Int
+        }
+        var request = HTTPClientRequest(url: baseURL + "/chat/completions")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        if let key = settings.apiKey, !key.isEmpty {
+            request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        }
+        let body = Body(
+            model: settings.model, messages: messages, temperature: settings.temperature, top_p: settings.topP,
+            max_tokens: settings.maxTokens)
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        return request
+    }
+
+    /// The text of one streamed chunk: `choices[0].delta.content`.
+    static func deltaText(_ json: String) throws -> String? {
+        struct Chunk: Decodable {
+            struct Choice: Decodable {
+                struct Delta: Decodable { let content: String? }
+                let delta: Delta?
+            }
+            struct Failure: Decodable { let message: String? }
+            let choices: [Choice]?
+            let error: Failure?
+        }
+        guard let chunk = try? JSONDecoder().decode(Chunk.self, from: Data(json.utf8)) else {
+            throw LLMError(.badResponse, "the language model sent an unreadable event: \(json.prefix(200))")
+        }
+        if let error = chunk.error {
+            throw LLMError(.badResponse, "the language model reported an error: \(error.message ?? "unknown")")
+        }
+        return chunk.choices?.first?.delta?.content
+    }
+}
+
+/// Splits a server-sent-events byte stream into the payloads of its `data:` fields.
+struct ServerSentEvents {
+    private var pending: [UInt8] = []
+    private var data: [String] = []
+
+    /// Feeds bytes; returns the events they completed.
+    mutating func feed(_ bytes: some Sequence<UInt8>) -> [String] {
+        var events: [String] = []
+        for byte in bytes {
+            guard byte == UInt8(ascii: "\n") else {
+                pending.append(byte)
+                continue
+            }
+            var line = String(decoding: pending, as: UTF8.self)
+            pending.removeAll(keepingCapacity: true)
+            if line.hasSuffix("\r") { line.removeLast() }
+            if line.isEmpty {
+                // A blank line ends an event.
+                if !data.isEmpty { events.append(data.joined(separator: "\n")) }
+                data.removeAll()
+            } else if line.hasPrefix("data:") {
+                data.append(String(line.dropFirst(5).drop { $0 == " " }))
+                // Some servers omit the blank line after [DONE].
+                if data == ["[DONE]"] {
+                    events.append("[DONE]")
+                    data.removeAll()
+                }
+            }
+            // Comments (":") and other fields (event:, id:, retry:) carry nothing for us.
+        }
+        return events
+    }
+}
+
+/// Set once, from any thread.
+private final class FirstTokenFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        var result = self
+        while result.hasSuffix(suffix) { result.removeLast(suffix.count) }
+        return result
+    }
+}

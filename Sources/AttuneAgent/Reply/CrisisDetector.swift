@@ -1,0 +1,23 @@
+import Foundation
+
+/// Recognises messages that suggest self-harm, suicide or acute danger, so the reply plan can
+/// switch to calm support with a pointer to help. It errs towards caution: a false alarm costs
+/// one gentle sentence, a miss costs far more.
+public enum CrisisDetector {
+    /// Lower-cased phrases; a message containing any of them counts.
+    static let phrases = [
+        "kill myself", "killing myself", "end my life", "ending my life", "end it all", "take my own life",
+        "suicide", "suicidal", "want to die", "wanna die", "wish i was dead", "wish i were dead",
+        "better off dead", "better off without me", "no reason to live", "don't want to live", "do not want to live",
+        "don't want to be alive", "hurt myself", "hurting myself", "harm myself", "self harm", "self-harm",
+        "cut myself", "cutting myself", "overdose", "can't go on", "cannot go on", "not worth living",
+        "going to jump", "no way out",
+    ]
+
+    public static func isCrisis(_ text: String) -> Bool {
+        let normalized = text.lowercased()
+            .replacingOccurrences(of: "’", with: "'")
+            .components(separatedBy: .whitespacesAndNewlines).filter { !$0.isEmpty }.joined(separator: " ")
+        return phrases.contains { normalized.contains($0) }
+    }
+}

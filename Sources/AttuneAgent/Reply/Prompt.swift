@@ -1,0 +1,122 @@
+import AttuneCore
+import Foundation
+
+/// One finished exchange, as the agent remembers it.
+public struct RememberedTurn: Sendable, Equatable {
+    public var userText: String
+    public var emotion: EmotionLabel?
+    /// What Attune said; for an interrupted turn, only what the person heard.
+    public var reply: String
+    public var interrupted: Bool
+
+    public init(userText: String, emotion: EmotionLabel?, reply: String, interrupted: Bool) {
+        self.userText = userText
+        self.emotion = emotion
+        self.reply = reply
+        self.interrupted = interrupted
+    }
+}
+
+/// Settings of the conversation memory in the prompt.
+public struct MemorySettings: Sendable, Equatable {
+    /// Most recent turns kept word for word.
+    public var recentTurns = 6
+    /// Budget for the whole history part of the prompt (verbatim turns and summary), in tokens
+    /// (estimated at four characters each).
+    public var historyTokens = 600
+    /// Budget of the summary of older turns, in tokens.
+    public var summaryTokens = 150
+
+    public init() {}
+}
+
+/// The fused emotion now and how it has moved over the last turns.
+public struct EmotionContext: Sendable, Equatable {
+    public var current: EmotionEstimate?
+    /// Top labels of the previous turns, oldest first.
+    public var recent: [EmotionLabel]
+
+    public init(current: EmotionEstimate?, recent: [EmotionLabel]) {
+        self.current = current
+        self.recent = recent
+    }
+
+    /// A sentence on the trend, e.g. "Over the last turns they went from calm to sad."
+    public var trend: String? {
+        guard let now = current?.label, let first = recent.first, recent.count >= 2 else { return nil }
+        if recent.allSatisfy({ $0 == now }) { return "They have sounded \(ReplyPlan.adjective(now)) for several turns." }
+        if first != now { return "Over the last turns they went from \(ReplyPlan.adjective(first)) to \(ReplyPlan.adjective(now))." }
+        return nil
+    }
+}
+
+/// Builds the chat messages for one reply: persona, reply plan, emotion and its trend, and the
+/// conversation so far within a token budget (recent turns verbatim, older ones summarised).
+public struct PromptBuilder: Sendable {
+    public var persona: Persona
+    public var memory: MemorySettings
+
+    public init(persona: Persona, memory: MemorySettings = .init()) {
+        self.persona = persona
+        self.memory = memory
+    }
+
+    public func messages(
+        for userText: String, plan: ReplyPlan, emotion: EmotionContext, history: [RememberedTurn]
+    ) -> [ChatMessage] {
+        let recentCount = fittingRecentTurns(history)
+        let older = history.dropLast(recentCount)
+        let recent = history.suffix(recentCount)
+
+        var system = [persona.instructions, plan.instructions]
+        if let trend = emotion.trend { system.append(trend) }
+        if let summary = Self.summary(of: Array(older), budget: memory.summaryTokens) {
+            system.append("Earlier in this conversation:\n\(summary)")
+        }
+        if let last = history.last, last.interrupted {
+            system.append("The person interrupted your last reply; they only heard: \"\(last.reply)\". Do not repeat it; respond to what they say now.")
+        }
+        system.append("Answer in one to three short spoken sentences: plain words, no lists, no emojis, no stage directions.")
+
+        var messages = [ChatMessage(.system, system.joined(separator: "\n\n"))]
+        for turn in recent {
+            messages.append(ChatMessage(.user, turn.userText))
+            if !turn.reply.isEmpty { messages.append(ChatMessage(.assistant, turn.reply)) }
+        }
+        messages.append(ChatMessage(.user, userText))
+        return messages
+    }
+
+    /// How many of the latest turns fit verbatim in the history budget (at most `recentTurns`).
+    func fittingRecentTurns(_ history: [RememberedTurn]) -> Int {
+        var used = memory.summaryTokens
+        var count = 0
+        for turn in history.reversed() where count < memory.recentTurns {
+            let cost = Self.tokens(turn.userText) + Self.tokens(turn.reply)
+            guard used + cost <= memory.historyTokens else { break }
+            used += cost
+            count += 1
+        }
+        return count
+    }
+
+    /// One line per older turn, newest kept first when the budget runs out: what the person
+    /// said (its first sentence, shortened) and how they felt.
+    static func summary(of turns: [RememberedTurn], budget: Int) -> String? {
+        var lines: [String] = []
+        var used = 0
+        for turn in turns.reversed() {
+            let firstSentence = turn.userText.split(whereSeparator: { ".!?".contains($0) }).first.map(String.init) ?? turn.userText
+            let gist = firstSentence.count > 120 ? firstSentence.prefix(117) + "..." : Substring(firstSentence)
+            let feeling = turn.emotion.map { " (sounded \(ReplyPlan.adjective($0)))" } ?? ""
+            let line = "- They said: \(gist.trimmingCharacters(in: .whitespaces))\(feeling)"
+            guard used + tokens(line) <= budget else { break }
+            used += tokens(line)
+            lines.insert(line, at: 0)
+        }
+        return lines.isEmpty ? nil : lines.joined(separator: "\n")
+    }
+
+    /// A rough token count: four characters per token.
+    static func tokens(_ text: String) -> Int { (text.utf8.count + 3) / 4 }
+}

@@ -1,0 +1,60 @@
+import AttuneCore
+import Foundation
+
+/// Checks each sentence of a reply against the ``ReplyPlan`` before it is spoken, and repairs
+/// the ones that contradict the person's feeling.
+///
+/// A sentence is rejected when it contains one of the plan's forbidden phrases, or when the text
+/// emotion model reads it as one of the plan's contradicting emotions with at least
+/// `threshold` probability. A rejected sentence is replaced by the plan's next repair sentence
+/// (each is used once; after that the sentence is dropped). A crisis reply always ends with the
+/// help line.
+public struct ReplyGuard: Sendable {
+    public typealias Judge = @Sendable (String) async -> EmotionEstimate?
+
+    public let plan: ReplyPlan
+    public let threshold: Double
+    private let judge: Judge
+    private var repairsUsed = 0
+    private(set) public var rejected: [String] = []
+    private var mentionedHelp = false
+
+    /// - Parameter judge: the text emotion of a sentence (nil when it cannot be read).
+    public init(plan: ReplyPlan, threshold: Double = 0.5, judge: @escaping Judge) {
+        self.plan = plan
+        self.threshold = threshold
+        self.judge = judge
+    }
+
+    /// What to say for `sentence`: itself, a repair, or nothing.
+    public mutating func review(_ sentence: String) async -> String? {
+        let text = sentence.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { return nil }
+        if await contradicts(text) {
+            rejected.append(text)
+            guard repairsUsed < plan.repairs.count else { return nil }
+            repairsUsed += 1
+            return plan.repairs[repairsUsed - 1]
+        }
+        if plan.isCrisis, Self.mentionsHelp(text) { mentionedHelp = true }
+        return text
+    }
+
+    /// Sentences to add once the model has finished (the crisis help line, if it was missing).
+    public func closing() -> [String] {
+        plan.isCrisis && !mentionedHelp ? [ReplyPlan.crisisHelp] : []
+    }
+
+    /// Whether `text` contradicts the plan (also used to measure the raw model's mismatch rate).
+    public func contradicts(_ text: String) async -> Bool {
+        let lowered = text.lowercased().replacingOccurrences(of: "’", with: "'")
+        if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
+        guard !plan.contradicting.isEmpty, let estimate = await judge(text) else { return false }
+        return plan.contradicting.contains(estimate.label) && estimate.confidence >= threshold
+    }
+
+    static func mentionsHelp(_ text: String) -> Bool {
+        let lowered = text.lowercased()
+        return ["988", "116 123", "emergency", "crisis line", "hotline", "helpline"].contains { lowered.contains($0) }
+    }
+}

@@ -1,0 +1,129 @@
+import AttuneCore
+import Foundation
+
+/// How strongly a feeling shows, from the fused estimate's confidence.
+public enum Intensity: String, Codable, Sendable, Comparable {
+    case mild, clear, strong
+
+    public init(confidence: Double) {
+        self = confidence >= 0.75 ? .strong : confidence >= 0.5 ? .clear : .mild
+    }
+
+    public static func < (lhs: Intensity, rhs: Intensity) -> Bool {
+        let order: [Intensity] = [.mild, .clear, .strong]
+        return order.firstIndex(of: lhs)! < order.firstIndex(of: rhs)!
+    }
+}
+
+/// What a reply must do for the feeling the person shows, chosen before the model writes a word
+/// and enforced afterwards by ``ReplyGuard``. The small local model misreads feelings often, so
+/// the plan, not the model, decides how the reply treats them.
+public struct ReplyPlan: Sendable, Equatable {
+    public let emotion: EmotionLabel
+    public let intensity: Intensity
+    /// A crisis (self-harm, danger) overrides the emotion: calm support and a pointer to help.
+    public let isCrisis: Bool
+    /// How to open: what to acknowledge.
+    public let acknowledge: String
+    /// What the reply must not do.
+    public let avoid: [String]
+    /// Reply emotions that contradict the person's (judged by the text emotion model).
+    public let contradicting: Set<EmotionLabel>
+    /// Phrases that betray a misread feeling, rejected whatever the classifier says.
+    public let forbiddenPhrases: [String]
+    /// Sentences spoken instead of one that the guard rejects, in turn.
+    public let repairs: [String]
+
+    /// The help line every crisis reply carries.
+    public static let crisisHelp =
+        "If you might act on these thoughts or are in danger, please call your local emergency number now, or a crisis line such as 988 in the US or 116 123 in the UK and Ireland."
+
+    public init(emotion: EmotionLabel, confidence: Double, isCrisis: Bool = false) {
+        self.emotion = emotion
+        self.intensity = Intensity(confidence: confidence)
+        self.isCrisis = isCrisis
+        let cheerful = ["that's great", "that is great", "awesome", "congratulations", "how exciting", "sounds fun", "glad to hear", "good for you", "yay", "fantastic", "wonderful"]
+        let dismissive = ["calm down", "cheer up", "don't worry", "look on the bright side", "it could be worse", "just relax", "get over it"]
+        if isCrisis {
+            acknowledge = "Say calmly that you are glad they told you and that they deserve support right now."
+            avoid = ["cheerfulness", "advice lists", "judging", "promising that everything will be fine"]
+            contradicting = [.joy, .surprise, .anger, .disgust]
+            forbiddenPhrases = cheerful + dismissive
+            repairs = ["I'm really glad you told me, and I'm here with you.", "You deserve support right now, and you don't have to carry this alone."]
+            return
+        }
+        switch emotion {
+        case .sadness:
+            acknowledge = intensity == .strong
+                ? "Name the heaviness gently and stay with it; do not hurry to fix anything."
+                : "Acknowledge that this sounds hard, warmly and simply."
+            avoid = ["cheerfulness", "silver linings", "telling them how to feel"]
+            contradicting = [.joy, .surprise, .anger, .disgust]
+            forbiddenPhrases = cheerful + dismissive
+            repairs = ["That sounds really hard, and I'm sorry you're going through it.", "I'm here, and I'm listening."]
+        case .fear:
+            acknowledge = "Acknowledge the worry as understandable and offer steady, grounding reassurance."
+            avoid = ["cheerfulness", "dismissing the worry", "adding new worries"]
+            contradicting = [.joy, .surprise, .anger, .disgust]
+            forbiddenPhrases = cheerful + ["calm down", "nothing to worry about", "don't be silly", "just relax"]
+            repairs = ["That sounds frightening, and it makes sense that you feel uneasy.", "Let's take this one step at a time; you're not alone with it."]
+        case .anger:
+            acknowledge = intensity == .strong
+                ? "Validate the frustration first; show you understand why it matters to them."
+                : "Acknowledge the frustration plainly."
+            avoid = ["cheerfulness", "telling them to calm down", "taking sides against them", "matching their anger"]
+            contradicting = [.joy, .surprise, .anger, .disgust]
+            forbiddenPhrases = cheerful + dismissive
+            repairs = ["That sounds really frustrating, and it makes sense that you're upset.", "You have every reason to want this put right."]
+        case .disgust:
+            acknowledge = "Acknowledge that it felt wrong or repellent to them, without adding judgement of your own."
+            avoid = ["cheerfulness", "arguing", "graphic detail"]
+            contradicting = [.joy, .surprise, .anger, .disgust]
+            forbiddenPhrases = cheerful
+            repairs = ["That sounds really unpleasant to deal with.", "I can see why that put you off."]
+        case .joy:
+            acknowledge = "Share the good feeling warmly and ask about it."
+            avoid = ["dampening the mood", "warnings", "changing the subject to problems"]
+            contradicting = [.sadness, .anger, .disgust, .fear]
+            forbiddenPhrases = ["i'm sorry to hear", "that's terrible", "that sounds hard", "unfortunately"]
+            repairs = ["That's lovely to hear!", "I'm really happy for you."]
+        case .surprise:
+            acknowledge = "Acknowledge that this was unexpected and be curious about it."
+            avoid = ["assuming whether the surprise is good or bad"]
+            contradicting = [.anger, .disgust]
+            forbiddenPhrases = []
+            repairs = ["That sounds unexpected!", "Tell me more about what happened."]
+        case .neutral:
+            acknowledge = "Respond naturally to what they said."
+            avoid = ["inventing feelings they did not express"]
+            contradicting = [.anger, .disgust]
+            forbiddenPhrases = []
+            repairs = ["I see.", "Tell me more."]
+        }
+    }
+
+    /// Instructions for the system prompt.
+    public var instructions: String {
+        var lines: [String] = []
+        if isCrisis {
+            lines.append("The person may be in crisis or thinking about harming themselves. Stay calm, warm and serious.")
+        } else {
+            lines.append("The person sounds \(intensity.rawValue)ly \(Self.adjective(emotion)).")
+        }
+        lines.append("Start by doing this: \(acknowledge)")
+        lines.append("Do not use: \(avoid.joined(separator: ", ")).")
+        return lines.joined(separator: "\n")
+    }
+
+    static func adjective(_ emotion: EmotionLabel) -> String {
+        switch emotion {
+        case .anger: "angry"
+        case .disgust: "disgusted"
+        case .fear: "afraid or anxious"
+        case .joy: "happy"
+        case .neutral: "calm"
+        case .sadness: "sad"
+        case .surprise: "surprised"
+        }
+    }
+}
