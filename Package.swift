@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -66,7 +67,7 @@ let package = Package(
             ]
         ),
         // Persistent state on disk.
-        .target(name: "AttuneStorage", dependencies: ["AttuneCore"]),
+        .target(name: "AttuneStorage", dependencies: ["AttuneCore", .product(name: "GRDB", package: "GRDB.swift")]),
         // HTTP + WebSocket server.
         .target(
             name: "AttuneServer",

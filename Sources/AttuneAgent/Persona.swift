@@ -1,4 +1,5 @@
 import AttuneCore
+import Foundation
 /// Who Attune is in a conversation: the voice and manner its replies take.
 public struct Persona: Codable, Sendable, Equatable, Identifiable {
     public var id: String
@@ -31,4 +32,22 @@ public struct Persona: Codable, Sendable, Equatable, Identifiable {
     )
 
     public static let builtIn: [Persona] = [.companion, .interviewer]
+
+    /// A custom persona from a JSON file: `{"id": "...", "name": "...", "instructions": "..."}`.
+    public static func load(from url: URL) throws -> Persona {
+        let persona: Persona
+        do {
+            persona = try JSONDecoder().decode(Persona.self, from: Data(contentsOf: url))
+        } catch {
+            throw PersonaError(description: "cannot read persona file \(url.path): \(error)")
+        }
+        guard !persona.id.isEmpty, !persona.instructions.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw PersonaError(description: "persona file \(url.path) needs a non-empty id and instructions")
+        }
+        return persona
+    }
+}
+
+public struct PersonaError: Error, CustomStringConvertible, Sendable {
+    public let description: String
 }

@@ -9,6 +9,8 @@ public struct ReceivedEvent: Sendable {
     public let type: String
     public let fields: [String: String]
     public let arrival: ContinuousClock.Instant
+    /// For binary frames (type `audio_frame`): their bytes, PCM16 reply audio.
+    public var audio: [UInt8] = []
 
     public subscript(_ key: String) -> String? { fields[key] }
     public func number(_ key: String) -> Double? { fields[key].flatMap(Double.init) }
@@ -58,8 +60,14 @@ public struct ConversationClient: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 1 << 22) {
-                        guard case .text(let text) = message else { continue }
-                        await collected.append(Self.parse(text))
+                        switch message {
+                        case .text(let text):
+                            await collected.append(Self.parse(text))
+                        case .binary(let buffer):
+                            var event = ReceivedEvent(type: "audio_frame", fields: ["bytes": String(buffer.readableBytes)], arrival: .now)
+                            event.audio = Array(buffer.readableBytesView)
+                            await collected.append(event)
+                        }
                         if await done(collected.events) { return }
                     }
                 }

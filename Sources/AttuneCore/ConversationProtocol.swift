@@ -12,6 +12,18 @@ public enum ServerEvent: Sendable, Equatable {
     case emotion(utterance: Int?, estimate: EmotionEstimate)
     /// The subject's fused state changed materially.
     case emotionUpdate(estimate: EmotionEstimate)
+    /// Attune starts answering utterance `utterance`.
+    case replyStarted(reply: Int, utterance: Int, emotion: EmotionLabel, intensity: String, crisis: Bool)
+    /// The next sentence of the reply's text, as it will be spoken.
+    case replyTextDelta(reply: Int, sentence: Int, text: String)
+    /// Header of one sentence's audio: the next binary frame holds `samples` PCM16 samples.
+    case replyAudio(reply: Int, sentence: Int, sampleRate: Int, samples: Int, startMilliseconds: Double)
+    /// The reply is complete (or was stopped); timings in ms from the end of the person's speech.
+    case replyDone(reply: Int, text: String, interrupted: Bool, timings: [String: Double])
+    /// The person spoke over the reply: stop playing it now.
+    case stopPlayback(reply: Int, heard: String)
+    /// The session's settings after a `configure` message.
+    case configured(persona: String, voice: String, rate: Double, silenceMilliseconds: Int)
     case error(code: ErrorCode, message: String)
     case pong
 
@@ -28,6 +40,11 @@ public enum ServerEvent: Sendable, Equatable {
         case busy
         case transcriptionFailed = "transcription_failed"
         case unavailable
+        /// The language model could not answer; a short spoken apology replaces the reply.
+        case llmUnavailable = "llm_unavailable"
+        /// Speech synthesis failed; the reply still arrives as text.
+        case ttsFailed = "tts_failed"
+        case badSetting = "bad_setting"
     }
 
     /// The event as one line of JSON.
@@ -62,6 +79,21 @@ public enum ServerEvent: Sendable, Equatable {
         case let .emotionUpdate(estimate):
             object = estimate.jsonObject
             object["type"] = "emotion_update"
+        case let .replyStarted(reply, utterance, emotion, intensity, crisis):
+            object = ["type": "reply_started", "reply": reply, "utterance": utterance, "emotion": emotion.rawValue, "intensity": intensity, "crisis": crisis]
+        case let .replyTextDelta(reply, sentence, text):
+            object = ["type": "reply_text_delta", "reply": reply, "sentence": sentence, "text": text]
+        case let .replyAudio(reply, sentence, sampleRate, samples, start):
+            object = [
+                "type": "reply_audio", "reply": reply, "sentence": sentence, "sample_rate": sampleRate, "samples": samples,
+                "encoding": "pcm_s16le", "start_ms": start.rounded(to: 1),
+            ]
+        case let .replyDone(reply, text, interrupted, timings):
+            object = ["type": "reply_done", "reply": reply, "text": text, "interrupted": interrupted, "timings": timings.mapValues { $0.rounded(to: 1) }]
+        case let .stopPlayback(reply, heard):
+            object = ["type": "stop_playback", "reply": reply, "heard": heard]
+        case let .configured(persona, voice, rate, silence):
+            object = ["type": "configured", "persona": persona, "voice": voice, "rate": rate, "silence_ms": silence]
         case let .error(code, message):
             object = ["type": "error", "code": code.rawValue, "message": message]
         case .pong:
@@ -79,6 +111,12 @@ public enum ClientMessage: Sendable, Equatable {
     /// The person is done speaking (e.g. a second click on the microphone).
     case endTurn
     case ping
+    /// Session settings; each field is optional and keeps its value when absent.
+    case configure(persona: String?, voice: String?, rate: Double?, silenceMilliseconds: Int?)
+    /// How much of a reply's audio the client has played, in milliseconds from its start.
+    case playback(reply: Int, playedMilliseconds: Double)
+    /// Say a text (the "text instead of voice" path, and tests): handled like a final transcript.
+    case userText(String)
 
     public enum SampleEncoding: String, Sendable {
         case pcm16 = "pcm_s16le"
@@ -113,6 +151,23 @@ public enum ClientMessage: Sendable, Equatable {
             self = .endTurn
         case "ping":
             self = .ping
+        case "configure":
+            let number = { (key: String) in (object[key] as? NSNumber)?.doubleValue }
+            self = .configure(
+                persona: object["persona"] as? String, voice: object["voice"] as? String, rate: number("rate"),
+                silenceMilliseconds: number("silence_ms").map { Int($0) })
+        case "playback":
+            guard let reply = (object["reply"] as? NSNumber)?.intValue, let played = (object["played_ms"] as? NSNumber)?.doubleValue,
+                played.isFinite, played >= 0
+            else {
+                throw ParseError(code: .badMessage, message: "playback needs \"reply\" and \"played_ms\" (a number ≥ 0)")
+            }
+            self = .playback(reply: reply, playedMilliseconds: played)
+        case "user_text":
+            guard let text = object["text"] as? String else {
+                throw ParseError(code: .badMessage, message: "user_text needs \"text\"")
+            }
+            self = .userText(text)
         case let other?:
             throw ParseError(code: .unknownMessage, message: "unknown message type \"\(other)\"")
         case nil:

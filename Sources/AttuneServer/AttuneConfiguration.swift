@@ -1,3 +1,4 @@
+import AttuneAgent
 import AttuneEmotion
 import AttuneSpeech
 import Foundation
@@ -36,8 +37,27 @@ public struct AttuneConfiguration: Sendable {
     public var maxEmotionTextBytes = 20_000
     public var fusion = FusionSettings()
     public var synthesis = SynthesisSettings()
+    /// The LLM: `llm.base_url` set means an external OpenAI-compatible server; unset starts the
+    /// embedded llama-server.
+    public var llm = LLMSettings()
+    /// The embedded llama-server's binary, model, threads and context size.
+    public var llamaServer: String?
+    public var llmModel = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    public var llmThreads = 2
+    public var llmContextSize = 4096
+    /// A JSON file `{"id","name","instructions"}` adding a custom persona.
+    public var customPersonaPath: String?
+    public var reply = ReplySettings()
 
     public init() {}
+
+    public var llamaServerPath: URL {
+        URL(fileURLWithPath: llamaServer ?? AttuneConfiguration.defaultCacheDirectory + "/llama/bin/llama-server")
+    }
+
+    public var llmModelPath: URL {
+        URL(fileURLWithPath: llmModel.contains("/") ? llmModel : modelsDirectory + "/" + llmModel)
+    }
 
     /// The Piper voice folder setup writes.
     public var piperVoiceDirectory: String { modelsDirectory + "/piper-en_US-joe-medium" }
@@ -109,6 +129,33 @@ extension AttuneConfiguration {
         .decimal("fusion.smoothing", "weight of the newest reading in the fused state (lower is smoother)", \.fusion.smoothing, 0.01...1),
         .decimal("fusion.change_threshold", "probability change (L1) that triggers emotion_update", \.fusion.changeThreshold, 0...2),
         Setting(key: "transcribe.ffmpeg_path", summary: "ffmpeg for WebM/M4A (default: from PATH)") { $0.ffmpegPath = $1 },
+        Setting(key: "llm.base_url", summary: "OpenAI-compatible API root (e.g. http://127.0.0.1:11434/v1); unset starts the embedded llama-server") {
+            $0.llm.baseURL = $1.isEmpty ? nil : $1
+        },
+        Setting(key: "llm.model", summary: "model name sent to the LLM server") { $0.llm.model = $1 },
+        Setting(key: "llm.api_key", summary: "bearer token for the LLM server") { $0.llm.apiKey = $1 },
+        .decimal("llm.connect_timeout_s", "seconds to wait for the LLM connection", \.llm.connectTimeout, 0.1...600),
+        .decimal("llm.first_token_timeout_s", "seconds to the first token before the spoken apology", \.llm.firstTokenTimeout, 0.1...600),
+        .decimal("llm.total_timeout_s", "seconds a whole reply may take", \.llm.totalTimeout, 0.5...3_600),
+        .decimal("llm.temperature", "sampling temperature", \.llm.temperature, 0...2),
+        .decimal("llm.top_p", "nucleus sampling", \.llm.topP, 0...1),
+        .integer("llm.max_tokens", "longest reply in tokens", \.llm.maxTokens, 1...4_096),
+        Setting(key: "llm.server_path", summary: "llama-server binary (default: the one setup builds)") { $0.llamaServer = $1 },
+        Setting(key: "llm.model_file", summary: "GGUF for the embedded server: a file in models_dir or a path") { $0.llmModel = $1 },
+        .integer("llm.threads", "threads of the embedded llama-server", \.llmThreads, 1...64),
+        .integer("llm.context", "context window of the embedded llama-server, in tokens", \.llmContextSize, 256...131_072),
+        Setting(key: "persona.file", summary: "JSON file {id, name, instructions} adding a custom persona") { $0.customPersonaPath = $1 },
+        .integer("memory.recent_turns", "turns kept verbatim in the prompt", \.reply.memory.recentTurns, 0...100),
+        .integer("memory.history_tokens", "token budget of the conversation history in the prompt", \.reply.memory.historyTokens, 0...100_000),
+        .integer("memory.summary_tokens", "token budget of the summary of older turns", \.reply.memory.summaryTokens, 0...100_000),
+        .decimal("reply.mismatch_threshold", "reply-sentence emotion probability that counts as contradicting the person", \.reply.mismatchThreshold, 0...1),
+        Setting(key: "tts.voice", summary: "default voice: " + Voice.all.map(\.id).joined(separator: ", ")) {
+            guard Voice.named($1) != nil else { throw ConfigurationError("tts.voice: unknown voice '\($1)'") }
+            $0.synthesis.defaultVoice = $1
+        },
+        .decimal("tts.rate", "speaking rate, 0.5-2", \.synthesis.rate, SynthesisSettings.rates),
+        .integer("tts.max_characters", "longest text one synthesis accepts", \.synthesis.maxCharacters, 1...100_000),
+        .integer("tts.queue_limit", "syntheses that may wait before callers get 'busy'", \.synthesis.queueLimit, 0...10_000),
     ]
 
     /// Builds a configuration from a file, the environment and flag overrides, in that order.

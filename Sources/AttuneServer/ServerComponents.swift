@@ -1,3 +1,4 @@
+import AttuneAgent
 import AttuneAudio
 import AttuneCore
 import AttuneEmotion
@@ -25,9 +26,34 @@ public struct ServerComponents: Sendable {
     /// Emotion in words; nil when its model could not be loaded (health says why).
     public let textEmotion: TextEmotionModel?
     public let fusion: FusionSettings
+    /// The language model replies come from; nil when none is configured or it failed to start.
+    public let chat: (any ChatModel)?
+    /// The managed llama-server, when no external LLM is configured.
+    public let embeddedLLM: EmbeddedLLMServer?
+    /// Speech out; nil when espeak-ng (and so every voice) is unavailable.
+    public let synthesizer: SpeechSynthesizer?
+    public let synthesis: SynthesisSettings
+    /// Conversation history; nil when the database could not be opened (health says why).
+    public let history: HistoryStore?
+    /// Built-in personas and the custom one, if configured.
+    public let personas: [Persona]
+    public let reply: ReplySettings
 
     /// Long-lived parts that the application's service group starts and stops.
-    public var services: [any Service] { [speechPool] + (transcriber.map { [$0.pool] } ?? []) }
+    public var services: [any Service] {
+        var services: [any Service] = [speechPool]
+        if let transcriber { services.append(transcriber.pool) }
+        if let synthesizer { services.append(synthesizer.pool) }
+        if let embeddedLLM { services.append(embeddedLLM) }
+        return services
+    }
+
+    var llmUnavailableReason: String { reason(for: "llm") }
+    var ttsUnavailableReason: String { reason(for: "tts") }
+
+    private func reason(for component: String) -> String {
+        statuses.first { $0.name == component }?.error ?? "not loaded"
+    }
 
     public var isHealthy: Bool { statuses.allSatisfy(\.loaded) }
 
@@ -58,10 +84,49 @@ public struct ServerComponents: Sendable {
                 textEmotion = try TextEmotionModel(models: models, maxBytes: configuration.maxEmotionTextBytes)
                 return "all-MiniLM-L6-v2 on ggml + trained head"
             })
+        var history: HistoryStore?
         statuses.append(
             .measure("storage") {
-                try DataDirectory(URL(fileURLWithPath: configuration.dataDirectory)).prepare()
-                return configuration.dataDirectory
+                let directory = DataDirectory(URL(fileURLWithPath: configuration.dataDirectory))
+                try directory.prepare()
+                let store = try HistoryStore(path: directory.file("history.sqlite").path)
+                history = store
+                return store.path
+            })
+        var synthesizer: SpeechSynthesizer?
+        statuses.append(
+            .measure("tts", version: manifest.version(of: "piper-en_US-joe-medium")) {
+                let store = try SpeechSynthesizer(
+                    piperDirectory: URL(fileURLWithPath: configuration.piperVoiceDirectory), settings: configuration.synthesis)
+                synthesizer = store
+                return "voices: " + store.voices.map(\.id).joined(separator: ", ")
+            })
+        var personas = Persona.builtIn
+        if let path = configuration.customPersonaPath {
+            statuses.append(
+                .measure("persona") {
+                    let persona = try Persona.load(from: URL(fileURLWithPath: path))
+                    personas.removeAll { $0.id == persona.id }
+                    personas.append(persona)
+                    return "\(persona.id) from \(path)"
+                })
+        }
+        var chat: (any ChatModel)?
+        var embeddedLLM: EmbeddedLLMServer?
+        statuses.append(
+            .measure("llm", version: configuration.llm.baseURL == nil ? manifest.version(of: configuration.llmModelPath.lastPathComponent) : configuration.llm.model) {
+                if let external = configuration.llm.baseURL {
+                    chat = OpenAIChatClient(settings: configuration.llm)
+                    return "external: \(external)"
+                }
+                var settings = EmbeddedLLMServer.Settings(
+                    binary: configuration.llamaServerPath, model: configuration.llmModelPath)
+                settings.threads = configuration.llmThreads
+                settings.contextSize = configuration.llmContextSize
+                let server = try EmbeddedLLMServer(settings: settings, logger: logger)
+                embeddedLLM = server
+                chat = OpenAIChatClient(settings: configuration.llm, baseURL: server.baseURL)
+                return "embedded llama-server on port \(server.port): \(configuration.llmModelPath.lastPathComponent)"
             })
         for status in statuses {
             if status.loaded {
@@ -83,7 +148,14 @@ public struct ServerComponents: Sendable {
             turn: configuration.turn,
             stream: configuration.stream,
             textEmotion: textEmotion,
-            fusion: configuration.fusion
+            fusion: configuration.fusion,
+            chat: chat,
+            embeddedLLM: embeddedLLM,
+            synthesizer: synthesizer,
+            synthesis: configuration.synthesis,
+            history: history,
+            personas: personas,
+            reply: configuration.reply
         )
     }
 

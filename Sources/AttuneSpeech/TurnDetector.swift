@@ -37,7 +37,9 @@ public enum TurnEvent: Sendable, Equatable {
 /// The detector's own hangover should be short (``VoiceActivitySettings/forTurns(_:)``): this
 /// type applies the trailing silence itself, measured from the last window the VAD called speech.
 public struct TurnDetector<Detector: VoiceActivityDetecting> {
-    public let settings: TurnSettings
+    /// Changing `trailingSilence` takes effect from the next frame; the other values are read
+    /// by the detector at creation.
+    public var settings: TurnSettings
     private var detector: Detector
     private let window: Int
     private let rate = Double(VoiceActivitySettings.sampleRate)

@@ -5,6 +5,7 @@ import AttuneSpeech
 import Foundation
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import Synchronization
 
 /// One person's live session: audio frames in; speech, turn and transcript events out.
@@ -15,6 +16,8 @@ import Synchronization
 /// which paces a fast client; transcription runs beside them so a long decode never delays
 /// hearing the next turn.
 struct ConversationSession: Sendable {
+    /// Allowed end-of-turn silence in a `configure` message, in milliseconds.
+    static let silenceRange = 100...5_000
     let components: ServerComponents
     let logger: Logger
     let id = UUID().uuidString.lowercased()
@@ -27,29 +30,35 @@ struct ConversationSession: Sendable {
     }
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        // Events are small and their number is bounded by the audio rate; the writer awaits each
-        // send, so a slow client holds them here rather than in the socket.
-        let (events, emit) = AsyncStream.makeStream(of: ServerEvent.self, bufferingPolicy: .unbounded)
+        // Events are small and their number is bounded by the audio rate and the reply length;
+        // the writer awaits each send, so a slow client holds them here rather than in the socket.
+        let (messages, send) = AsyncStream.makeStream(of: Outbound.self, bufferingPolicy: .unbounded)
+        let emit = EventSink(send)
         let (jobs, enqueue) = AsyncStream.makeStream(of: TranscriptionJob.self, bufferingPolicy: .unbounded)
         let progress = TranscriptionProgress()
+        let responder = Responder(components: components, sessionID: id, emit: send, logger: logger)
         logger.info("conversation started")
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    for await event in events {
-                        try await outbound.write(.text(event.json))
+                    for await message in messages {
+                        switch message {
+                        case .event(let event): try await outbound.write(.text(event.json))
+                        case .audio(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                        }
                     }
                 } catch {
                     logger.debug("writer stopped: \(error)")
                 }
             }
             group.addTask {
-                await transcribe(jobs, progress: progress, emit: emit)
-                emit.finish()
+                await transcribe(jobs, progress: progress, emit: emit, responder: responder)
+                await responder.close()
+                send.finish()
             }
             emit.yield(.sessionStarted(sessionID: id, sampleRate: 16_000, maxFrameBytes: components.stream.maxFrameBytes))
-            await read(inbound, progress: progress, emit: emit, enqueue: enqueue)
+            await read(inbound, progress: progress, emit: emit, enqueue: enqueue, responder: responder)
             enqueue.finish()
         }
         logger.info("conversation ended")
@@ -59,7 +68,7 @@ struct ConversationSession: Sendable {
 
     private func read(
         _ inbound: WebSocketInboundStream, progress: TranscriptionProgress,
-        emit: AsyncStream<ServerEvent>.Continuation, enqueue: AsyncStream<TranscriptionJob>.Continuation
+        emit: EventSink, enqueue: AsyncStream<TranscriptionJob>.Continuation, responder: Responder
     ) async {
         let listener: Listener
         do {
@@ -88,8 +97,31 @@ struct ConversationSession: Sendable {
                         continue
                     case .success(.endTurn):
                         for event in try await components.speechPool.run({ listener.endTurn() }) {
-                            handle(event, listener: listener, progress: progress, emit: emit, enqueue: enqueue)
+                            await handle(event, progress: progress, emit: emit, enqueue: enqueue, responder: responder)
                         }
+                        continue
+                    case let .success(.configure(persona, voice, rate, silence)):
+                        if let problem = await responder.configure(persona: persona, voice: voice, rate: rate) {
+                            emit.yield(.error(code: .badSetting, message: problem))
+                            continue
+                        }
+                        if let silence {
+                            guard (Self.silenceRange).contains(silence) else {
+                                emit.yield(.error(code: .badSetting, message: "silence_ms must be between \(Self.silenceRange.lowerBound) and \(Self.silenceRange.upperBound)"))
+                                continue
+                            }
+                            _ = try await components.speechPool.run { listener.trailingSilence = Double(silence) / 1000 }
+                        }
+                        let current = try await components.speechPool.run { listener.trailingSilence }
+                        emit.yield(.configured(
+                            persona: await responder.persona.id, voice: await responder.voice, rate: await responder.rate,
+                            silenceMilliseconds: Int((current * 1000).rounded())))
+                        continue
+                    case let .success(.playback(reply, played)):
+                        await responder.playback(reply: reply, playedMilliseconds: played)
+                        continue
+                    case .success(.userText(let text)):
+                        enqueue.yield(.typed(text: text))
                         continue
                     case .success(.audioData(let bytes, let rate, let encoding)):
                         audio = .init(bytes: bytes, sampleRate: rate, encoding: encoding)
@@ -108,7 +140,7 @@ struct ConversationSession: Sendable {
                     emit.yield(.error(code: error.code, message: error.description))
                 case .success(let events):
                     for event in events {
-                        handle(event, listener: listener, progress: progress, emit: emit, enqueue: enqueue)
+                        await handle(event, progress: progress, emit: emit, enqueue: enqueue, responder: responder)
                     }
                     // Re-decode the growing utterance now and then, one partial at a time.
                     if let utterance = listener.currentUtterance, ContinuousClock.now - lastPartial >= .seconds(components.stream.partialInterval),
@@ -127,12 +159,14 @@ struct ConversationSession: Sendable {
     }
 
     private func handle(
-        _ event: ListenerEvent, listener: Listener, progress: TranscriptionProgress,
-        emit: AsyncStream<ServerEvent>.Continuation, enqueue: AsyncStream<TranscriptionJob>.Continuation
-    ) {
+        _ event: ListenerEvent, progress: TranscriptionProgress,
+        emit: EventSink, enqueue: AsyncStream<TranscriptionJob>.Continuation, responder: Responder
+    ) async {
         switch event {
         case let .started(utterance, start):
             emit.yield(.speechStarted(utterance: utterance, start: start))
+            // Barge-in: the person speaks over a reply.
+            if await responder.isReplying { await responder.interrupt() }
         case let .paused(utterance, audio):
             enqueue.yield(.speculative(utterance: utterance, audio: audio))
         case let .ended(utterance, start, end, audio, reason):
@@ -145,17 +179,25 @@ struct ConversationSession: Sendable {
     // MARK: - Transcribing
 
     private func transcribe(
-        _ jobs: AsyncStream<TranscriptionJob>, progress: TranscriptionProgress, emit: AsyncStream<ServerEvent>.Continuation
+        _ jobs: AsyncStream<TranscriptionJob>, progress: TranscriptionProgress, emit: EventSink, responder: Responder
     ) async {
         guard let transcriber = components.transcriber else {
             for await job in jobs {
-                if case .final = job {
+                switch job {
+                case .final:
                     emit.yield(.error(code: .unavailable, message: "speech recognition is unavailable: the Whisper model did not load"))
+                case .typed(let text):
+                    var fusion = EmotionFusion(subject: id, settings: components.fusion)
+                    await answer(text, utterance: 0, start: Date().timeIntervalSince1970, endedAt: .now, fusion: &fusion, emit: emit, responder: responder)
+                default:
+                    continue
                 }
             }
             return
         }
         var fusion = EmotionFusion(subject: id, settings: components.fusion)
+        let sessionStart = Date().timeIntervalSince1970
+        var typedCount = 0
         // The latest speculative decode; a final with the same audio reuses it.
         var speculation: (utterance: Int, audio: [Float], transcript: Transcript)?
         for await job in jobs {
@@ -185,17 +227,39 @@ struct ConversationSession: Sendable {
                     speculation = nil
                     let latency = (ContinuousClock.now - endedAt).milliseconds
                     emit.yield(.transcriptFinal(utterance: utterance, start: start, end: end, transcript: transcript, latencyMilliseconds: latency))
-                    if let estimate = await textEmotion(of: transcript.text) {
-                        emit.yield(.emotion(utterance: utterance, estimate: estimate))
-                        if let fused = fusion.update(estimate) { emit.yield(.emotionUpdate(estimate: fused)) }
+                    if !transcript.text.isEmpty {
+                        await answer(
+                            transcript.text, utterance: utterance, start: sessionStart + start, endedAt: endedAt, fusion: &fusion,
+                            emit: emit, responder: responder)
                     }
                 } catch let error as InferencePoolBusyError {
                     emit.yield(.error(code: .busy, message: error.description))
                 } catch {
                     emit.yield(.error(code: .transcriptionFailed, message: "could not transcribe utterance \(utterance): \(error)"))
                 }
+            case .typed(let text):
+                typedCount += 1
+                await answer(text, utterance: -typedCount, start: Date().timeIntervalSince1970, endedAt: .now, fusion: &fusion, emit: emit, responder: responder)
             }
         }
+    }
+
+    /// Reads the emotion in a finished utterance, folds it into the fused state, and hands the
+    /// turn to the responder.
+    private func answer(
+        _ text: String, utterance: Int, start: Double, endedAt: ContinuousClock.Instant, fusion: inout EmotionFusion,
+        emit: EventSink, responder: Responder
+    ) async {
+        let transcribedAt = ContinuousClock.now
+        let estimate = await textEmotion(of: text)
+        if let estimate {
+            emit.yield(.emotion(utterance: utterance, estimate: estimate))
+            if let fused = fusion.update(estimate) { emit.yield(.emotionUpdate(estimate: fused)) }
+        }
+        let turn = UserTurn(
+            utterance: utterance, text: text, textEmotion: estimate, fused: fusion.current(at: Date().timeIntervalSince1970),
+            speechEndedAt: endedAt, transcribedAt: transcribedAt, startedAt: start)
+        await responder.respond(to: turn)
     }
 }
 
@@ -219,6 +283,19 @@ enum TranscriptionJob: Sendable {
     /// A final-quality decode started in a pause, kept in case the pause ends the turn.
     case speculative(utterance: Int, audio: [Float])
     case final(utterance: Int, start: Double, end: Double, audio: [Float], endedAt: ContinuousClock.Instant)
+    /// Text the client typed instead of speaking; answered like a final transcript.
+    case typed(text: String)
+}
+
+/// Sends JSON events into the session's outbound stream.
+struct EventSink: Sendable {
+    let continuation: AsyncStream<Outbound>.Continuation
+
+    init(_ continuation: AsyncStream<Outbound>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func yield(_ event: ServerEvent) { continuation.yield(.event(event)) }
 }
 
 /// Shared between the reader and the transcription task: which utterances are final, and

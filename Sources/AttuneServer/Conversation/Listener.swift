@@ -39,6 +39,12 @@ final class Listener: @unchecked Sendable {
         turns = TurnDetector(detector: detector, settings: components.turn)
     }
 
+    /// The silence that ends a turn, in seconds.
+    var trailingSilence: Double {
+        get { turns.settings.trailingSilence }
+        set { turns.settings.trailingSilence = newValue }
+    }
+
     /// The audio of the utterance in progress, for partial transcripts.
     var utteranceSamples: [Float] { turns.utterance }
 

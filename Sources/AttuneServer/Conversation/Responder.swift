@@ -1,0 +1,370 @@
+import AttuneAgent
+import AttuneAudio
+import AttuneCore
+import AttuneEmotion
+import AttuneSpeech
+import AttuneStorage
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+/// What the session sends: JSON events, and binary frames of reply audio (each right after the
+/// `reply_audio` event that describes it).
+enum Outbound: Sendable {
+    case event(ServerEvent)
+    case audio([UInt8])
+}
+
+/// A finished utterance, ready to be answered.
+struct UserTurn: Sendable {
+    let utterance: Int
+    let text: String
+    let textEmotion: EmotionEstimate?
+    let fused: EmotionEstimate?
+    /// When the person stopped speaking (nil for typed text); timings count from here.
+    let speechEndedAt: ContinuousClock.Instant
+    let transcribedAt: ContinuousClock.Instant
+    let startedAt: Double
+}
+
+/// Settings of replies.
+public struct ReplySettings: Sendable, Equatable {
+    /// Probability from which the text emotion model's reading of a reply sentence counts as
+    /// contradicting the person's feeling.
+    public var mismatchThreshold = 0.5
+    public var memory = MemorySettings()
+    /// Spoken when the language model cannot answer.
+    public var apology = "I'm sorry, I lost my train of thought for a moment. Could you say that again?"
+
+    public init() {}
+}
+
+/// Answers one session's turns, one at a time: builds the reply plan and prompt, streams the
+/// language model's text sentence by sentence through the ``ReplyGuard``, speaks each approved
+/// sentence as soon as it is ready, and stores the finished turn. A new utterance from the
+/// person interrupts a reply in progress (barge-in).
+actor Responder {
+    private let components: ServerComponents
+    private let sessionID: String
+    private let emit: AsyncStream<Outbound>.Continuation
+    private let logger: Logger
+
+    private(set) var persona: Persona = .companion
+    private(set) var voice: String
+    private(set) var rate: Double
+    private var memory: [RememberedTurn] = []
+    private var recentEmotions: [EmotionLabel] = []
+    private var turnIndex = 0
+    private var replyCounter = 0
+    private var sessionStored = false
+    private var current: (id: Int, task: Task<Void, Never>, progress: ReplyProgress)?
+
+    init(components: ServerComponents, sessionID: String, emit: AsyncStream<Outbound>.Continuation, logger: Logger) {
+        self.components = components
+        self.sessionID = sessionID
+        self.emit = emit
+        self.logger = logger
+        self.voice = components.synthesis.defaultVoice
+        self.rate = components.synthesis.rate
+    }
+
+    var isReplying: Bool { current != nil }
+
+    // MARK: - Settings
+
+    /// Applies a `configure` message; returns an error message for a bad value.
+    func configure(persona name: String?, voice newVoice: String?, rate newRate: Double?) -> String? {
+        if let name {
+            guard let chosen = components.personas.first(where: { $0.id == name }) else {
+                return "unknown persona '\(name)'; personas: \(components.personas.map(\.id).joined(separator: ", "))"
+            }
+            persona = chosen
+        }
+        if let newVoice {
+            let voices = components.synthesizer?.voices ?? []
+            guard voices.contains(where: { $0.id == newVoice }) else {
+                return "unknown voice '\(newVoice)'; voices: \(voices.map(\.id).joined(separator: ", "))"
+            }
+            voice = newVoice
+        }
+        if let newRate {
+            guard newRate.isFinite, SynthesisSettings.rates.contains(newRate) else {
+                return "rate must be between \(SynthesisSettings.rates.lowerBound) and \(SynthesisSettings.rates.upperBound)"
+            }
+            rate = newRate
+        }
+        return nil
+    }
+
+    // MARK: - Turns
+
+    /// Starts answering `turn` (after stopping any reply still running).
+    func respond(to turn: UserTurn) async {
+        await interrupt()
+        replyCounter += 1
+        turnIndex += 1
+        let reply = replyCounter
+        let progress = ReplyProgress()
+        let context = ReplyContext(
+            reply: reply, turnIndex: turnIndex, turn: turn, persona: persona, voice: voice, rate: rate,
+            memory: memory, recentEmotions: recentEmotions, sessionID: sessionID)
+        await storeSessionIfNeeded()
+        let task = Task { [components, emit, logger] in
+            let outcome = await ReplyRun(components: components, emit: emit, logger: logger, context: context, progress: progress).run()
+            await self.finished(reply: reply, turn: turn, outcome: outcome)
+        }
+        current = (reply, task, progress)
+    }
+
+    /// The person spoke over the reply: stop generating and speaking, tell the client to stop
+    /// playing, and keep what they heard.
+    func interrupt() async {
+        guard let current else { return }
+        let started = ContinuousClock.now
+        current.progress.markInterrupted()
+        current.task.cancel()
+        let heard = current.progress.heardText(at: .now)
+        emit.yield(.event(.stopPlayback(reply: current.id, heard: heard)))
+        TurnMetrics.interruptionStop.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        // The task records the turn as interrupted when it unwinds.
+        await current.task.value
+    }
+
+    /// The client reports how far it has played a reply.
+    func playback(reply: Int, playedMilliseconds: Double) {
+        guard let current, current.id == reply else { return }
+        current.progress.reportPlayback(playedMilliseconds)
+    }
+
+    /// Ends the session: stops a running reply and records the end.
+    func close() async {
+        await interrupt()
+        if sessionStored, let history = components.history {
+            try? await history.endSession(id: sessionID, at: Date().timeIntervalSince1970)
+        }
+    }
+
+    private func finished(reply: Int, turn: UserTurn, outcome: ReplyOutcome) async {
+        if current?.id == reply { current = nil }
+        memory.append(RememberedTurn(
+            userText: turn.text, emotion: turn.fused?.label ?? turn.textEmotion?.label, reply: outcome.spokenText,
+            interrupted: outcome.interrupted))
+        if let label = turn.fused?.label ?? turn.textEmotion?.label {
+            recentEmotions = Array((recentEmotions + [label]).suffix(5))
+        }
+        guard let history = components.history else { return }
+        var emotions: [String: EmotionEstimate] = [:]
+        if let text = turn.textEmotion { emotions[EmotionChannel.text.rawValue] = text }
+        let stored = StoredTurn(
+            index: outcome.turnIndex, startedAt: turn.startedAt, userText: turn.text, replyText: outcome.spokenText,
+            interrupted: outcome.interrupted, emotions: emotions, fusedEmotion: turn.fused, timings: outcome.timings)
+        do {
+            try await history.append(stored, to: sessionID)
+        } catch {
+            logger.error("could not store turn \(outcome.turnIndex): \(error)")
+        }
+    }
+
+    private func storeSessionIfNeeded() async {
+        guard !sessionStored, let history = components.history else { return }
+        do {
+            try await history.startSession(id: sessionID, persona: persona.id, voice: voice, at: Date().timeIntervalSince1970)
+            sessionStored = true
+        } catch {
+            logger.error("could not store session: \(error)")
+        }
+    }
+}
+
+/// Everything one reply needs, captured when it starts.
+struct ReplyContext: Sendable {
+    let reply: Int
+    let turnIndex: Int
+    let turn: UserTurn
+    let persona: Persona
+    let voice: String
+    let rate: Double
+    let memory: [RememberedTurn]
+    let recentEmotions: [EmotionLabel]
+    let sessionID: String
+}
+
+struct ReplyOutcome: Sendable {
+    let turnIndex: Int
+    /// What the person heard (all of it, unless interrupted).
+    let spokenText: String
+    let interrupted: Bool
+    let timings: TurnTimings
+}
+
+/// What a reply has sent so far, shared between its task and the session (for barge-in).
+final class ReplyProgress: Sendable {
+    private struct State {
+        var sentences: [(text: String, startMs: Double, endMs: Double)] = []
+        var firstAudioAt: ContinuousClock.Instant?
+        var playedMs: Double?
+        var interrupted = false
+    }
+    private let state = Mutex(State())
+
+    func sentAudio(_ text: String, durationMs: Double) -> Double {
+        state.withLock { state in
+            let start = state.sentences.last?.endMs ?? 0
+            if state.firstAudioAt == nil { state.firstAudioAt = .now }
+            state.sentences.append((text, start, start + durationMs))
+            return start
+        }
+    }
+
+    func reportPlayback(_ ms: Double) { state.withLock { $0.playedMs = max($0.playedMs ?? 0, ms) } }
+    func markInterrupted() { state.withLock { $0.interrupted = true } }
+    var isInterrupted: Bool { state.withLock { $0.interrupted } }
+
+    /// The sentences the person has heard (begun to hear) by `now`: from the client's playback
+    /// report, or, without one, assuming playback started with the first audio frame.
+    func heardText(at now: ContinuousClock.Instant) -> String {
+        state.withLock { state in
+            let played = state.playedMs ?? state.firstAudioAt.map { (now - $0).milliseconds } ?? 0
+            return state.sentences.filter { $0.startMs < played }.map(\.text).joined(separator: " ")
+        }
+    }
+
+    var firstAudioAt: ContinuousClock.Instant? { state.withLock { $0.firstAudioAt } }
+
+    var allText: String { state.withLock { $0.sentences.map(\.text).joined(separator: " ") } }
+}
+
+/// One reply from plan to last audio frame.
+struct ReplyRun {
+    let components: ServerComponents
+    let emit: AsyncStream<Outbound>.Continuation
+    let logger: Logger
+    let context: ReplyContext
+    let progress: ReplyProgress
+
+    func run() async -> ReplyOutcome {
+        let turn = context.turn
+        let feeling = turn.fused ?? turn.textEmotion
+        let plan = ReplyPlan(
+            emotion: feeling?.label ?? .neutral, confidence: feeling?.confidence ?? 0, isCrisis: CrisisDetector.isCrisis(turn.text))
+        emit.yield(.event(.replyStarted(
+            reply: context.reply, utterance: turn.utterance, emotion: plan.emotion, intensity: plan.intensity.rawValue,
+            crisis: plan.isCrisis)))
+        var timings = TurnTimings(transcriptMs: (turn.transcribedAt - turn.speechEndedAt).milliseconds)
+
+        // Approved sentences flow to the speaking task, which synthesises them in order while
+        // the model writes on.
+        let (sentences, speak) = AsyncStream.makeStream(of: String.self)
+        let speaking = Task { await speakAll(sentences) }
+        var text: [String] = []
+        let queue = { (sentence: String) in
+            text.append(sentence)
+            emit.yield(.event(.replyTextDelta(reply: context.reply, sentence: text.count, text: sentence)))
+            speak.yield(sentence)
+        }
+
+        do {
+            guard let chat = components.chat else { throw LLMError(.unreachable, components.llmUnavailableReason) }
+            let messages = PromptBuilder(persona: context.persona, memory: components.reply.memory).messages(
+                for: turn.text, plan: plan,
+                emotion: EmotionContext(current: feeling, recent: context.recentEmotions), history: context.memory)
+            var guardrail = ReplyGuard(plan: plan, threshold: components.reply.mismatchThreshold, judge: judge)
+            var splitter = SentenceStream()
+            for try await piece in chat.streamReply(to: messages) {
+                if timings.firstTokenMs == nil {
+                    timings.firstTokenMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
+                }
+                for sentence in splitter.append(piece) {
+                    if let approved = await guardrail.review(sentence) { queue(approved) }
+                }
+            }
+            if let rest = splitter.finish(), let approved = await guardrail.review(rest) { queue(approved) }
+            guardrail.closing().forEach(queue)
+            if text.isEmpty { queue(plan.repairs.first ?? "I'm listening.") }
+            if !guardrail.rejected.isEmpty {
+                logger.info("reply \(context.reply): replaced \(guardrail.rejected.count) sentence(s) that contradicted \(plan.emotion.rawValue)")
+            }
+        } catch {
+            if !Task.isCancelled && !progress.isInterrupted {
+                logger.warning("reply \(context.reply): \(error)")
+                emit.yield(.event(.error(code: .llmUnavailable, message: "the language model could not answer: \(error)")))
+                if text.isEmpty { queue(components.reply.apology) }
+            }
+        }
+        speak.finish()
+        await speaking.value
+
+        let interrupted = progress.isInterrupted
+        let spoken = interrupted ? progress.heardText(at: .now) : text.joined(separator: " ")
+        if let first = progress.firstAudioAt { timings.firstAudioMs = (first - turn.speechEndedAt).milliseconds }
+        timings.totalMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
+        var reported: [String: Double] = [:]
+        reported["transcript_ms"] = timings.transcriptMs
+        reported["first_token_ms"] = timings.firstTokenMs
+        reported["first_audio_ms"] = timings.firstAudioMs
+        reported["total_ms"] = timings.totalMs
+        emit.yield(.event(.replyDone(reply: context.reply, text: spoken, interrupted: interrupted, timings: reported)))
+        TurnMetrics.record(timings)
+        return ReplyOutcome(turnIndex: context.turnIndex, spokenText: spoken, interrupted: interrupted, timings: timings)
+    }
+
+    /// Synthesises and sends each sentence; stops at barge-in. A failed synthesis is reported
+    /// once and the rest of the reply goes out as text only.
+    private func speakAll(_ sentences: AsyncStream<String>) async {
+        var index = 0
+        var failed = false
+        for await sentence in sentences {
+            index += 1
+            guard !failed, !Task.isCancelled, !progress.isInterrupted else { continue }
+            guard let synthesizer = components.synthesizer else {
+                failed = true
+                emit.yield(.event(.error(code: .ttsFailed, message: "speech synthesis is unavailable: \(components.ttsUnavailableReason); the reply continues as text")))
+                continue
+            }
+            do {
+                let audio = try await synthesizer.synthesize(sentence, voice: context.voice, rate: context.rate)
+                guard !progress.isInterrupted else { continue }
+                let start = progress.sentAudio(sentence, durationMs: audio.duration * 1000)
+                emit.yield(.event(.replyAudio(
+                    reply: context.reply, sentence: index, sampleRate: audio.sampleRate, samples: audio.samples.count,
+                    startMilliseconds: start)))
+                emit.yield(.audio(PCM.int16LittleEndian(from: audio.samples)))
+            } catch {
+                failed = true
+                emit.yield(.event(.error(code: .ttsFailed, message: "speech synthesis failed: \(error); the reply continues as text")))
+            }
+        }
+    }
+
+    /// The text emotion of a reply sentence, for the guard.
+    private var judge: ReplyGuard.Judge {
+        let model = components.textEmotion
+        let pool = components.speechPool
+        return { sentence in
+            guard let model else { return nil }
+            return try? await pool.run { try model.estimate(sentence, subject: "reply") }
+        }
+    }
+}
+
+/// Prometheus histograms of the per-turn timings.
+enum TurnMetrics {
+    static let transcript = Timer(label: "attune_turn_transcript_seconds", preferredDisplayUnit: .seconds)
+    static let firstToken = Timer(label: "attune_turn_first_token_seconds", preferredDisplayUnit: .seconds)
+    static let firstAudio = Timer(label: "attune_turn_first_audio_seconds", preferredDisplayUnit: .seconds)
+    static let total = Timer(label: "attune_turn_total_seconds", preferredDisplayUnit: .seconds)
+    static let interruptionStop = Timer(label: "attune_interruption_stop_seconds", preferredDisplayUnit: .seconds)
+
+    static func record(_ timings: TurnTimings) {
+        for (timer, value) in [(transcript, timings.transcriptMs), (firstToken, timings.firstTokenMs), (firstAudio, timings.firstAudioMs), (total, timings.totalMs)] {
+            if let value { timer.recordNanoseconds(Int64(value * 1_000_000)) }
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}
