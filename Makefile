@@ -39,12 +39,14 @@ clean:
 	rm -rf .build .deps
 
 # Re-train the text emotion head (writes Sources/AttuneEmotion/Resources/emotion-head.json).
+# FEATURES: the encoder's pooled hidden states the head reads (LAYER:POOLING, see MiniLMEncoder.swift).
 DATA ?= ../shared/data/text/goemotions-ekman
+FEATURES ?= 6:mean,6:max,5:mean,4:mean
 train-emotion: build
 	mkdir -p .build/emotion
-	$(ATTUNE) embed --data $(DATA)/train.tsv --output .build/emotion/train.f32 --tokens .build/emotion/train.tokens
-	$(ATTUNE) embed --data $(DATA)/dev.tsv --output .build/emotion/dev.f32 --tokens .build/emotion/dev.tokens
-	PYTHONPATH=$(ATTUNE_CACHE)/python python3 scripts/train_emotion_head.py \
+	$(ATTUNE) embed --features $(FEATURES) --data $(DATA)/train.tsv --output .build/emotion/train.f32 --tokens .build/emotion/train.tokens
+	$(ATTUNE) embed --features $(FEATURES) --data $(DATA)/dev.tsv --output .build/emotion/dev.f32 --tokens .build/emotion/dev.tokens
+	PYTHONPATH=$(ATTUNE_CACHE)/python python3 scripts/train_emotion_head.py --features $(FEATURES) \
 		--train $(DATA)/train.tsv .build/emotion/train.f32 .build/emotion/train.tokens \
 		--dev $(DATA)/dev.tsv .build/emotion/dev.f32 .build/emotion/dev.tokens \
 		--out Sources/AttuneEmotion/Resources/emotion-head.json

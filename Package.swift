@@ -104,6 +104,7 @@ let package = Package(
         .testTarget(
             name: "AttuneCoreTests", dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneTestSupport"]),
         .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
+        .testTarget(name: "AttuneAgentTests", dependencies: ["AttuneAgent", "AttuneCore", "AttuneEmotion", "AttuneTestSupport"]),
         .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneTestSupport"]),
         .testTarget(
             name: "AttuneServerTests",

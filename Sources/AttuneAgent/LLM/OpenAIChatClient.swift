@@ -38,9 +38,12 @@ public struct OpenAIChatClient: ChatModel {
         let request = try makeRequest(messages)
         let settings = self.settings
         let http = self.http
-        // The first token must come within `firstTokenTimeout`; the whole reply within
-        // `totalTimeout`. A watchdog task ends the race for whichever comes first.
-        let firstToken = FirstTokenFlag()
+        // The response must start within `connectTimeout` (the HTTP client itself keeps retrying
+        // a refused connection until its deadline), the first token come within
+        // `firstTokenTimeout`, and the whole reply within `totalTimeout`. A watchdog task ends
+        // the race for whichever comes first.
+        let answered = Flag()
+        let firstToken = Flag()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 let response: HTTPClientResponse
@@ -53,6 +56,7 @@ public struct OpenAIChatClient: ChatModel {
                 } catch {
                     throw LLMError(.unreachable, "cannot reach the language model at \(request.url): \(error)")
                 }
+                answered.set()
                 guard response.status == .ok else {
                     let body = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
                     throw LLMError(.badResponse, "the language model answered \(response.status.code): \(body.prefix(300))")
@@ -77,7 +81,12 @@ public struct OpenAIChatClient: ChatModel {
                 }
             }
             group.addTask {
-                try await Task.sleep(for: .seconds(settings.firstTokenTimeout))
+                let url = request.url
+                try await Task.sleep(for: .seconds(min(settings.connectTimeout, settings.firstTokenTimeout)))
+                if !answered.isSet && !firstToken.isSet {
+                    throw LLMError(.unreachable, "cannot reach the language model at \(url) within \(settings.connectTimeout) s")
+                }
+                try await Task.sleep(for: .seconds(max(0, settings.firstTokenTimeout - settings.connectTimeout)))
                 if !firstToken.isSet {
                     throw LLMError(.timeout, "no reply from the language model within \(settings.firstTokenTimeout) s")
                 }
@@ -169,7 +178,7 @@ struct ServerSentEvents {
 }
 
 /// Set once, from any thread.
-private final class FirstTokenFlag: Sendable {
+private final class Flag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }

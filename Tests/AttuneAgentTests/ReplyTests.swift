@@ -1,0 +1,172 @@
+import AttuneCore
+import AttuneEmotion
+import AttuneTestSupport
+import Foundation
+import Testing
+
+@testable import AttuneAgent
+
+@Suite struct SentenceStreamTests {
+    @Test func sentencesComeOutAsSoonAsTheyEnd() {
+        var stream = SentenceStream()
+        var out: [String] = []
+        for piece in ["That sounds ", "really hard.", " I'm here", " for you, ok? And", " Dr. Smith can help", " too."] {
+            out += stream.append(piece)
+        }
+        #expect(out == ["That sounds really hard.", "I'm here for you, ok?"])
+        #expect(stream.finish() == "And Dr. Smith can help too.")
+    }
+
+    @Test func decimalsAndShortFragmentsDoNotSplit() {
+        var stream = SentenceStream()
+        #expect(stream.append("It costs 3.50 dollars. Ok. ").isEmpty == false)
+        var other = SentenceStream()
+        #expect(other.append("Hi. ").isEmpty)  // shorter than the minimum: waits for more
+        #expect(other.append("How are you today? ") == ["Hi. How are you today?"])
+    }
+}
+
+@Suite struct ServerSentEventsTests {
+    @Test func parsesChunksSplitAnywhere() throws {
+        let stream = """
+            data: {"choices":[{"delta":{"content":"Hel"}}]}\r\n\r\n: keep-alive\n\ndata: {"choices":[{"delta":{"content":"lo"}}]}\n\ndata: [DONE]\n\n
+            """
+        var parser = ServerSentEvents()
+        var events: [String] = []
+        let bytes = Array(stream.utf8)
+        for start in stride(from: 0, to: bytes.count, by: 7) {
+            events += parser.feed(bytes[start..<min(start + 7, bytes.count)])
+        }
+        #expect(events.count == 3)
+        #expect(try OpenAIChatClient.deltaText(events[0]) == "Hel")
+        #expect(try OpenAIChatClient.deltaText(events[1]) == "lo")
+        #expect(events[2] == "[DONE]")
+    }
+
+    @Test func errorsInTheStreamAreReported() {
+        #expect(throws: LLMError.self) { try OpenAIChatClient.deltaText(#"{"error":{"message":"model not loaded"}}"#) }
+        #expect(throws: LLMError.self) { try OpenAIChatClient.deltaText("not json") }
+    }
+
+    @Test func anUnreachableServerIsAClearError() async throws {
+        var settings = LLMSettings()
+        settings.connectTimeout = 1
+        let client = OpenAIChatClient(settings: settings, baseURL: "http://127.0.0.1:9/v1")
+        do {
+            for try await _ in client.streamReply(to: [ChatMessage(.user, "hi")]) {}
+            Issue.record("expected an error")
+        } catch let error as LLMError {
+            #expect(error.kind == .unreachable, "\(error)")
+        }
+    }
+}
+
+@Suite struct CrisisTests {
+    @Test(arguments: [
+        "I just want to end my life",
+        "Sometimes I think everyone would be better off without me.",
+        "I've been cutting myself again",
+        "I don’t want to live anymore",
+    ])
+    func crisisMessagesAreRecognised(text: String) {
+        #expect(CrisisDetector.isCrisis(text))
+        #expect(ReplyPlan(emotion: .sadness, confidence: 0.9, isCrisis: true).instructions.contains("crisis"))
+    }
+
+    @Test(arguments: ["I killed it at the presentation today!", "This traffic is killing me", "I'm so tired of my job"])
+    func everydayPhrasesAreNot(text: String) {
+        #expect(!CrisisDetector.isCrisis(text))
+    }
+
+    @Test func aCrisisReplyAlwaysEndsWithTheHelpLine() async {
+        let plan = ReplyPlan(emotion: .sadness, confidence: 0.8, isCrisis: true)
+        var guardrail = ReplyGuard(plan: plan) { _ in nil }
+        #expect(await guardrail.review("I'm so sorry you're feeling this way.") != nil)
+        #expect(guardrail.closing() == [ReplyPlan.crisisHelp])
+        var helped = ReplyGuard(plan: plan) { _ in nil }
+        _ = await helped.review("Please call 988 right now, they are there for you.")
+        #expect(helped.closing().isEmpty)
+    }
+}
+
+@Suite(.serialized) struct ReplyGuardTests {
+    static let model = try! TextEmotionModel(models: TestData.models)
+    static let judge: ReplyGuard.Judge = { try? model.estimate($0, subject: "test") }
+
+    @Test func aCheerfulSentenceToAFrightenedPersonIsRepaired() async {
+        let plan = ReplyPlan(emotion: .fear, confidence: 0.8)
+        var guardrail = ReplyGuard(plan: plan, judge: Self.judge)
+        let out = await guardrail.review("That's great, have fun!")
+        #expect(out == plan.repairs[0])
+        #expect(guardrail.rejected == ["That's great, have fun!"])
+        // A fitting sentence passes untouched.
+        #expect(await guardrail.review("That sounds scary, and your worry makes sense.") == "That sounds scary, and your worry makes sense.")
+    }
+
+    @Test func theClassifierCatchesJoyWithoutForbiddenWords() async {
+        let plan = ReplyPlan(emotion: .sadness, confidence: 0.9)
+        let guardrail = ReplyGuard(plan: plan, judge: Self.judge)
+        #expect(await guardrail.contradicts("I love this, thank you so much, it made my day!"))
+        #expect(!(await guardrail.contradicts("I'm so sorry, that must hurt a lot.")))
+    }
+
+    @Test func repairsRunOutAndThenSentencesAreDropped() async {
+        let plan = ReplyPlan(emotion: .anger, confidence: 0.9)
+        var guardrail = ReplyGuard(plan: plan) { _ in nil }
+        for _ in plan.repairs { #expect(await guardrail.review("Calm down.") != nil) }
+        #expect(await guardrail.review("Calm down.") == nil)
+    }
+}
+
+@Suite struct PromptTests {
+    let turns = (1...12).map {
+        RememberedTurn(
+            userText: "Turn \($0): I talked about my sister's wedding and the long drive there. It was a lot.",
+            emotion: $0 % 2 == 0 ? .sadness : .joy, reply: "That sounds like a big day. How did it go?", interrupted: false)
+    }
+
+    @Test func recentTurnsAreVerbatimAndOlderOnesSummarisedWithinBudget() {
+        var memory = MemorySettings()
+        memory.recentTurns = 4
+        memory.historyTokens = 400
+        memory.summaryTokens = 100
+        let builder = PromptBuilder(persona: .companion, memory: memory)
+        let messages = builder.messages(
+            for: "I feel low today.", plan: ReplyPlan(emotion: .sadness, confidence: 0.8),
+            emotion: EmotionContext(current: nil, recent: [.joy, .sadness]), history: turns)
+        #expect(messages.first?.role == .system)
+        #expect(messages.last == ChatMessage(.user, "I feel low today."))
+        let verbatim = messages.filter { $0.role == .user }.count - 1
+        #expect(verbatim == 4)
+        #expect(messages.contains { $0.content.hasPrefix("Turn 12:") })
+        #expect(!messages.contains { $0.content.hasPrefix("Turn 8:") })
+        let system = messages[0].content
+        #expect(system.contains("Earlier in this conversation"))
+        #expect(system.contains("Turn 8"))  // the newest older turn made the summary
+        #expect(system.contains("sad"))
+        let historyCost = messages.dropFirst().dropLast().map { PromptBuilder.tokens($0.content) }.reduce(0, +)
+        #expect(historyCost <= memory.historyTokens)
+    }
+
+    @Test func anInterruptedTurnIsMentioned() {
+        let history = [RememberedTurn(userText: "Tell me a story.", emotion: .neutral, reply: "Once upon a time,", interrupted: true)]
+        let messages = PromptBuilder(persona: .interviewer).messages(
+            for: "Actually, never mind.", plan: ReplyPlan(emotion: .neutral, confidence: 0.5),
+            emotion: EmotionContext(current: nil, recent: []), history: history)
+        #expect(messages[0].content.contains("interrupted"))
+        #expect(messages[0].content.contains("Once upon a time,"))
+        #expect(messages[0].content.hasPrefix(Persona.interviewer.instructions))
+    }
+
+    @Test func aCustomPersonaLoadsFromAFileAndBadOnesAreRefused() throws {
+        let directory = URL(fileURLWithPath: TestData.temporaryDirectory())
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let good = directory.appendingPathComponent("coach.json")
+        try Data(#"{"id":"coach","name":"Coach","instructions":"You are an upbeat running coach."}"#.utf8).write(to: good)
+        #expect(try Persona.load(from: good).id == "coach")
+        let bad = directory.appendingPathComponent("bad.json")
+        try Data(#"{"id":"","name":"x","instructions":""}"#.utf8).write(to: bad)
+        #expect(throws: PersonaError.self) { try Persona.load(from: bad) }
+        #expect(throws: PersonaError.self) { try Persona.load(from: directory.appendingPathComponent("missing.json")) }
+    }
+}
