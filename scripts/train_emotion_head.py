@@ -182,8 +182,8 @@ def main() -> int:
     best = None
     for hidden in (256,):
         for power in (0.5,):
-            for decay in (1e-5, 1e-4):
-                for epochs in (20, 30):
+            for decay in (1e-4, 1e-3):
+                for epochs in (12, 20):
                     class_weight = (1 / frequency) ** power
                     class_weight /= (class_weight * frequency).sum()
                     model = MLP(x_train.shape[1], hidden, len(vocabulary), args.seed)

@@ -40,10 +40,12 @@ public struct ConversationClient: Sendable {
     }
 
     /// Streams `samples` (16 kHz mono) and returns every event received, stopping once
-    /// `until` is satisfied by the events so far or the settle timeout passes.
+    /// `until` is satisfied by the events so far or the settle timeout passes. `react` may answer
+    /// an arriving event with messages to send (a playback report, the next typed turn).
     public func stream(
         _ samples: [Float], before extras: [Extra] = [], after trailing: [Extra] = [],
-        until done: @escaping @Sendable ([ReceivedEvent]) -> Bool = ConversationClient.allFinalsArrived
+        until done: @escaping @Sendable ([ReceivedEvent]) -> Bool = ConversationClient.allFinalsArrived,
+        react: @escaping @Sendable (ReceivedEvent, [ReceivedEvent]) -> [Extra] = { _, _ in [] }
     ) async throws -> [ReceivedEvent] {
         let frame = Int(frameSeconds * 16_000)
         let audio = samples + [Float](repeating: 0, count: Int(trailingSilence * 16_000))
@@ -60,15 +62,23 @@ public struct ConversationClient: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 1 << 22) {
+                        var event: ReceivedEvent
                         switch message {
                         case .text(let text):
-                            await collected.append(Self.parse(text))
+                            event = Self.parse(text)
                         case .binary(let buffer):
-                            var event = ReceivedEvent(type: "audio_frame", fields: ["bytes": String(buffer.readableBytes)], arrival: .now)
+                            event = ReceivedEvent(type: "audio_frame", fields: ["bytes": String(buffer.readableBytes)], arrival: .now)
                             event.audio = Array(buffer.readableBytesView)
-                            await collected.append(event)
                         }
-                        if await done(collected.events) { return }
+                        await collected.append(event)
+                        let events = await collected.events
+                        for reply in react(event, events) {
+                            switch reply {
+                            case .text(let text): try await outbound.write(.text(text))
+                            case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                            }
+                        }
+                        if done(events) { return }
                     }
                 }
                 group.addTask {

@@ -40,6 +40,9 @@ public struct AttuneConfiguration: Sendable {
     /// The LLM: `llm.base_url` set means an external OpenAI-compatible server; unset starts the
     /// embedded llama-server.
     public var llm = LLMSettings()
+    /// Start the embedded llama-server when no `llm.base_url` is set; false runs without an LLM
+    /// (each reply is then the spoken apology).
+    public var llmEmbedded = true
     /// The embedded llama-server's binary, model, threads and context size.
     public var llamaServer: String?
     public var llmModel = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
@@ -59,8 +62,9 @@ public struct AttuneConfiguration: Sendable {
         URL(fileURLWithPath: llmModel.contains("/") ? llmModel : modelsDirectory + "/" + llmModel)
     }
 
-    /// The Piper voice folder setup writes.
-    public var piperVoiceDirectory: String { modelsDirectory + "/piper-en_US-joe-medium" }
+    /// The Piper voice folder (setup writes `piper-en_US-joe-medium` in the models folder).
+    public var piperDirectory: String?
+    public var piperVoiceDirectory: String { piperDirectory ?? modelsDirectory + "/piper-en_US-joe-medium" }
 
     /// The whisper.cpp model file this configuration names.
     public var whisperModelPath: String {
@@ -133,6 +137,10 @@ extension AttuneConfiguration {
             $0.llm.baseURL = $1.isEmpty ? nil : $1
         },
         Setting(key: "llm.model", summary: "model name sent to the LLM server") { $0.llm.model = $1 },
+        Setting(key: "llm.embedded", summary: "true: start llama-server when llm.base_url is unset; false: no LLM") {
+            guard let value = Bool($1.lowercased()) else { throw ConfigurationError("llm.embedded: expected true or false, got '\($1)'") }
+            $0.llmEmbedded = value
+        },
         Setting(key: "llm.api_key", summary: "bearer token for the LLM server") { $0.llm.apiKey = $1 },
         .decimal("llm.connect_timeout_s", "seconds to wait for the LLM connection", \.llm.connectTimeout, 0.1...600),
         .decimal("llm.first_token_timeout_s", "seconds to the first token before the spoken apology", \.llm.firstTokenTimeout, 0.1...600),
@@ -154,6 +162,7 @@ extension AttuneConfiguration {
             $0.synthesis.defaultVoice = $1
         },
         .decimal("tts.rate", "speaking rate, 0.5-2", \.synthesis.rate, SynthesisSettings.rates),
+        Setting(key: "tts.piper_dir", summary: "Piper voice folder (model.onnx, tokens.txt)") { $0.piperDirectory = $1 },
         .integer("tts.max_characters", "longest text one synthesis accepts", \.synthesis.maxCharacters, 1...100_000),
         .integer("tts.queue_limit", "syntheses that may wait before callers get 'busy'", \.synthesis.queueLimit, 0...10_000),
     ]

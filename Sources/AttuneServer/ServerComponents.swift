@@ -48,11 +48,39 @@ public struct ServerComponents: Sendable {
         return services
     }
 
+    /// The statuses with the embedded llama-server's current state: it starts after the
+    /// server, may die and be restarted.
+    var liveStatuses: [ComponentStatus] {
+        guard let embeddedLLM else { return statuses }
+        return statuses.map { status in
+            guard status.name == "llm", status.loaded else { return status }
+            var live = status
+            switch embeddedLLM.currentState {
+            case .ready(let milliseconds):
+                live.loadMilliseconds = milliseconds
+                live.detail = "embedded llama-server pid \(embeddedLLM.processID.map(String.init) ?? "?") on port \(embeddedLLM.port), restarts \(embeddedLLM.restartCount)"
+            case .starting:
+                live.loaded = false
+                live.error = "llama-server is starting"
+            case .failed(let reason):
+                live.loaded = false
+                live.error = reason + " (restarting)"
+            case .stopped:
+                live.loaded = false
+                live.error = "llama-server has stopped"
+            }
+            return live
+        }
+    }
+
     var llmUnavailableReason: String { reason(for: "llm") }
     var ttsUnavailableReason: String { reason(for: "tts") }
 
     private func reason(for component: String) -> String {
-        statuses.first { $0.name == component }?.error ?? "not loaded"
+        guard let status = statuses.first(where: { $0.name == component }) else {
+            return component == "llm" ? "no language model is configured (llm.base_url unset, llm.embedded false)" : "not loaded"
+        }
+        return status.error ?? "not loaded"
     }
 
     public var isHealthy: Bool { statuses.allSatisfy(\.loaded) }
@@ -113,7 +141,7 @@ public struct ServerComponents: Sendable {
         }
         var chat: (any ChatModel)?
         var embeddedLLM: EmbeddedLLMServer?
-        statuses.append(
+        if configuration.llm.baseURL != nil || configuration.llmEmbedded { statuses.append(
             .measure("llm", version: configuration.llm.baseURL == nil ? manifest.version(of: configuration.llmModelPath.lastPathComponent) : configuration.llm.model) {
                 if let external = configuration.llm.baseURL {
                     chat = OpenAIChatClient(settings: configuration.llm)
@@ -127,7 +155,7 @@ public struct ServerComponents: Sendable {
                 embeddedLLM = server
                 chat = OpenAIChatClient(settings: configuration.llm, baseURL: server.baseURL)
                 return "embedded llama-server on port \(server.port): \(configuration.llmModelPath.lastPathComponent)"
-            })
+            }) }
         for status in statuses {
             if status.loaded {
                 logger.info("loaded \(status.name) \(status.version ?? "") in \(String(format: "%.1f", status.loadMilliseconds ?? 0)) ms")

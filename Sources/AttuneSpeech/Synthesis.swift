@@ -24,7 +24,7 @@ public struct Voice: Codable, Sendable, Equatable, Identifiable {
     public static let all: [Voice] = [
         .joe,
         Voice(id: "ava", name: "Ava (espeak-ng, US English)", gender: "female", engine: .espeak, espeakVoice: "en-us+f3"),
-        Voice(id: "maya", name: "Maya (espeak-ng, British English)", gender: "female", engine: .espeak, espeakVoice: "en-gb+f4"),
+        Voice(id: "maya", name: "Maya (espeak-ng, British English)", gender: "female", engine: .espeak, espeakVoice: "en+f4"),
         Voice(id: "sam", name: "Sam (espeak-ng, US English)", gender: "male", engine: .espeak, espeakVoice: "en-us+m3"),
     ]
 

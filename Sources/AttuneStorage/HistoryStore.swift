@@ -137,6 +137,15 @@ public final class HistoryStore: Sendable {
         }
     }
 
+    /// Marks a stored turn as interrupted during playback, keeping only what was heard.
+    public func markInterrupted(session: String, turn index: Int, heard: String) async throws {
+        try await database.write { db in
+            try db.execute(
+                sql: "UPDATE turn SET interrupted = 1, replyText = ? WHERE sessionId = ? AND turnIndex = ?",
+                arguments: [heard, session, index])
+        }
+    }
+
     /// Sessions, newest first.
     public func sessions(limit: Int = 100) async throws -> [SessionSummary] {
         try await database.read { db in

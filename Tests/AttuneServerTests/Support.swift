@@ -11,6 +11,8 @@ enum TestSupport {
         configuration.port = 0
         configuration.dataDirectory = TestData.temporaryDirectory()
         configuration.logLevel = .warning
+        // Tests that need the language model point llm.base_url at the shared llama-server.
+        configuration.llmEmbedded = false
         edit(&configuration)
         return configuration
     }

@@ -48,6 +48,7 @@ public final class EmbeddedLLMServer: Service, Sendable {
     private let logger: Logger
     private let state = Mutex(State.starting)
     private let restarts = Mutex(0)
+    private let pid = Mutex<Int32?>(nil)
 
     public init(settings: Settings, logger: Logger) throws {
         for (file, what) in [(settings.binary, "llama-server"), (settings.model, "the LLM model")] {
@@ -61,6 +62,9 @@ public final class EmbeddedLLMServer: Service, Sendable {
     }
 
     public var currentState: State { state.withLock { $0 } }
+    /// The running child's process id.
+    public var processID: Int32? { pid.withLock { $0 } }
+
     /// How many times the child has been restarted after dying.
     public var restartCount: Int { restarts.withLock { $0 } }
 
@@ -123,6 +127,8 @@ public final class EmbeddedLLMServer: Service, Sendable {
             return reason
         }
         forwardLog(output)
+        pid.withLock { $0 = process.processIdentifier }
+        defer { pid.withLock { $0 = nil } }
         logger.info("llama-server started (pid \(process.processIdentifier), port \(port))")
 
         return await withTaskGroup(of: String?.self) { group in

@@ -53,7 +53,7 @@ public struct ReplyGuard: Sendable {
         return plan.contradicting.contains(estimate.label) && estimate.confidence >= threshold
     }
 
-    static func mentionsHelp(_ text: String) -> Bool {
+    public static func mentionsHelp(_ text: String) -> Bool {
         let lowered = text.lowercased()
         return ["988", "116 123", "emergency", "crisis line", "hotline", "helpline"].contains { lowered.contains($0) }
     }

@@ -23,13 +23,15 @@ struct HealthController: Sendable {
 
     func addRoutes(to router: Router<some RequestContext>, catalog: RouteCatalog) {
         router.on("/api/health", method: .get, catalog: catalog) { _, _ in
+            let statuses = components.liveStatuses
+            let healthy = statuses.allSatisfy(\.loaded)
             let report = Report(
-                status: components.isHealthy ? "ok" : "degraded",
+                status: healthy ? "ok" : "degraded",
                 version: AttuneVersion.current,
                 uptimeSeconds: Date().timeIntervalSince(started),
-                components: components.statuses
+                components: statuses
             )
-            return EditedResponse(status: components.isHealthy ? .ok : .serviceUnavailable, response: report)
+            return EditedResponse(status: healthy ? .ok : .serviceUnavailable, response: report)
         }
     }
 }

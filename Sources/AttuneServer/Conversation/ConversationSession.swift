@@ -197,7 +197,6 @@ struct ConversationSession: Sendable {
         }
         var fusion = EmotionFusion(subject: id, settings: components.fusion)
         let sessionStart = Date().timeIntervalSince1970
-        var typedCount = 0
         // The latest speculative decode; a final with the same audio reuses it.
         var speculation: (utterance: Int, audio: [Float], transcript: Transcript)?
         for await job in jobs {
@@ -238,8 +237,8 @@ struct ConversationSession: Sendable {
                     emit.yield(.error(code: .transcriptionFailed, message: "could not transcribe utterance \(utterance): \(error)"))
                 }
             case .typed(let text):
-                typedCount += 1
-                await answer(text, utterance: -typedCount, start: Date().timeIntervalSince1970, endedAt: .now, fusion: &fusion, emit: emit, responder: responder)
+                // Typed turns are not utterances of the audio stream: they carry utterance 0.
+                await answer(text, utterance: 0, start: Date().timeIntervalSince1970, endedAt: .now, fusion: &fusion, emit: emit, responder: responder)
             }
         }
     }

@@ -59,6 +59,8 @@ actor Responder {
     private var replyCounter = 0
     private var sessionStored = false
     private var current: (id: Int, task: Task<Void, Never>, progress: ReplyProgress)?
+    /// The last finished reply, while the client may still be playing it.
+    private var playing: (id: Int, turnIndex: Int, progress: ReplyProgress)?
 
     init(components: ServerComponents, sessionID: String, emit: AsyncStream<Outbound>.Continuation, logger: Logger) {
         self.components = components
@@ -69,7 +71,8 @@ actor Responder {
         self.rate = components.synthesis.rate
     }
 
-    var isReplying: Bool { current != nil }
+    /// Whether a reply is being generated, or its audio is still playing on the client.
+    var isReplying: Bool { current != nil || playing?.progress.isPlaying(at: .now) == true }
 
     // MARK: - Settings
 
@@ -120,7 +123,10 @@ actor Responder {
     /// The person spoke over the reply: stop generating and speaking, tell the client to stop
     /// playing, and keep what they heard.
     func interrupt() async {
-        guard let current else { return }
+        guard let current else {
+            await stopPlaying()
+            return
+        }
         let started = ContinuousClock.now
         current.progress.markInterrupted()
         current.task.cancel()
@@ -131,10 +137,28 @@ actor Responder {
         await current.task.value
     }
 
+    /// A finished reply still playing on the client: stop it there, and record the turn as
+    /// interrupted with what was heard.
+    private func stopPlaying() async {
+        guard let playing else { return }
+        self.playing = nil
+        guard playing.progress.isPlaying(at: .now) else { return }
+        let heard = playing.progress.heardText(at: .now)
+        emit.yield(.event(.stopPlayback(reply: playing.id, heard: heard)))
+        if let last = memory.indices.last {
+            memory[last].reply = heard
+            memory[last].interrupted = true
+        }
+        if let history = components.history {
+            let sessionID = self.sessionID
+            try? await history.markInterrupted(session: sessionID, turn: playing.turnIndex, heard: heard)
+        }
+    }
+
     /// The client reports how far it has played a reply.
     func playback(reply: Int, playedMilliseconds: Double) {
-        guard let current, current.id == reply else { return }
-        current.progress.reportPlayback(playedMilliseconds)
+        if let current, current.id == reply { current.progress.reportPlayback(playedMilliseconds) }
+        if let playing, playing.id == reply { playing.progress.reportPlayback(playedMilliseconds) }
     }
 
     /// Ends the session: stops a running reply and records the end.
@@ -146,7 +170,10 @@ actor Responder {
     }
 
     private func finished(reply: Int, turn: UserTurn, outcome: ReplyOutcome) async {
-        if current?.id == reply { current = nil }
+        if let current, current.id == reply {
+            if !outcome.interrupted && !current.progress.isInterrupted { playing = (reply, outcome.turnIndex, current.progress) }
+            self.current = nil
+        }
         memory.append(RememberedTurn(
             userText: turn.text, emotion: turn.fused?.label ?? turn.textEmotion?.label, reply: outcome.spokenText,
             interrupted: outcome.interrupted))
@@ -159,11 +186,17 @@ actor Responder {
         let stored = StoredTurn(
             index: outcome.turnIndex, startedAt: turn.startedAt, userText: turn.text, replyText: outcome.spokenText,
             interrupted: outcome.interrupted, emotions: emotions, fusedEmotion: turn.fused, timings: outcome.timings)
-        do {
-            try await history.append(stored, to: sessionID)
-        } catch {
-            logger.error("could not store turn \(outcome.turnIndex): \(error)")
-        }
+        // A turn stopped by barge-in is still stored: the write runs in a task of its own, which
+        // the reply's cancellation does not reach.
+        let sessionID = self.sessionID
+        let logger = self.logger
+        await Task {
+            do {
+                try await history.append(stored, to: sessionID)
+            } catch {
+                logger.error("could not store turn \(outcome.turnIndex): \(error)")
+            }
+        }.value
     }
 
     private func storeSessionIfNeeded() async {
@@ -204,6 +237,7 @@ final class ReplyProgress: Sendable {
         var sentences: [(text: String, startMs: Double, endMs: Double)] = []
         var firstAudioAt: ContinuousClock.Instant?
         var playedMs: Double?
+        var reportedAt: ContinuousClock.Instant?
         var interrupted = false
     }
     private let state = Mutex(State())
@@ -217,17 +251,36 @@ final class ReplyProgress: Sendable {
         }
     }
 
-    func reportPlayback(_ ms: Double) { state.withLock { $0.playedMs = max($0.playedMs ?? 0, ms) } }
+    func reportPlayback(_ ms: Double) {
+        state.withLock {
+            $0.playedMs = max($0.playedMs ?? 0, ms)
+            $0.reportedAt = .now
+        }
+    }
     func markInterrupted() { state.withLock { $0.interrupted = true } }
     var isInterrupted: Bool { state.withLock { $0.interrupted } }
 
-    /// The sentences the person has heard (begun to hear) by `now`: from the client's playback
-    /// report, or, without one, assuming playback started with the first audio frame.
+    /// The sentences the person has heard (begun to hear) by `now`.
     func heardText(at now: ContinuousClock.Instant) -> String {
         state.withLock { state in
-            let played = state.playedMs ?? state.firstAudioAt.map { (now - $0).milliseconds } ?? 0
+            let played = Self.played(state, at: now)
             return state.sentences.filter { $0.startMs < played }.map(\.text).joined(separator: " ")
         }
+    }
+
+    /// Whether the client is still playing audio of this reply at `now`.
+    func isPlaying(at now: ContinuousClock.Instant) -> Bool {
+        state.withLock { state in
+            guard let end = state.sentences.last?.endMs else { return false }
+            return Self.played(state, at: now) < end
+        }
+    }
+
+    /// Milliseconds of the reply played by `now`: the client's last report carried forward at
+    /// real-time pace, or, without a report, the time since the first audio frame was sent.
+    private static func played(_ state: State, at now: ContinuousClock.Instant) -> Double {
+        if let reported = state.playedMs, let at = state.reportedAt { return reported + (now - at).milliseconds }
+        return state.firstAudioAt.map { (now - $0).milliseconds } ?? 0
     }
 
     var firstAudioAt: ContinuousClock.Instant? { state.withLock { $0.firstAudioAt } }
@@ -289,7 +342,13 @@ struct ReplyRun {
             if !Task.isCancelled && !progress.isInterrupted {
                 logger.warning("reply \(context.reply): \(error)")
                 emit.yield(.event(.error(code: .llmUnavailable, message: "the language model could not answer: \(error)")))
-                if text.isEmpty { queue(components.reply.apology) }
+                if plan.isCrisis {
+                    // Support and the help line never depend on the model.
+                    if text.isEmpty, let first = plan.repairs.first { queue(first) }
+                    if !text.contains(where: { ReplyGuard.mentionsHelp($0) }) { queue(ReplyPlan.crisisHelp) }
+                } else if text.isEmpty {
+                    queue(components.reply.apology)
+                }
             }
         }
         speak.finish()

@@ -1,0 +1,291 @@
+import AttuneAudio
+import AttuneBench
+import AttuneServer
+import AttuneTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// Replies through the real stack: the embedded llama-server with the Qwen model, Piper speech,
+/// Whisper and the history database. One live server serves every scenario, so the language
+/// model loads once.
+@Suite(.serialized) struct ReplyTests {
+    static let silence = [Float](repeating: 0, count: 16_000)
+
+    /// Done once the first reply has finished.
+    static let replyDone: @Sendable ([ReceivedEvent]) -> Bool = { events in events.contains { $0.type == "reply_done" } }
+
+    @Test func spokenTurnsAreAnsweredWithEmpathyAndSpeechAndRemembered() async throws {
+        let audio = try ravdessSamples("03-01-01-01-01-01-01")
+        let app = try await TestSupport.application { $0.llmEmbedded = true }
+        try await app.test(.live) { client in
+            let port = client.port!
+            let llm = try await waitForLLM(client)
+
+            // 1. A spoken turn: transcript, text emotion, reply text and speech that Whisper can read.
+            var conversation = ConversationClient(port: port)
+            conversation.settleTimeout = .seconds(90)
+            let events = try await conversation.stream(audio, until: Self.replyDone)
+            let types = events.map(\.type)
+            let final = try #require(events.first { $0.type == "transcript_final" })
+            #expect(final["text"]?.lowercased().contains("kids are talking") == true)
+            #expect(types.contains("emotion"))
+            let started = try #require(types.firstIndex(of: "reply_started"))
+            let firstDelta = try #require(types.firstIndex(of: "reply_text_delta"))
+            let firstAudio = try #require(types.firstIndex(of: "reply_audio"))
+            let done = try #require(events.first { $0.type == "reply_done" })
+            #expect(started < firstDelta && firstDelta < firstAudio)
+            #expect(done["interrupted"] == "0")
+            let replyText = done["text"] ?? ""
+            #expect(!replyText.isEmpty)
+            // Each reply_audio header is followed by its binary frame of exactly that many samples.
+            let headers = events.filter { $0.type == "reply_audio" }
+            let frames = events.filter { $0.type == "audio_frame" }
+            #expect(headers.count == frames.count && !frames.isEmpty)
+            for (header, frame) in zip(headers, frames) {
+                #expect(Int(header["samples"] ?? "") == frame.audio.count / 2, "\(frame.fields) \(frame.audio.count)")
+            }
+            let rate = Int(headers[0]["sample_rate"] ?? "") ?? 0
+            #expect(rate == 22_050)
+            let speech = AudioBuffer(samples: PCM.floats(fromInt16LittleEndian: frames.flatMap(\.audio)), sampleRate: rate)
+            let heard = try await transcribe(speech, client: client)
+            let (errors, words) = WordErrorRate.errors(reference: replyText, hypothesis: heard)
+            #expect(Double(errors) / Double(max(words, 1)) < 0.5, "said \(replyText), heard \(heard)")
+            // Timings of the turn.
+            let timings = try #require(done["timings"])
+            for key in ["transcript_ms", "first_token_ms", "first_audio_ms", "total_ms"] { #expect(timings.contains(key)) }
+
+            // 2. A crisis message gets calm support and a pointer to help.
+            let crisis = try await ConversationClient(port: port).typed("I can't go on anymore, I want to end my life.")
+            #expect(!crisis.contains { $0.type == "error" }, "\(crisis.filter { $0.type == "error" }.map(\.fields))")
+            let crisisStart = try #require(crisis.first { $0.type == "reply_started" })
+            #expect(crisisStart["crisis"] == "1")
+            let crisisReply = try #require(crisis.first { $0.type == "reply_done" })["text"] ?? ""
+            #expect(crisisReply.contains("988") || crisisReply.lowercased().contains("emergency"), "\(crisisReply)")
+
+            // 3. Barge-in: speech over a reply (still generating, or still playing on the client)
+            // stops it and records what was heard.
+            var barging = ConversationClient(port: port)
+            barging.settleTimeout = .seconds(90)
+            let lead = [Float](repeating: 0, count: 16_000 * 5)
+            let interrupted = try await barging.stream(
+                lead + audio, before: [.text(#"{"type":"user_text","text":"Tell me a long story about the sea, with many details."}"#)]
+            ) { events in
+                events.contains { $0.type == "stop_playback" } && events.filter { $0.type == "reply_done" }.count >= 2
+            }
+            let kinds = interrupted.map(\.type)
+            let firstAudioOfStory = try #require(kinds.firstIndex(of: "audio_frame"))
+            let speechStart = try #require(kinds.firstIndex(of: "speech_started"))
+            let stop = try #require(kinds.firstIndex(of: "stop_playback"))
+            #expect(firstAudioOfStory < speechStart && speechStart < stop)
+            let stoppedID = interrupted[stop]["reply"]
+            #expect(stoppedID == "1")
+            // No audio of the stopped reply after stop_playback, and the next turn is answered.
+            #expect(!interrupted[stop...].contains { $0.type == "reply_audio" && $0["reply"] == stoppedID })
+            #expect(interrupted[stop...].contains { $0.type == "reply_done" && $0["reply"] == "2" })
+
+            // 4. The history has the turns, with emotions and timings.
+            let sessions = try await client.execute(uri: "/api/sessions", method: .get) { response in
+                try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+            }
+            let list = try #require(sessions?["sessions"] as? [[String: Any]])
+            #expect(list.count >= 3)
+            let spoken = try #require(list.first { ($0["turnCount"] as? Int ?? 0) >= 1 && ($0["persona"] as? String) == "companion" })
+            let id = try #require(spoken["id"] as? String)
+            try await client.execute(uri: "/api/sessions/\(id)", method: .get) { response in
+                #expect(response.status == .ok)
+                let record = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                let turns = record?["turns"] as? [[String: Any]] ?? []
+                #expect(!turns.isEmpty)
+                #expect(turns.allSatisfy { ($0["timings"] as? [String: Any])?["totalMs"] != nil })
+            }
+            // The interrupted story is stored as interrupted.
+            let story = try #require(list.first { ($0["turnCount"] as? Int ?? 0) >= 2 })
+            try await client.execute(uri: "/api/sessions/\(story["id"] as? String ?? "")", method: .get) { response in
+                let record = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                let turns = record?["turns"] as? [[String: Any]] ?? []
+                #expect(turns.first?["interrupted"] as? Bool == true, "\(turns)")
+            }
+
+            // 5. The managed llama-server comes back after it dies.
+            let pid = try #require(llm.pid)
+            kill(pid, SIGKILL)
+            let restarted = try await waitForLLM(client, notPID: pid)
+            #expect(restarted.pid != pid)
+            #expect(restarted.restarts >= 1)
+        }
+    }
+
+    @Test func anUnreachableLanguageModelGetsASpokenApologyAndTheSessionGoesOn() async throws {
+        try await withLiveServer({
+            $0.llm.baseURL = "http://127.0.0.1:9/v1"
+            $0.llm.connectTimeout = 1
+        }) { port in
+            var client = ConversationClient(port: port)
+            client.settleTimeout = .seconds(30)
+            let events = try await client.typedTwice("How are you?", "Are you there?")
+            let errors = events.filter { $0.type == "error" && $0["code"] == "llm_unavailable" }
+            #expect(errors.count == 2, "\(events.map(\.type))")
+            let replies = events.filter { $0.type == "reply_done" }
+            #expect(replies.count == 2)
+            #expect(replies.allSatisfy { $0["text"] == ReplySettings().apology })
+            let frames = events.filter { $0.type == "audio_frame" }
+            #expect(!frames.isEmpty && frames.allSatisfy { !$0.audio.isEmpty && Int($0["bytes"] ?? "") == $0.audio.count }, "\(frames.map { ($0["bytes"], $0.audio.count) })")
+        }
+    }
+
+    @Test func withoutSpeechSynthesisTheReplyStillArrivesAsText() async throws {
+        try await withLiveServer({
+            $0.llm.baseURL = "http://127.0.0.1:9/v1"
+            $0.llm.connectTimeout = 1
+            $0.piperDirectory = "/nonexistent/piper"
+            $0.synthesis.defaultVoice = "joe"
+        }) { port in
+            let events = try await ConversationClient(port: port).typed("Hello?")
+            #expect(events.contains { $0.type == "error" && $0["code"] == "tts_failed" })
+            #expect(events.contains { $0.type == "reply_text_delta" })
+            #expect(!events.contains { $0.type == "audio_frame" })
+        }
+    }
+
+    @Test func historySurvivesARestartAndCanBeErased() async throws {
+        let data = TestData.temporaryDirectory()
+        let edit: (inout AttuneConfiguration) -> Void = {
+            $0.dataDirectory = data
+            $0.llm.baseURL = "http://127.0.0.1:9/v1"
+            $0.llm.connectTimeout = 1
+        }
+        try await withLiveServer(edit) { port in
+            _ = try await ConversationClient(port: port).typed("Remember this, please.")
+        }
+        let app = try await TestSupport.application(edit)
+        try await app.test(.router) { client in
+            let id = try await client.execute(uri: "/api/sessions", method: .get) { response -> String in
+                let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                let sessions = body?["sessions"] as? [[String: Any]] ?? []
+                #expect(sessions.count == 1)
+                #expect(sessions.first?["turnCount"] as? Int == 1)
+                return sessions.first?["id"] as? String ?? ""
+            }
+            try await client.execute(uri: "/api/sessions/\(id)", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("Remember this, please."))
+            }
+            try await client.execute(uri: "/api/sessions/\(id)", method: .delete) { #expect($0.status == .noContent) }
+            try await client.execute(uri: "/api/sessions/\(id)", method: .get) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/sessions/\(id)", method: .delete) { #expect($0.status == .notFound) }
+        }
+    }
+
+    @Test func speechRoutesAndSessionSettings() async throws {
+        try await withLiveServer({ $0.llm.baseURL = "http://127.0.0.1:9/v1" }) { port in
+            let events = try await ConversationClient(port: port).send([
+                #"{"type":"configure","persona":"interviewer","voice":"ava","rate":1.2,"silence_ms":800}"#,
+                #"{"type":"configure","voice":"nobody"}"#,
+                #"{"type":"configure","rate":9}"#,
+                #"{"type":"configure","silence_ms":5}"#,
+                #"{"type":"playback","reply":1}"#,
+            ], until: { $0.filter { $0.type == "error" }.count >= 4 })
+            let configured = try #require(events.first { $0.type == "configured" })
+            #expect(configured["persona"] == "interviewer" && configured["voice"] == "ava" && configured["silence_ms"] == "800")
+            #expect(events.filter { $0.type == "error" && $0["code"] == "bad_setting" }.count == 3)
+            #expect(events.contains { $0.type == "error" && $0["code"] == "bad_message" })
+        }
+        let app = try await TestSupport.application()
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/api/tts", method: .post, body: ByteBuffer(string: #"{"text":"Hello from Attune.","voice":"maya"}"#)
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "audio/wav")
+                let audio = try AudioFileDecoder().decode(Data(buffer: response.body))
+                #expect(audio.duration > 0.5)
+            }
+            try await client.execute(uri: "/api/tts", method: .post, body: ByteBuffer(string: #"{"text":"  "}"#)) {
+                #expect($0.status == .unprocessableContent)
+            }
+            try await client.execute(uri: "/api/tts", method: .post, body: ByteBuffer(string: #"{"text":"hi","voice":"nobody"}"#)) {
+                #expect($0.status == .unprocessableContent)
+            }
+            try await client.execute(uri: "/api/tts", method: .post, body: ByteBuffer(string: "not json")) {
+                #expect($0.status == .badRequest)
+            }
+            try await client.execute(uri: "/api/voices", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("\"joe\"") && text.contains("female"))
+            }
+        }
+    }
+}
+
+extension ReplyTests {
+    struct LLMState {
+        let pid: Int32?
+        let restarts: Int
+    }
+
+    /// Waits until health reports the embedded llama-server ready (and, after a kill, a new one).
+    func waitForLLM(_ client: some TestClientProtocol, notPID: Int32? = nil) async throws -> LLMState {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            let state = try await client.execute(uri: "/api/health", method: .get) { response -> LLMState? in
+                let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                let components = body?["components"] as? [[String: Any]] ?? []
+                guard let llm = components.first(where: { $0["name"] as? String == "llm" }), llm["loaded"] as? Bool == true,
+                    let detail = llm["detail"] as? String
+                else { return nil }
+                let words = detail.split(separator: " ")
+                let pid = words.firstIndex(of: "pid").flatMap { Int32(words[$0 + 1]) }
+                let restarts = words.firstIndex(of: "restarts").flatMap { Int(words[$0 + 1]) } ?? 0
+                return LLMState(pid: pid, restarts: restarts)
+            }
+            if let state, state.pid != nil, state.pid != notPID { return state }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw CancellationError()
+    }
+
+    /// Whisper's reading of `audio`, through `POST /api/transcribe`.
+    func transcribe(_ audio: AudioBuffer, client: some TestClientProtocol) async throws -> String {
+        try await client.execute(uri: "/api/transcribe", method: .post, body: ByteBuffer(data: WAVFile.encode(audio))) { response in
+            let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+            return body?["text"] as? String ?? ""
+        }
+    }
+}
+
+extension ConversationClient {
+    /// Sends text messages (no audio) and collects events until `done`.
+    func send(
+        _ messages: [String], until done: @escaping @Sendable ([ReceivedEvent]) -> Bool,
+        react: @escaping @Sendable (ReceivedEvent, [ReceivedEvent]) -> [Extra] = { _, _ in [] }
+    ) async throws -> [ReceivedEvent] {
+        var client = self
+        client.trailingSilence = 0
+        client.settleTimeout = .seconds(60)
+        return try await client.stream([], before: messages.map { .text($0) }, until: done, react: react)
+    }
+
+    /// Types one message and waits for its reply to finish.
+    func typed(_ text: String) async throws -> [ReceivedEvent] {
+        try await send([Self.userText(text)]) { $0.contains { $0.type == "reply_done" } }
+    }
+
+    /// Types two messages, the second once the first reply is done, and waits for both replies.
+    func typedTwice(_ first: String, _ second: String) async throws -> [ReceivedEvent] {
+        let next = Self.userText(second)
+        return try await send(
+            [Self.userText(first)],
+            until: { $0.filter { $0.type == "reply_done" }.count >= 2 },
+            react: { event, events in
+                event.type == "reply_done" && events.filter { $0.type == "reply_done" }.count == 1 ? [.text(next)] : []
+            })
+    }
+
+    static func userText(_ text: String) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: ["type": "user_text", "text": text])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
