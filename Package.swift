@@ -86,7 +86,8 @@ let package = Package(
         .target(
             name: "AttuneBench",
             dependencies: [
-                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneEmotion",
+                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneEmotion", "AttuneAgent",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]
         ),

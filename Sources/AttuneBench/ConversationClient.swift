@@ -93,6 +93,8 @@ public struct ConversationClient: Sendable {
                     try await send(extras)
                     let clock = ContinuousClock()
                     let start = clock.now
+                    // Marks the instant the audio began, so stream times become instants.
+                    await collected.append(ReceivedEvent(type: "client_audio_started", fields: [:], arrival: start))
                     for (index, offset) in stride(from: 0, to: audio.count, by: frame).enumerated() {
                         let chunk = Array(audio[offset..<min(offset + frame, audio.count)])
                         try await outbound.write(.binary(ByteBuffer(bytes: PCM.int16LittleEndian(from: chunk))))

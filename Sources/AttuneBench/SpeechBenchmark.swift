@@ -126,18 +126,9 @@ public struct SpeechBenchmark {
     private func streamSessions(_ audios: [[Float]], references: [String], names: [String]) async throws -> ([Double], [Double], (errors: Int, words: Int)) {
         guard !audios.isEmpty else { return ([], [], (0, 0)) }
         var configuration = self.configuration
-        configuration.port = 0
-        configuration.logLevel = .warning
-        configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bench-\(UUID().uuidString)").path
-        let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
-        var logger = Logger(label: "attune-bench")
-        logger.logLevel = .warning
-        let app = try await buildApplication(configuration: configuration, logger: logger) { port in portSink.yield(port) }
-        let server = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw BenchmarkError("the server did not start") }
+        configuration.llmEmbedded = false  // transcription only
+        let progress = self.progress
+        return try await withBenchServer(configuration) { port in
             var latencies: [Double] = []
             var serverLatencies: [Double] = []
             var errors = 0
@@ -162,8 +153,6 @@ public struct SpeechBenchmark {
                 words += score.words
                 if (index + 1) % 10 == 0 { progress("streamed \(index + 1)/\(audios.count) sessions") }
             }
-            await server.triggerGracefulShutdown()
-            try await group.waitForAll()
             return (latencies, serverLatencies, (errors, words))
         }
     }

@@ -19,7 +19,8 @@ public enum ServerEvent: Sendable, Equatable {
     /// Header of one sentence's audio: the next binary frame holds `samples` PCM16 samples.
     case replyAudio(reply: Int, sentence: Int, sampleRate: Int, samples: Int, startMilliseconds: Double)
     /// The reply is complete (or was stopped); timings in ms from the end of the person's speech.
-    case replyDone(reply: Int, text: String, interrupted: Bool, timings: [String: Double])
+    /// `rejected` lists the model's sentences that the reply guard replaced or dropped.
+    case replyDone(reply: Int, text: String, interrupted: Bool, timings: [String: Double], rejected: [String])
     /// The person spoke over the reply: stop playing it now.
     case stopPlayback(reply: Int, heard: String)
     /// The session's settings after a `configure` message.
@@ -88,8 +89,11 @@ public enum ServerEvent: Sendable, Equatable {
                 "type": "reply_audio", "reply": reply, "sentence": sentence, "sample_rate": sampleRate, "samples": samples,
                 "encoding": "pcm_s16le", "start_ms": start.rounded(to: 1),
             ]
-        case let .replyDone(reply, text, interrupted, timings):
-            object = ["type": "reply_done", "reply": reply, "text": text, "interrupted": interrupted, "timings": timings.mapValues { $0.rounded(to: 1) }]
+        case let .replyDone(reply, text, interrupted, timings, rejected):
+            object = [
+                "type": "reply_done", "reply": reply, "text": text, "interrupted": interrupted,
+                "timings": timings.mapValues { $0.rounded(to: 1) }, "rejected": rejected,
+            ]
         case let .stopPlayback(reply, heard):
             object = ["type": "stop_playback", "reply": reply, "heard": heard]
         case let .configured(persona, voice, rate, silence):

@@ -7,7 +7,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Attune's components; each prints one JSON object.",
-        subcommands: [SpeechToText.self, TextEmotion.self]
+        subcommands: [SpeechToText.self, TextEmotion.self, Replies.self, Conversation.self]
     )
 
     struct SpeechToText: AsyncParsableCommand {
@@ -58,6 +58,56 @@ struct Bench: AsyncParsableCommand {
             let model = try TextEmotionModel(
                 models: URL(fileURLWithPath: AttuneConfiguration().modelsDirectory), threads: threads)
             let report = try TextEmotionBenchmark(model: model).run(data: data, limit: limit)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+
+    struct Replies: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Emotional fit (mismatch rate) and latency of replies to a fixed set of emotional prompts."
+        )
+
+        @Option(help: "TSV of emotion<TAB>intensity<TAB>topic<TAB>text.") var prompts = "bench/emotional-prompts.tsv"
+        @Option(help: "Also write every prompt with its reply to this JSON file.") var details: String?
+        @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
+
+        func run() async throws {
+            let benchmark = ReplyBenchmark(configuration: AttuneConfiguration()) { message in
+                FileHandle.standardError.write(Data("[bench replies] \(message)\n".utf8))
+            }
+            let (report, results) = try await benchmark.run(try ReplyBenchmark.prompts(from: prompts))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            if let details {
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+                try encoder.encode(results).write(to: URL(fileURLWithPath: details))
+                encoder.outputFormatting = [.sortedKeys]
+            }
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+
+    struct Conversation: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Voice-to-voice latency, first token, TTS speed, barge-in and reply fit of whole spoken turns."
+        )
+
+        @Option(help: "Folder of RAVDESS-named WAV files, or a TSV manifest of path<TAB>reference.") var data: String
+        @Option(help: "Use this many utterances, spread over the folder.") var turns = 24
+        @Option(help: "Interrupt every Nth reply (0: never).") var bargeInEvery = 4
+        @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
+
+        func run() async throws {
+            let clips = try SpeechBenchmark.clips(from: data)
+            let step = max(1, clips.count / max(turns, 1))
+            let chosen = Array(stride(from: 0, to: clips.count, by: step).map { clips[$0] }.prefix(turns))
+            var benchmark = ConversationBenchmark(configuration: AttuneConfiguration()) { message in
+                FileHandle.standardError.write(Data("[bench conversation] \(message)\n".utf8))
+            }
+            benchmark.bargeInEvery = bargeInEvery
+            let report = try await benchmark.run(clips: chosen)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))

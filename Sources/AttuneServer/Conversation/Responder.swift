@@ -132,9 +132,10 @@ actor Responder {
         current.task.cancel()
         let heard = current.progress.heardText(at: .now)
         emit.yield(.event(.stopPlayback(reply: current.id, heard: heard)))
-        TurnMetrics.interruptionStop.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-        // The task records the turn as interrupted when it unwinds.
+        // The task records the turn as interrupted when it unwinds: generation and synthesis
+        // have then stopped.
         await current.task.value
+        TurnMetrics.interruptionStop.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
     }
 
     /// A finished reply still playing on the client: stop it there, and record the turn as
@@ -239,6 +240,9 @@ final class ReplyProgress: Sendable {
         var playedMs: Double?
         var reportedAt: ContinuousClock.Instant?
         var interrupted = false
+        var interruptedAt: ContinuousClock.Instant?
+        var synthesisMs = 0.0
+        var audioMs = 0.0
     }
     private let state = Mutex(State())
 
@@ -257,7 +261,29 @@ final class ReplyProgress: Sendable {
             $0.reportedAt = .now
         }
     }
-    func markInterrupted() { state.withLock { $0.interrupted = true } }
+    func markInterrupted() {
+        state.withLock {
+            $0.interrupted = true
+            $0.interruptedAt = $0.interruptedAt ?? .now
+        }
+    }
+
+    func addSynthesis(milliseconds: Double, audioMilliseconds: Double) {
+        state.withLock {
+            $0.synthesisMs += milliseconds
+            $0.audioMs += audioMilliseconds
+        }
+    }
+
+    /// Time spent synthesising and the length of the audio it made (`tts_ms`, `audio_ms`).
+    var synthesisTotals: [String: Double] {
+        state.withLock { $0.audioMs > 0 ? ["tts_ms": $0.synthesisMs, "audio_ms": $0.audioMs] : [:] }
+    }
+
+    /// Milliseconds from the interruption to `now` (when generation and synthesis have stopped).
+    func stopMilliseconds(at now: ContinuousClock.Instant) -> Double? {
+        state.withLock { $0.interruptedAt.map { (now - $0).milliseconds } }
+    }
     var isInterrupted: Bool { state.withLock { $0.interrupted } }
 
     /// The sentences the person has heard (begun to hear) by `now`.
@@ -311,6 +337,7 @@ struct ReplyRun {
         let (sentences, speak) = AsyncStream.makeStream(of: String.self)
         let speaking = Task { await speakAll(sentences) }
         var text: [String] = []
+        var rejected: [String] = []
         let queue = { (sentence: String) in
             text.append(sentence)
             emit.yield(.event(.replyTextDelta(reply: context.reply, sentence: text.count, text: sentence)))
@@ -335,6 +362,7 @@ struct ReplyRun {
             if let rest = splitter.finish(), let approved = await guardrail.review(rest) { queue(approved) }
             guardrail.closing().forEach(queue)
             if text.isEmpty { queue(plan.repairs.first ?? "I'm listening.") }
+            rejected = guardrail.rejected
             if !guardrail.rejected.isEmpty {
                 logger.info("reply \(context.reply): replaced \(guardrail.rejected.count) sentence(s) that contradicted \(plan.emotion.rawValue)")
             }
@@ -358,12 +386,13 @@ struct ReplyRun {
         let spoken = interrupted ? progress.heardText(at: .now) : text.joined(separator: " ")
         if let first = progress.firstAudioAt { timings.firstAudioMs = (first - turn.speechEndedAt).milliseconds }
         timings.totalMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
-        var reported: [String: Double] = [:]
+        var reported: [String: Double] = progress.synthesisTotals
+        if interrupted, let stopped = progress.stopMilliseconds(at: .now) { reported["stop_ms"] = stopped }
         reported["transcript_ms"] = timings.transcriptMs
         reported["first_token_ms"] = timings.firstTokenMs
         reported["first_audio_ms"] = timings.firstAudioMs
         reported["total_ms"] = timings.totalMs
-        emit.yield(.event(.replyDone(reply: context.reply, text: spoken, interrupted: interrupted, timings: reported)))
+        emit.yield(.event(.replyDone(reply: context.reply, text: spoken, interrupted: interrupted, timings: reported, rejected: rejected)))
         TurnMetrics.record(timings)
         return ReplyOutcome(turnIndex: context.turnIndex, spokenText: spoken, interrupted: interrupted, timings: timings)
     }
@@ -382,7 +411,9 @@ struct ReplyRun {
                 continue
             }
             do {
+                let started = ContinuousClock.now
                 let audio = try await synthesizer.synthesize(sentence, voice: context.voice, rate: context.rate)
+                progress.addSynthesis(milliseconds: (ContinuousClock.now - started).milliseconds, audioMilliseconds: audio.duration * 1000)
                 guard !progress.isInterrupted else { continue }
                 let start = progress.sentAudio(sentence, durationMs: audio.duration * 1000)
                 emit.yield(.event(.replyAudio(

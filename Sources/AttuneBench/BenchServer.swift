@@ -1,0 +1,55 @@
+import AsyncHTTPClient
+import AttuneServer
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Runs an in-process Attune server for a benchmark: on a free port, with a private data
+/// folder, and (when it has one) its embedded language model ready before `body` starts.
+func withBenchServer<Result: Sendable>(
+    _ configuration: AttuneConfiguration, waitForLLM: Bool = false,
+    _ body: @escaping @Sendable (Int) async throws -> Result
+) async throws -> Result {
+    var configuration = configuration
+    configuration.port = 0
+    configuration.logLevel = .warning
+    configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bench-\(UUID().uuidString)").path
+    let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+    var logger = Logger(label: "attune-bench")
+    logger.logLevel = .warning
+    let app = try await buildApplication(configuration: configuration, logger: logger) { port in portSink.yield(port) }
+    let server = ServiceGroup(configuration: .init(services: [app], logger: logger))
+    return try await withThrowingTaskGroup(of: Result?.self) { group in
+        group.addTask {
+            try await server.run()
+            return nil
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw BenchmarkError("the server did not start") }
+        let result: Result
+        do {
+            if waitForLLM { try await waitUntilHealthy(port: port) }
+            result = try await body(port)
+        } catch {
+            await server.triggerGracefulShutdown()
+            throw error
+        }
+        await server.triggerGracefulShutdown()
+        try await group.waitForAll()
+        return result
+    }
+}
+
+/// Polls `/api/health` until every component is up (the language model loads after start-up).
+func waitUntilHealthy(port: Int, timeout: Duration = .seconds(180)) async throws {
+    let deadline = ContinuousClock.now + timeout
+    var last = ""
+    while ContinuousClock.now < deadline {
+        if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/health"), timeout: .seconds(5)) {
+            if response.status == .ok { return }
+            last = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        }
+        try await Task.sleep(for: .milliseconds(250))
+    }
+    throw BenchmarkError("the server did not become healthy within \(timeout): \(last)")
+}

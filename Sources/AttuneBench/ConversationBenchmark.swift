@@ -1,0 +1,133 @@
+import AttuneAgent
+import AttuneAudio
+import AttuneCore
+import AttuneEmotion
+import AttuneServer
+import Foundation
+
+/// Whole spoken turns through the embedded stack, over the WebSocket at real-time pace: each
+/// utterance is streamed into a fresh session and the reply awaited. Every `bargeInEvery`-th
+/// session the person speaks again while the reply plays, to measure how fast it stops.
+///
+/// - voice to voice: from the end of the person's speech (its `end` time in the stream, which
+///   includes the end-of-turn silence the server waits for) to the first reply audio frame;
+/// - first token: the server's timing, from the end of speech to the model's first token;
+/// - TTS real-time factor: synthesis time over the length of the audio it made;
+/// - interruption stop: from `speech_started` of the interrupting speech to the moment the
+///   reply's generation and synthesis have stopped (`reply_done` with `interrupted`), or to
+///   `stop_playback` when only playback was left;
+/// - mismatch: replies with a sentence contradicting the emotion the server detected.
+public struct ConversationBenchmark {
+    public struct Report: Encodable, Sendable {
+        public var turns: Int
+        public var voiceToVoiceP50: Double
+        public var voiceToVoiceP95: Double
+        public var voiceToVoiceFromEventP50: Double
+        public var firstTokenP50: Double
+        public var transcriptP50: Double
+        public var ttsRTF: Double
+        public var interruptions: Int
+        public var interruptionStopP95: Double
+        public var replyMismatchRate: Double
+
+        enum CodingKeys: String, CodingKey {
+            case turns, interruptions
+            case voiceToVoiceP50 = "voice_to_voice_ms_p50"
+            case voiceToVoiceP95 = "voice_to_voice_ms_p95"
+            case voiceToVoiceFromEventP50 = "speech_ended_to_audio_ms_p50"
+            case firstTokenP50 = "first_token_ms_p50"
+            case transcriptP50 = "transcript_ms_p50"
+            case ttsRTF = "tts_rtf"
+            case interruptionStopP95 = "interruption_stop_ms_p95"
+            case replyMismatchRate = "reply_mismatch_rate"
+        }
+    }
+
+    public var configuration: AttuneConfiguration
+    public var bargeInEvery = 4
+    public var progress: @Sendable (String) -> Void
+
+    public init(configuration: AttuneConfiguration, progress: @escaping @Sendable (String) -> Void) {
+        self.configuration = configuration
+        self.progress = progress
+    }
+
+    public func run(clips: [SpeechBenchmark.Clip]) async throws -> Report {
+        guard !clips.isEmpty else { throw BenchmarkError("no clips") }
+        let decoder = AudioFileDecoder()
+        let audios = try clips.map { try Resampler.resample(try decoder.read(contentsOf: URL(fileURLWithPath: $0.path)), to: 16_000).samples }
+        let judge = try TextEmotionModel(models: URL(fileURLWithPath: configuration.modelsDirectory))
+        let threshold = configuration.reply.mismatchThreshold
+        let bargeInEvery = self.bargeInEvery
+        let progress = self.progress
+        return try await withBenchServer(configuration, waitForLLM: true) { port in
+            var voiceToVoice: [Double] = []
+            var fromEvent: [Double] = []
+            var firstToken: [Double] = []
+            var transcript: [Double] = []
+            var ttsMs = 0.0
+            var audioMs = 0.0
+            var stops: [Double] = []
+            var mismatches = 0
+            var turns = 0
+            for (index, audio) in audios.enumerated() {
+                let bargeIn = bargeInEvery > 0 && index % bargeInEvery == bargeInEvery - 1
+                var client = ConversationClient(port: port)
+                client.settleTimeout = .seconds(120)
+                // To interrupt, the person speaks again 3 s after finishing (the reply is then playing).
+                let next = audios[(index + 1) % audios.count]
+                let stream = bargeIn ? audio + [Float](repeating: 0, count: 48_000) + next : audio
+                let events = try await client.stream(stream) { events in
+                    let done = events.filter { $0.type == "reply_done" }
+                    return bargeIn ? events.contains { $0.type == "stop_playback" } && done.count >= 2 : !done.isEmpty
+                }
+                guard let audioStart = events.first(where: { $0.type == "client_audio_started" })?.arrival,
+                    let ended = events.first(where: { $0.type == "speech_ended" }),
+                    let end = ended.number("end"),
+                    let firstFrame = events.first(where: { $0.type == "audio_frame" }),
+                    let done = events.first(where: { $0.type == "reply_done" })
+                else {
+                    progress("clip \(index + 1): no complete turn (\(events.map(\.type).joined(separator: ",")))")
+                    continue
+                }
+                turns += 1
+                let speechEnd = audioStart + .milliseconds(Int64(end * 1000))
+                voiceToVoice.append((firstFrame.arrival - speechEnd).milliseconds)
+                fromEvent.append((firstFrame.arrival - ended.arrival).milliseconds)
+                let timings = ReplyBenchmark.object(done["timings"])
+                if let value = timings["first_token_ms"] { firstToken.append(value) }
+                if let value = timings["transcript_ms"] { transcript.append(value) }
+                ttsMs += timings["tts_ms"] ?? 0
+                audioMs += timings["audio_ms"] ?? 0
+                let detected = EmotionLabel(rawValue: events.first { $0.type == "reply_started" }?["emotion"] ?? "") ?? .neutral
+                let plan = ReplyGuard(plan: ReplyPlan(emotion: detected, confidence: 0.8), threshold: threshold) {
+                    try? judge.estimate($0, subject: "bench")
+                }
+                var mismatch = false
+                for sentence in ReplyBenchmark.sentences(done["text"] ?? "") where await plan.contradicts(sentence) { mismatch = true }
+                if mismatch { mismatches += 1 }
+                if bargeIn,
+                    let stop = events.firstIndex(where: { $0.type == "stop_playback" }),
+                    let interruption = events[..<stop].last(where: { $0.type == "speech_started" })
+                {
+                    let stoppedReply = events[stop]["reply"]
+                    let stoppedAt = events[stop...].first { $0.type == "reply_done" && $0["reply"] == stoppedReply }?.arrival
+                        ?? events[stop].arrival
+                    stops.append((stoppedAt - interruption.arrival).milliseconds)
+                }
+                progress(String(
+                    format: "clip %d/%d: voice-to-voice %.0f ms, first token %.0f ms%@", index + 1, audios.count,
+                    voiceToVoice.last ?? 0, timings["first_token_ms"] ?? 0,
+                    bargeIn ? String(format: ", barge-in stop %.0f ms", stops.last ?? -1) : ""))
+            }
+            return Report(
+                turns: turns,
+                voiceToVoiceP50: percentile(voiceToVoice, 0.5), voiceToVoiceP95: percentile(voiceToVoice, 0.95),
+                voiceToVoiceFromEventP50: percentile(fromEvent, 0.5),
+                firstTokenP50: percentile(firstToken, 0.5), transcriptP50: percentile(transcript, 0.5),
+                ttsRTF: audioMs > 0 ? ttsMs / audioMs : 0,
+                interruptions: stops.count, interruptionStopP95: percentile(stops, 0.95),
+                replyMismatchRate: turns > 0 ? Double(mismatches) / Double(turns) : 0)
+        }
+    }
+}
