@@ -7,9 +7,10 @@ import Foundation
 /// How well replies fit the person's feeling, and how fast they come: each prompt of a fixed
 /// set is typed into a real session (embedded LLM, reply guard, Piper) and the reply judged.
 ///
-/// A reply *mismatches* when one of its sentences contradicts the prompt's labelled emotion:
-/// it contains a phrase the reply plan forbids for that emotion, or the text emotion model reads
-/// it as one of the plan's contradicting emotions with at least the guard's threshold. The raw
+/// A reply *mismatches* when one of its sentences fails the reply guard's test for the prompt's
+/// labelled emotion: it contains a phrase the plan forbids for that emotion, the text emotion
+/// model reads it as one of the plan's contradicting emotions with at least the guard's
+/// threshold, or it narrates ("the person sounds…") or echoes the prompt instead of answering. The raw
 /// rate counts replies in which the guard had to replace or drop a sentence of the model's
 /// (judged against the *detected* emotion); the final rate judges what Attune actually said
 /// against the *labelled* emotion, so misreadings of the prompt count too.
@@ -100,9 +101,10 @@ public struct ReplyBenchmark {
                 let reply = done["text"] ?? ""
                 let timings = Self.object(done["timings"])
                 let rejected = (try? JSONSerialization.jsonObject(with: Data((done["rejected"] ?? "[]").utf8))) as? [String] ?? []
-                let labelled = ReplyGuard(plan: ReplyPlan(emotion: prompt.emotion, confidence: 0.8), threshold: threshold) { sentence in
+                var labelled = ReplyGuard(plan: ReplyPlan(emotion: prompt.emotion, confidence: 0.8), threshold: threshold) { sentence in
                     try? judge.estimate(sentence, subject: "bench")
                 }
+                labelled.userText = prompt.text
                 var mismatch = false
                 for sentence in Self.sentences(reply) where await labelled.contradicts(sentence) { mismatch = true }
                 results.append(Result(

@@ -110,6 +110,15 @@ import Testing
         #expect(!(await guardrail.contradicts("I'm so sorry, that must hurt a lot.")))
     }
 
+    @Test func narrationAndEchoesAreRejected() async {
+        var guardrail = ReplyGuard(plan: ReplyPlan(emotion: .joy, confidence: 0.9)) { _ in nil }
+        guardrail.userText = "I got the job! I can't believe it, I start next Monday!"
+        #expect(await guardrail.contradicts("The person sounds happy."))
+        #expect(await guardrail.contradicts("Acknowledge the good news warmly."))
+        #expect(await guardrail.contradicts("I got the job!"))
+        #expect(!(await guardrail.contradicts("Congratulations, that's fantastic news!")))
+    }
+
     @Test func repairsRunOutAndThenSentencesAreDropped() async {
         let plan = ReplyPlan(emotion: .anger, confidence: 0.9)
         var guardrail = ReplyGuard(plan: plan) { _ in nil }
@@ -136,7 +145,9 @@ import Testing
             emotion: EmotionContext(current: nil, recent: [.joy, .sadness]), history: turns)
         #expect(messages.first?.role == .system)
         #expect(messages.last == ChatMessage(.user, "I feel low today."))
-        let verbatim = messages.filter { $0.role == .user }.count - 1
+        let examples = ReplyPlan(emotion: .sadness, confidence: 0.8).examples.count
+        #expect(examples >= 1)
+        let verbatim = messages.filter { $0.role == .user }.count - 1 - examples
         #expect(verbatim == 4)
         #expect(messages.contains { $0.content.hasPrefix("Turn 12:") })
         #expect(!messages.contains { $0.content.hasPrefix("Turn 8:") })
@@ -144,7 +155,7 @@ import Testing
         #expect(system.contains("Earlier in this conversation"))
         #expect(system.contains("Turn 8"))  // the newest older turn made the summary
         #expect(system.contains("sad"))
-        let historyCost = messages.dropFirst().dropLast().map { PromptBuilder.tokens($0.content) }.reduce(0, +)
+        let historyCost = messages.dropFirst(1 + 2 * examples).dropLast().map { PromptBuilder.tokens($0.content) }.reduce(0, +)
         #expect(historyCost <= memory.historyTokens)
     }
 

@@ -14,6 +14,8 @@ public struct ReplyGuard: Sendable {
 
     public let plan: ReplyPlan
     public let threshold: Double
+    /// What the person said: a reply sentence that merely repeats it is rejected.
+    public var userText = ""
     private let judge: Judge
     private var repairsUsed = 0
     private(set) public var rejected: [String] = []
@@ -45,12 +47,20 @@ public struct ReplyGuard: Sendable {
         plan.isCrisis && !mentionedHelp ? [ReplyPlan.crisisHelp] : []
     }
 
-    /// Whether `text` contradicts the plan (also used to measure the raw model's mismatch rate).
+    /// Whether `text` contradicts the plan, narrates instead of talking to the person, or echoes
+    /// their words (also used to measure the raw model's mismatch rate).
     public func contradicts(_ text: String) async -> Bool {
         let lowered = text.lowercased().replacingOccurrences(of: "’", with: "'")
         if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
+        if ReplyPlan.metaPhrases.contains(where: { lowered.contains($0) }) { return true }
+        let words = Self.words(lowered)
+        if words.count >= 3, Self.words(userText.lowercased()).joined(separator: " ").contains(words.joined(separator: " ")) { return true }
         guard !plan.contradicting.isEmpty, let estimate = await judge(text) else { return false }
         return plan.contradicting.contains(estimate.label) && estimate.confidence >= threshold
+    }
+
+    static func words(_ text: String) -> [String] {
+        text.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "'" }).map(String.init)
     }
 
     public static func mentionsHelp(_ text: String) -> Bool {

@@ -33,6 +33,35 @@ public struct ReplyPlan: Sendable, Equatable {
     public let forbiddenPhrases: [String]
     /// Sentences spoken instead of one that the guard rejects, in turn.
     public let repairs: [String]
+    /// Example exchanges (message, reply) put before the conversation: a small model imitates
+    /// the form of examples far more reliably than it follows descriptions.
+    public var examples: [(String, String)] { Self.examples[isCrisis ? nil : emotion] ?? [] }
+
+    /// Sentences that betray the model narrating or echoing its instructions instead of
+    /// talking to the person; rejected whatever the emotion.
+    public static let metaPhrases = [
+        "the person", "the user", "acknowledge", "start by doing", "do not use", "reply plan", "as an ai",
+        "they feel", "they sound", "sounds mildly", "sounds clearly", "sounds strongly", "their tone",
+    ]
+
+    static let examples: [EmotionLabel?: [(String, String)]] = [
+        nil: [("I don't see the point of anything anymore, I just want it all to stop.",
+               "I'm really glad you told me, and I'm here with you. You don't have to go through this alone.")],
+        .sadness: [("I failed my exam even though I studied for weeks.",
+                    "Oh, I'm sorry. That's really disappointing after all that work. How are you holding up?")],
+        .fear: [("I have a job interview tomorrow and I'm so nervous.",
+                 "That's completely understandable, interviews are nerve-racking. You've prepared, and you can take it one question at a time.")],
+        .anger: [("My landlord ignored my emails about the broken heating again!",
+                  "That's so frustrating, you've been patient and you deserve an answer. Have you thought about what you'll do next?")],
+        .disgust: [("Someone left rotten food in the office fridge for weeks.",
+                    "Ugh, that sounds really unpleasant. No wonder you're put off.")],
+        .joy: [("I just passed my driving test!",
+                "Congratulations, that's wonderful news! How does it feel?")],
+        .surprise: [("My sister just turned up at my door from Australia without telling me!",
+                     "Wow, what a surprise! How did it feel to see her standing there?")],
+        .neutral: [("I'm going to the library this afternoon.",
+                    "Nice. Are you looking for anything in particular?")],
+    ]
 
     /// The help line every crisis reply carries.
     public static let crisisHelp =
@@ -102,16 +131,16 @@ public struct ReplyPlan: Sendable, Equatable {
         }
     }
 
-    /// Instructions for the system prompt.
+    /// Instructions for the system prompt, addressed to the model.
     public var instructions: String {
         var lines: [String] = []
         if isCrisis {
-            lines.append("The person may be in crisis or thinking about harming themselves. Stay calm, warm and serious.")
-        } else {
-            lines.append("The person sounds \(intensity.rawValue)ly \(Self.adjective(emotion)).")
+            lines.append("You are talking with someone who may be in crisis or thinking about harming themselves. Stay calm, warm and serious.")
+        } else if emotion != .neutral {
+            lines.append("You are talking with someone who feels \(Self.adjective(emotion))\(intensity == .strong ? ", strongly" : "").")
         }
-        lines.append("Start by doing this: \(acknowledge)")
-        lines.append("Do not use: \(avoid.joined(separator: ", ")).")
+        lines.append("In your reply: \(acknowledge)")
+        lines.append("Avoid \(avoid.joined(separator: ", ")).")
         return lines.joined(separator: "\n")
     }
 

@@ -350,6 +350,7 @@ struct ReplyRun {
                 for: turn.text, plan: plan,
                 emotion: EmotionContext(current: feeling, recent: context.recentEmotions), history: context.memory)
             var guardrail = ReplyGuard(plan: plan, threshold: components.reply.mismatchThreshold, judge: judge)
+            guardrail.userText = turn.text
             var splitter = SentenceStream()
             for try await piece in chat.streamReply(to: messages) {
                 if timings.firstTokenMs == nil {
