@@ -23,8 +23,8 @@ run: build
 	@echo "Starting Attune: open http://$${ATTUNE_HOST:-127.0.0.1}:$${ATTUNE_PORT:-8080} (Ctrl-C stops it)"
 	$(ATTUNE) serve $(ARGS)
 
-# The tests also decode WebM and M4A, so they need ffmpeg.
-test: SETUP_WITH += ffmpeg
+# The tests also decode WebM and M4A (ffmpeg) and drive the page in Chromium (browser).
+test: SETUP_WITH += ffmpeg browser
 test: setup
 	$(SWIFT) build --build-tests
 	SWIFT=$(SWIFT) python3 scripts/run_tests.py
@@ -34,6 +34,8 @@ bench: build
 	python3 scripts/bench_startup.py --binary $(ATTUNE)
 	$(ATTUNE) bench stt --data ../shared/data/speech/ravdess-16k --json
 	$(ATTUNE) bench emotion-text --data ../shared/data/text/goemotions-ekman/dev.tsv --threads 2 --json
+	$(ATTUNE) bench replies --prompts bench/emotional-prompts.tsv --details .build/replies.json
+	$(ATTUNE) bench conversation --data ../shared/data/speech/ravdess-16k --json
 
 clean:
 	rm -rf .build .deps

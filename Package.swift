@@ -111,6 +111,7 @@ let package = Package(
             name: "AttuneServerTests",
             dependencies: [
                 "AttuneServer", "AttuneBench", "AttuneAudio", "AttuneTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

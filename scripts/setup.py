@@ -42,9 +42,10 @@ LOCK_FILE = ROOT / "scripts" / "packages.lock"
 # Debian packages that the build and the tests need: pkg-config for SwiftPM, libsndfile for
 # WAV/FLAC/OGG/Opus/MP3 decoding, libsoxr for resampling, cmake and g++ to build llama-server,
 # libespeak-ng (with its data) to phonemize text for the Piper voice and to speak the other voices.
-# ffmpeg (WebM and M4A uploads) is optional: `--with ffmpeg` or ATTUNE_SETUP_WITH=ffmpeg installs it.
+# ffmpeg (WebM and M4A uploads) and Chromium with its WebDriver (the page's real-browser test) are
+# optional: `--with ffmpeg --with browser` or ATTUNE_SETUP_WITH="ffmpeg browser" installs them.
 DEBIAN_PACKAGES = ["pkg-config", "libsndfile1-dev", "libsoxr-dev", "cmake", "g++", "libespeak-ng-dev", "espeak-ng-data"]
-OPTIONAL_DEBIAN_PACKAGES = {"ffmpeg": ["ffmpeg"]}
+OPTIONAL_DEBIAN_PACKAGES = {"ffmpeg": ["ffmpeg"], "browser": ["chromium", "chromium-driver"]}
 
 # Wheels are fetched for a fixed interpreter and platform so that the pinned file is the one
 # pip chooses whatever Python runs this script.
@@ -566,7 +567,7 @@ def main() -> int:
                         default=Path(os.environ.get("ATTUNE_CACHE", Path.home() / ".cache" / "attune")))
     parser.add_argument("--skip-apt", action="store_true", help="do not install Debian packages")
     parser.add_argument("--with", dest="groups", action="append", default=[],
-                        help="optional group to install too: whisper-base, ffmpeg (repeatable)")
+                        help="optional group to install too: whisper-base, ffmpeg, browser (repeatable)")
     parser.add_argument("--print-hashes", action="store_true", help="print sha256 of cached downloads and exit")
     args = parser.parse_args()
     cache: Path = args.cache.expanduser().resolve()

@@ -7,15 +7,16 @@ import Foundation
 
 /// Whole spoken turns through the embedded stack, over the WebSocket at real-time pace: each
 /// utterance is streamed into a fresh session and the reply awaited. Every `bargeInEvery`-th
-/// session the person speaks again while the reply plays, to measure how fast it stops.
+/// session instead asks for a long story and speaks over it while it is generated, to measure
+/// how fast the reply stops (those sessions do not count as turns).
 ///
 /// - voice to voice: from the end of the person's speech (its `end` time in the stream, which
 ///   includes the end-of-turn silence the server waits for) to the first reply audio frame;
 /// - first token: the server's timing, from the end of speech to the model's first token;
 /// - TTS real-time factor: synthesis time over the length of the audio it made;
 /// - interruption stop: from `speech_started` of the interrupting speech to the moment the
-///   reply's generation and synthesis have stopped (`reply_done` with `interrupted`), or to
-///   `stop_playback` when only playback was left;
+///   reply's generation has stopped and no more of its audio will be sent (`reply_done` with
+///   `interrupted`);
 /// - mismatch: replies with a sentence contradicting the emotion the server detected.
 public struct ConversationBenchmark {
     public struct Report: Encodable, Sendable {
@@ -45,6 +46,7 @@ public struct ConversationBenchmark {
 
     public var configuration: AttuneConfiguration
     public var bargeInEvery = 4
+    static let storyRequest = "Tell me a long story about a lighthouse keeper and the sea, with many details."
     public var progress: @Sendable (String) -> Void
 
     public init(configuration: AttuneConfiguration, progress: @escaping @Sendable (String) -> Void) {
@@ -74,12 +76,22 @@ public struct ConversationBenchmark {
                 let bargeIn = bargeInEvery > 0 && index % bargeInEvery == bargeInEvery - 1
                 var client = ConversationClient(port: port)
                 client.settleTimeout = .seconds(120)
-                // To interrupt, the person speaks again 3 s after finishing (the reply is then playing).
-                let next = audios[(index + 1) % audios.count]
-                let stream = bargeIn ? audio + [Float](repeating: 0, count: 48_000) + next : audio
-                let events = try await client.stream(stream) { events in
-                    let done = events.filter { $0.type == "reply_done" }
-                    return bargeIn ? events.contains { $0.type == "stop_playback" } && done.count >= 2 : !done.isEmpty
+                // A barge-in turn first asks (typed) for a long story, then speaks over it: the
+                // clip's speech begins about 1 s in, while the story is still being generated.
+                let before: [ConversationClient.Extra] = bargeIn ? [.text(ReplyBenchmark.userText(Self.storyRequest))] : []
+                let events = try await client.stream(audio, before: before) { events in
+                    events.filter { $0.type == "reply_done" }.count >= (bargeIn ? 2 : 1)
+                }
+                if bargeIn,
+                    let stop = events.firstIndex(where: { $0.type == "stop_playback" }),
+                    let interruption = events[..<stop].last(where: { $0.type == "speech_started" })
+                {
+                    let stoppedReply = events[stop]["reply"]
+                    let stoppedAt = events[stop...].first { $0.type == "reply_done" && $0["reply"] == stoppedReply }?.arrival
+                        ?? events[stop].arrival
+                    stops.append((stoppedAt - interruption.arrival).milliseconds)
+                    progress(String(format: "clip %d/%d: barge-in stopped the story in %.1f ms", index + 1, audios.count, stops.last!))
+                    continue
                 }
                 guard let audioStart = events.first(where: { $0.type == "client_audio_started" })?.arrival,
                     let ended = events.first(where: { $0.type == "speech_ended" }),
@@ -106,19 +118,9 @@ public struct ConversationBenchmark {
                 var mismatch = false
                 for sentence in ReplyBenchmark.sentences(done["text"] ?? "") where await plan.contradicts(sentence) { mismatch = true }
                 if mismatch { mismatches += 1 }
-                if bargeIn,
-                    let stop = events.firstIndex(where: { $0.type == "stop_playback" }),
-                    let interruption = events[..<stop].last(where: { $0.type == "speech_started" })
-                {
-                    let stoppedReply = events[stop]["reply"]
-                    let stoppedAt = events[stop...].first { $0.type == "reply_done" && $0["reply"] == stoppedReply }?.arrival
-                        ?? events[stop].arrival
-                    stops.append((stoppedAt - interruption.arrival).milliseconds)
-                }
                 progress(String(
-                    format: "clip %d/%d: voice-to-voice %.0f ms, first token %.0f ms%@", index + 1, audios.count,
-                    voiceToVoice.last ?? 0, timings["first_token_ms"] ?? 0,
-                    bargeIn ? String(format: ", barge-in stop %.0f ms", stops.last ?? -1) : ""))
+                    format: "clip %d/%d: voice-to-voice %.0f ms, first token %.0f ms", index + 1, audios.count,
+                    voiceToVoice.last ?? 0, timings["first_token_ms"] ?? 0))
             }
             return Report(
                 turns: turns,

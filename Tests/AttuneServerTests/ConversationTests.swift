@@ -30,6 +30,7 @@ func ravdessSamples(_ name: String) throws -> [Float] {
             var client = ConversationClient(port: port)
             client.pace = 1
             let events = try await client.stream(audio) { events in events.contains { $0.type == "emotion_update" } }
+                .filter { $0.type != "client_audio_started" }
             let types = events.map(\.type)
             #expect(types.first == "session_started")
             let started = try #require(types.firstIndex(of: "speech_started"))

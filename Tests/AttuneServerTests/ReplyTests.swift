@@ -76,10 +76,10 @@ import Testing
                 events.contains { $0.type == "stop_playback" } && events.filter { $0.type == "reply_done" }.count >= 2
             }
             let kinds = interrupted.map(\.type)
-            let firstAudioOfStory = try #require(kinds.firstIndex(of: "audio_frame"))
+            let storyStarted = try #require(kinds.firstIndex(of: "reply_started"))
             let speechStart = try #require(kinds.firstIndex(of: "speech_started"))
             let stop = try #require(kinds.firstIndex(of: "stop_playback"))
-            #expect(firstAudioOfStory < speechStart && speechStart < stop)
+            #expect(storyStarted < speechStart && speechStart < stop)
             let stoppedID = interrupted[stop]["reply"]
             #expect(stoppedID == "1")
             // No audio of the stopped reply after stop_playback, and the next turn is answered.
@@ -107,6 +107,14 @@ import Testing
                 let record = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
                 let turns = record?["turns"] as? [[String: Any]] ?? []
                 #expect(turns.first?["interrupted"] as? Bool == true, "\(turns)")
+            }
+
+            // The turn timings are Prometheus histograms.
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                for name in ["attune_turn_first_token_seconds", "attune_turn_first_audio_seconds", "attune_interruption_stop_seconds"] {
+                    #expect(text.contains(name + "_bucket"), "\(name) missing from /metrics")
+                }
             }
 
             // 5. The managed llama-server comes back after it dies.

@@ -68,18 +68,23 @@ public struct PromptBuilder: Sendable {
         let older = history.dropLast(recentCount)
         let recent = history.suffix(recentCount)
 
-        var system = [persona.instructions, plan.instructions]
-        if let trend = emotion.trend { system.append(trend) }
+        // Stable parts first: llama.cpp reuses the cached prefix the last prompt shares with
+        // this one, so what changes per turn (the plan, the trend) comes last.
+        var system = [
+            persona.instructions,
+            """
+            Talk to them directly, as "you", in one to three short spoken sentences: plain warm words, \
+            no lists, no emojis. Never describe them in the third person and never repeat these instructions.
+            """,
+        ]
         if let summary = Self.summary(of: Array(older), budget: memory.summaryTokens) {
             system.append("Earlier in this conversation:\n\(summary)")
         }
+        system.append(plan.instructions)
+        if let trend = emotion.trend { system.append(trend) }
         if let last = history.last, last.interrupted {
-            system.append("The person interrupted your last reply; they only heard: \"\(last.reply)\". Do not repeat it; respond to what they say now.")
+            system.append("They interrupted your last reply and only heard: \"\(last.reply)\". Do not repeat it; respond to what they say now.")
         }
-        system.append("""
-            Talk to them directly, as "you", in one to three short spoken sentences: plain warm words, \
-            no lists, no emojis. Never describe them in the third person and never repeat these instructions.
-            """)
 
         var messages = [ChatMessage(.system, system.joined(separator: "\n\n"))]
         for (message, reply) in plan.examples {

@@ -166,7 +166,7 @@ struct ConversationSession: Sendable {
         case let .started(utterance, start):
             emit.yield(.speechStarted(utterance: utterance, start: start))
             // Barge-in: the person speaks over a reply.
-            if await responder.isReplying { await responder.interrupt() }
+            if await responder.isReplying { await responder.bargeIn() }
         case let .paused(utterance, audio):
             enqueue.yield(.speculative(utterance: utterance, audio: audio))
         case let .ended(utterance, start, end, audio, reason):

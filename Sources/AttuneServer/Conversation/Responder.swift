@@ -69,6 +69,7 @@ actor Responder {
         self.logger = logger
         self.voice = components.synthesis.defaultVoice
         self.rate = components.synthesis.rate
+        TurnMetrics.register()
     }
 
     /// Whether a reply is being generated, or its audio is still playing on the client.
@@ -104,7 +105,12 @@ actor Responder {
 
     /// Starts answering `turn` (after stopping any reply still running).
     func respond(to turn: UserTurn) async {
-        await interrupt()
+        if let previous = current {
+            interrupt()
+            await previous.task.value
+        } else {
+            await stopPlaying()
+        }
         replyCounter += 1
         turnIndex += 1
         let reply = replyCounter
@@ -121,21 +127,23 @@ actor Responder {
     }
 
     /// The person spoke over the reply: stop generating and speaking, tell the client to stop
-    /// playing, and keep what they heard.
-    func interrupt() async {
-        guard let current else {
-            await stopPlaying()
-            return
-        }
-        let started = ContinuousClock.now
+    /// playing, and keep what they heard. Returns at once; the reply's task unwinds on its own
+    /// and records the turn as interrupted.
+    func interrupt() {
+        guard let current else { return }
+        guard !current.progress.isInterrupted else { return }
         current.progress.markInterrupted()
         current.task.cancel()
-        let heard = current.progress.heardText(at: .now)
-        emit.yield(.event(.stopPlayback(reply: current.id, heard: heard)))
-        // The task records the turn as interrupted when it unwinds: generation and synthesis
-        // have then stopped.
-        await current.task.value
-        TurnMetrics.interruptionStop.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        emit.yield(.event(.stopPlayback(reply: current.id, heard: current.progress.heardText(at: .now))))
+    }
+
+    /// Barge-in: stops the reply being generated, or the one still playing on the client.
+    func bargeIn() async {
+        if current != nil {
+            interrupt()
+        } else {
+            await stopPlaying()
+        }
     }
 
     /// A finished reply still playing on the client: stop it there, and record the turn as
@@ -164,7 +172,10 @@ actor Responder {
 
     /// Ends the session: stops a running reply and records the end.
     func close() async {
-        await interrupt()
+        if let current {
+            interrupt()
+            await current.task.value
+        }
         if sessionStored, let history = components.history {
             try? await history.endSession(id: sessionID, at: Date().timeIntervalSince1970)
         }
@@ -381,14 +392,23 @@ struct ReplyRun {
             }
         }
         speak.finish()
-        await speaking.value
+        if progress.isInterrupted {
+            // A synthesis already running finishes on its worker, but its audio is dropped:
+            // the reply has stopped now.
+            speaking.cancel()
+        } else {
+            await speaking.value
+        }
 
         let interrupted = progress.isInterrupted
         let spoken = interrupted ? progress.heardText(at: .now) : text.joined(separator: " ")
         if let first = progress.firstAudioAt { timings.firstAudioMs = (first - turn.speechEndedAt).milliseconds }
         timings.totalMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
         var reported: [String: Double] = progress.synthesisTotals
-        if interrupted, let stopped = progress.stopMilliseconds(at: .now) { reported["stop_ms"] = stopped }
+        if interrupted, let stopped = progress.stopMilliseconds(at: .now) {
+            reported["stop_ms"] = stopped
+            TurnMetrics.interruptionStop.recordNanoseconds(Int64(stopped * 1_000_000))
+        }
         reported["transcript_ms"] = timings.transcriptMs
         reported["first_token_ms"] = timings.firstTokenMs
         reported["first_audio_ms"] = timings.firstAudioMs
@@ -446,6 +466,11 @@ enum TurnMetrics {
     static let firstAudio = Timer(label: "attune_turn_first_audio_seconds", preferredDisplayUnit: .seconds)
     static let total = Timer(label: "attune_turn_total_seconds", preferredDisplayUnit: .seconds)
     static let interruptionStop = Timer(label: "attune_interruption_stop_seconds", preferredDisplayUnit: .seconds)
+
+    /// Creates every histogram, so /metrics lists them before the first turn.
+    static func register() {
+        _ = [transcript, firstToken, firstAudio, total, interruptionStop]
+    }
 
     static func record(_ timings: TurnTimings) {
         for (timer, value) in [(transcript, timings.transcriptMs), (firstToken, timings.firstTokenMs), (firstAudio, timings.firstAudioMs), (total, timings.totalMs)] {

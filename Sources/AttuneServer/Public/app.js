@@ -1,0 +1,452 @@
+// The companion page: microphone → /ws/conversation, events → transcript, chat, emotion panel,
+// timeline and gapless reply playback. Plain browser APIs, no dependencies.
+
+const LABELS = ['anger', 'disgust', 'fear', 'joy', 'neutral', 'sadness', 'surprise'];
+const EMOJI = { anger: '😠', disgust: '🤢', fear: '😨', joy: '😊', neutral: '😐', sadness: '😢', surprise: '😮' };
+const COLORS = Object.fromEntries(LABELS.map((l) => [l, getComputedStyle(document.documentElement).getPropertyValue(`--${l}`).trim()]));
+const $ = (id) => document.getElementById(id);
+
+// What tests and curious people can inspect: counters of what happened on the page.
+const stats = window.attuneStats = { connected: 0, audioFramesSent: 0, replyFramesReceived: 0, replyFramesPlayed: 0, stopped: 0, transcripts: [] };
+
+// MARK: - Connection
+
+let socket = null;
+let reconnectDelay = 500;
+let sessionID = null;
+
+function connect() {
+  setConnection('connecting', 'Connecting…');
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/conversation`;
+  socket = new WebSocket(url);
+  socket.binaryType = 'arraybuffer';
+  socket.onopen = () => {
+    reconnectDelay = 500;
+    stats.connected += 1;
+    setConnection('open', 'Connected');
+    hideNotice('server');
+    sendSettings();
+  };
+  socket.onmessage = (message) => {
+    if (typeof message.data === 'string') handleEvent(JSON.parse(message.data));
+    else playback.frame(message.data);
+  };
+  socket.onclose = () => {
+    setConnection('closed', `Disconnected, retrying in ${Math.round(reconnectDelay / 1000)} s…`);
+    showNotice('server', 'The server is not reachable. Attune reconnects by itself when it is back.');
+    playback.stopAll();
+    setTimeout(connect, reconnectDelay);
+    reconnectDelay = Math.min(reconnectDelay * 2, 8000);
+  };
+}
+
+function send(object) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(object));
+}
+
+function setConnection(state, text) {
+  const element = $('connection');
+  element.dataset.state = state;
+  element.textContent = text;
+}
+
+const notices = new Map();
+function showNotice(key, text) { notices.set(key, text); renderNotice(); }
+function hideNotice(key) { notices.delete(key); renderNotice(); }
+function renderNotice() {
+  const element = $('notice');
+  element.hidden = notices.size === 0;
+  element.textContent = [...notices.values()].join(' ');
+}
+
+// MARK: - Microphone
+
+let capture = null;
+
+async function startListening() {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 } });
+    const context = new AudioContext();
+    await context.audioWorklet.addModule('/capture-worklet.js');
+    const source = context.createMediaStreamSource(stream);
+    const node = new AudioWorkletNode(context, 'capture-processor');
+    node.port.onmessage = (event) => {
+      if (socket && socket.readyState === WebSocket.OPEN) {
+        socket.send(event.data);
+        stats.audioFramesSent += 1;
+      }
+    };
+    source.connect(node);
+    capture = { stream, context, node };
+    hideNotice('mic');
+    setMic(true);
+  } catch (error) {
+    showNotice('mic', `The microphone is not available (${error.name === 'NotAllowedError' ? 'permission denied' : error.message}). Allow it in the browser, or type below.`);
+    setMic(false);
+  }
+}
+
+function stopListening() {
+  if (!capture) return;
+  capture.node.disconnect();
+  capture.stream.getTracks().forEach((track) => track.stop());
+  capture.context.close();
+  capture = null;
+  send({ type: 'end_turn' });
+  setMic(false);
+}
+
+function setMic(on) {
+  $('mic').setAttribute('aria-pressed', String(on));
+  $('mic-label').textContent = on ? 'Listening… (click to end)' : 'Start talking';
+}
+
+$('mic').addEventListener('click', () => (capture ? stopListening() : startListening()));
+
+$('type-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = $('typed').value.trim();
+  if (!text) return;
+  send({ type: 'user_text', text });
+  addBubble('user', text, { id: `typed-${Date.now()}` });
+  $('typed').value = '';
+});
+
+// MARK: - Reply playback (Web Audio, gapless)
+
+const playback = {
+  context: null,
+  nextTime: 0,
+  pendingHeader: null,
+  sources: [],
+  reply: null,
+  replyStart: null,   // context time when the reply's first sample plays
+  reportTimer: null,
+
+  ensureContext() {
+    if (!this.context) this.context = new AudioContext();
+    if (this.context.state === 'suspended') this.context.resume();
+    return this.context;
+  },
+
+  header(event) { this.pendingHeader = event; },
+
+  frame(buffer) {
+    const header = this.pendingHeader;
+    this.pendingHeader = null;
+    if (!header) return;
+    stats.replyFramesReceived += 1;
+    const context = this.ensureContext();
+    const pcm = new Int16Array(buffer);
+    const audio = context.createBuffer(1, pcm.length, header.sample_rate);
+    const channel = audio.getChannelData(0);
+    for (let i = 0; i < pcm.length; i++) channel[i] = pcm[i] / 32768;
+    const source = context.createBufferSource();
+    source.buffer = audio;
+    source.connect(context.destination);
+    if (this.reply !== header.reply) {
+      this.reply = header.reply;
+      this.nextTime = Math.max(this.nextTime, context.currentTime + 0.05);
+      this.replyStart = this.nextTime;
+      this.startReports();
+    }
+    const at = Math.max(this.nextTime, context.currentTime + 0.02);
+    source.start(at);
+    source.onended = () => {
+      stats.replyFramesPlayed += 1;
+      this.sources = this.sources.filter((s) => s !== source);
+    };
+    this.nextTime = at + audio.duration;
+    this.sources.push(source);
+  },
+
+  playedMs() {
+    if (!this.context || this.replyStart === null) return 0;
+    return Math.max(0, (this.context.currentTime - this.replyStart) * 1000);
+  },
+
+  startReports() {
+    clearInterval(this.reportTimer);
+    this.reportTimer = setInterval(() => {
+      if (this.reply === null) return;
+      send({ type: 'playback', reply: this.reply, played_ms: Math.round(this.playedMs()) });
+      if (this.context.currentTime > this.nextTime + 0.5) clearInterval(this.reportTimer);
+    }, 250);
+  },
+
+  stopAll() {
+    if (this.reply !== null) send({ type: 'playback', reply: this.reply, played_ms: Math.round(this.playedMs()) });
+    this.sources.forEach((source) => { try { source.stop(); } catch (_) { /* already ended */ } });
+    this.sources = [];
+    clearInterval(this.reportTimer);
+    if (this.context) this.nextTime = this.context.currentTime;
+    this.reply = null;
+    this.replyStart = null;
+  },
+};
+
+// MARK: - Events
+
+const bubbles = new Map();       // utterance or reply id → bubble element
+const timeline = [];              // {time, probabilities, text}
+let pendingUserText = null;
+
+function handleEvent(event) {
+  switch (event.type) {
+    case 'session_started':
+      sessionID = event.session_id;
+      break;
+    case 'speech_started':
+      $('partial').textContent = '…';
+      // Barge-in: stop the reply at once (the server's stop_playback follows).
+      if (playback.sources.length) playback.stopAll();
+      break;
+    case 'transcript_partial':
+      $('partial').textContent = event.text;
+      break;
+    case 'transcript_final':
+      $('partial').textContent = '';
+      if (event.text) {
+        stats.transcripts.push(event.text);
+        pendingUserText = event.text;
+        addBubble('user', event.text, { id: `u${event.utterance}` });
+      }
+      break;
+    case 'emotion':
+      tagUserBubble(event);
+      timeline.push({ time: event.time, probabilities: event.probabilities, text: pendingUserText || '' });
+      drawTimeline($('timeline'), timeline);
+      break;
+    case 'emotion_update':
+      showEmotion(event);
+      break;
+    case 'reply_started':
+      addBubble('bot', '', { id: `r${event.reply}` });
+      break;
+    case 'reply_text_delta': {
+      const bubble = bubbles.get(`r${event.reply}`) || addBubble('bot', '', { id: `r${event.reply}` });
+      bubble.querySelector('.text').textContent += (bubble.querySelector('.text').textContent ? ' ' : '') + event.text;
+      break;
+    }
+    case 'reply_audio':
+      playback.header(event);
+      break;
+    case 'reply_done': {
+      const bubble = bubbles.get(`r${event.reply}`);
+      if (bubble && event.interrupted) bubble.classList.add('interrupted');
+      if (bubble && event.text) bubble.querySelector('.text').textContent = event.text;
+      break;
+    }
+    case 'stop_playback':
+      stats.stopped += 1;
+      playback.stopAll();
+      break;
+    case 'configured':
+      break;
+    case 'error':
+      if (event.code === 'llm_unavailable') showNotice('llm', 'The language model is unavailable right now; Attune apologised and will try again on your next turn.');
+      else if (event.code === 'tts_failed') showNotice('tts', 'Speech output failed; replies continue as text.');
+      else console.warn('attune:', event.code, event.message);
+      break;
+  }
+  if (event.type === 'reply_done' && !event.interrupted) hideNotice('llm');
+}
+
+function addBubble(who, text, { id }) {
+  const item = document.createElement('li');
+  item.className = `bubble ${who}`;
+  item.dataset.id = id;
+  const span = document.createElement('span');
+  span.className = 'text';
+  span.textContent = text;
+  item.append(span);
+  $('chat').append(item);
+  item.scrollIntoView({ block: 'end', behavior: 'smooth' });
+  bubbles.set(id, item);
+  return item;
+}
+
+function tagUserBubble(event) {
+  const bubble = event.utterance ? bubbles.get(`u${event.utterance}`) : [...$('chat').querySelectorAll('.bubble.user')].pop();
+  if (!bubble || bubble.querySelector('.tag')) return;
+  const tag = document.createElement('span');
+  tag.className = 'tag';
+  tag.dataset.label = event.label;
+  tag.style.background = COLORS[event.label];
+  tag.textContent = `${EMOJI[event.label]} ${event.label}`;
+  bubble.append(tag);
+}
+
+// MARK: - Emotion panel
+
+function buildPanel() {
+  for (const label of LABELS) {
+    const item = document.createElement('li');
+    const name = document.createElement('span');
+    name.textContent = label;
+    const track = document.createElement('span');
+    track.className = 'track';
+    const fill = document.createElement('span');
+    fill.className = 'fill';
+    fill.style.display = 'block';
+    fill.style.background = COLORS[label];
+    fill.id = `bar-${label}`;
+    track.append(fill);
+    const value = document.createElement('span');
+    value.id = `bar-${label}-value`;
+    value.textContent = '0%';
+    item.append(name, track, value);
+    $('bars').append(item);
+    const legend = document.createElement('li');
+    const swatch = document.createElement('span');
+    swatch.style.background = COLORS[label];
+    legend.append(swatch, document.createTextNode(label));
+    $('legend').append(legend);
+  }
+}
+
+function showEmotion(estimate) {
+  $('emotion-emoji').textContent = EMOJI[estimate.label];
+  $('emotion-label').textContent = estimate.label;
+  $('emotion-confidence').textContent = `${Math.round(estimate.confidence * 100)}% confident`;
+  for (const label of LABELS) {
+    const p = estimate.probabilities[label] || 0;
+    $(`bar-${label}`).style.width = `${p * 100}%`;
+    $(`bar-${label}-value`).textContent = `${Math.round(p * 100)}%`;
+  }
+  // Arousal 0…1 maps to the plane's -1…1, excited at the top.
+  $('plane-point').setAttribute('cx', estimate.valence.toFixed(3));
+  $('plane-point').setAttribute('cy', (-(estimate.arousal * 2 - 1)).toFixed(3));
+}
+
+// MARK: - Timeline (canvas): one line per class over the session's utterances
+
+function drawTimeline(canvas, points) {
+  const g = canvas.getContext('2d');
+  const { width, height } = canvas;
+  g.clearRect(0, 0, width, height);
+  g.strokeStyle = '#e3e6ee';
+  for (let y = 0; y <= 4; y++) { g.beginPath(); g.moveTo(0, (height - 10) * y / 4 + 5); g.lineTo(width, (height - 10) * y / 4 + 5); g.stroke(); }
+  if (points.length === 0) return;
+  const x = (i) => (points.length === 1 ? width / 2 : 10 + (width - 20) * i / (points.length - 1));
+  const y = (p) => height - 5 - (height - 10) * p;
+  for (const label of LABELS) {
+    g.strokeStyle = COLORS[label];
+    g.fillStyle = COLORS[label];
+    g.lineWidth = 2;
+    g.beginPath();
+    points.forEach((point, i) => (i ? g.lineTo(x(i), y(point.probabilities[label] || 0)) : g.moveTo(x(i), y(point.probabilities[label] || 0))));
+    g.stroke();
+    points.forEach((point, i) => { g.beginPath(); g.arc(x(i), y(point.probabilities[label] || 0), 2.5, 0, Math.PI * 2); g.fill(); });
+  }
+  canvas.onmousemove = (event) => showTip(canvas, points, event, x);
+  canvas.onmouseleave = () => { $('timeline-tip').hidden = true; };
+}
+
+function showTip(canvas, points, event, x) {
+  const rect = canvas.getBoundingClientRect();
+  const px = (event.clientX - rect.left) * canvas.width / rect.width;
+  let nearest = 0;
+  points.forEach((_, i) => { if (Math.abs(x(i) - px) < Math.abs(x(nearest) - px)) nearest = i; });
+  const point = points[nearest];
+  const tip = $('timeline-tip');
+  if (canvas.id !== 'timeline') return;
+  const top = LABELS.map((l) => [l, point.probabilities[l] || 0]).sort((a, b) => b[1] - a[1]).slice(0, 3);
+  tip.textContent = `“${point.text}” — ${top.map(([l, p]) => `${l} ${Math.round(p * 100)}%`).join(', ')}`;
+  tip.style.left = `${Math.min(event.clientX - rect.left, rect.width - 200)}px`;
+  tip.style.top = `${event.clientY - rect.top + 12}px`;
+  tip.hidden = false;
+}
+
+// MARK: - Settings
+
+async function loadSettings() {
+  try {
+    const [personas, voices] = await Promise.all([fetch('/api/personas').then((r) => r.json()), fetch('/api/voices').then((r) => r.json())]);
+    for (const persona of personas.personas) $('persona').append(new Option(persona.name, persona.id));
+    for (const voice of voices.voices) $('voice').append(new Option(`${voice.name}, ${voice.gender}`, voice.id));
+    $('voice').value = voices.default;
+  } catch (_) {
+    showNotice('settings', 'Could not load personas and voices from the server.');
+  }
+}
+
+function sendSettings() {
+  const settings = { type: 'configure', rate: Number($('rate').value), silence_ms: Number($('silence').value) };
+  if ($('persona').value) settings.persona = $('persona').value;
+  if ($('voice').value) settings.voice = $('voice').value;
+  send(settings);
+}
+
+$('rate').addEventListener('input', () => { $('rate-out').textContent = `${Number($('rate').value).toFixed(1)}×`; });
+$('silence').addEventListener('input', () => { $('silence-out').textContent = `${$('silence').value} ms`; });
+$('settings').addEventListener('change', sendSettings);
+
+// MARK: - Past sessions
+
+async function loadSessions() {
+  const list = $('sessions');
+  list.textContent = '';
+  try {
+    const { sessions } = await fetch('/api/sessions').then((r) => r.json());
+    if (sessions.length === 0) list.append(Object.assign(document.createElement('li'), { textContent: 'No sessions yet.' }));
+    for (const session of sessions) {
+      const item = document.createElement('li');
+      const open = document.createElement('button');
+      open.type = 'button';
+      open.textContent = `${new Date(session.startedAt * 1000).toLocaleString()} · ${session.turnCount} turns · ${session.persona}`;
+      open.addEventListener('click', () => showSession(session.id));
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.textContent = 'Delete';
+      remove.setAttribute('aria-label', `Delete the session of ${open.textContent}`);
+      remove.addEventListener('click', async () => {
+        if (!confirm('Delete this session and everything said in it?')) return;
+        await fetch(`/api/sessions/${session.id}`, { method: 'DELETE' });
+        $('session-detail').hidden = true;
+        loadSessions();
+      });
+      item.append(open, remove);
+      list.append(item);
+    }
+  } catch (_) {
+    list.append(Object.assign(document.createElement('li'), { textContent: 'History is unavailable.' }));
+  }
+}
+
+async function showSession(id) {
+  const record = await fetch(`/api/sessions/${id}`).then((r) => r.json());
+  $('session-title').textContent = `Session of ${new Date(record.session.startedAt * 1000).toLocaleString()}`;
+  const turns = $('session-turns');
+  turns.textContent = '';
+  const points = [];
+  for (const turn of record.turns) {
+    const user = document.createElement('li');
+    user.className = 'bubble user';
+    user.textContent = turn.userText;
+    const estimate = turn.fusedEmotion || (turn.emotions && turn.emotions.text);
+    if (estimate) {
+      const tag = document.createElement('span');
+      tag.className = 'tag';
+      tag.style.background = COLORS[estimate.label];
+      tag.textContent = `${EMOJI[estimate.label]} ${estimate.label}`;
+      user.append(tag);
+      points.push({ probabilities: estimate.probabilities, text: turn.userText });
+    }
+    const bot = document.createElement('li');
+    bot.className = `bubble bot${turn.interrupted ? ' interrupted' : ''}`;
+    bot.textContent = turn.replyText;
+    turns.append(user, bot);
+  }
+  drawTimeline($('session-timeline'), points);
+  $('session-detail').hidden = false;
+}
+
+$('refresh-history').addEventListener('click', loadSessions);
+
+// MARK: - Start
+
+buildPanel();
+drawTimeline($('timeline'), timeline);
+loadSettings().then(() => { connect(); });
+loadSessions();

@@ -1,0 +1,236 @@
+import AsyncHTTPClient
+import AttuneAudio
+import AttuneTestSupport
+import Foundation
+import NIOCore
+import Testing
+
+/// The companion page in a real headless Chromium driven through chromium-driver (WebDriver),
+/// with a fake microphone that plays a RAVDESS sentence, against the real `attune serve`
+/// binary with its embedded language model. Screenshots land in `.build/artifacts/`.
+@Suite(.serialized) struct BrowserTests {
+    @Test func talkHearBargeInAndReconnect() async throws {
+        guard let driverPath = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].first(where: FileManager.default.isExecutableFile) else {
+            Issue.record("chromium-driver is not installed (make test installs it)")
+            return
+        }
+        let artifacts = TestData.packageRoot.appendingPathComponent(".build/artifacts")
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        // The fake microphone loops this file: the sentence, then silence for the reply.
+        let speech = try ravdessSamples("03-01-01-01-01-01-01")
+        let microphone = URL(fileURLWithPath: TestData.temporaryDirectory() + ".wav")
+        try WAVFile.encode(AudioBuffer(samples: speech + [Float](repeating: 0, count: 16_000 * 9), sampleRate: 16_000)).write(to: microphone)
+
+        let port = try freePort()
+        let data = TestData.temporaryDirectory()
+        var server = try ServerProcess(port: port, data: data)
+        try await server.waitUntilHealthy(port: port)
+        let driver = try await WebDriver.launch(driverPath: driverPath, microphone: microphone.path)
+        defer { driver.driver.terminate() }
+        try await driver.open("http://127.0.0.1:\(port)/")
+        try await driver.waitFor("the page to connect", timeout: 120) {
+            try await driver.script("return document.getElementById('connection').dataset.state") as? String == "open"
+        }
+        try await driver.screenshot(to: artifacts.appendingPathComponent("browser-1-connected.png"))
+
+        // Talk: the fake microphone says "Kids are talking by the door".
+        try await driver.click("mic")
+        try await driver.waitFor("the transcript, an emotion tag and a spoken reply", timeout: 90) {
+            let state = try await driver.script("""
+                const s = window.attuneStats;
+                return { heard: s.transcripts.join(' ').toLowerCase(), tags: document.querySelectorAll('.bubble.user .tag').length,
+                         reply: [...document.querySelectorAll('.bubble.bot .text')].map(e => e.textContent).join(' '),
+                         played: s.replyFramesPlayed, emotion: document.getElementById('emotion-label').textContent }
+                """) as? [String: Any] ?? [:]
+            return (state["heard"] as? String ?? "").contains("kids are talking") && (state["tags"] as? Int ?? 0) > 0
+                && !(state["reply"] as? String ?? "").isEmpty && (state["played"] as? Int ?? 0) > 0
+                && (state["emotion"] as? String ?? "—") != "—"
+        }
+        try await driver.screenshot(to: artifacts.appendingPathComponent("browser-2-conversation.png"))
+
+        // Barge-in: ask for a long story; the microphone's next sentence interrupts it.
+        try await driver.script("""
+            document.getElementById('typed').value = 'Tell me a long story about a lighthouse keeper and the sea, with many details.';
+            document.getElementById('type-form').requestSubmit();
+            """)
+        try await driver.waitFor("the story to be interrupted", timeout: 90) {
+            try await driver.script("return window.attuneStats.stopped") as? Int ?? 0 > 0
+        }
+        try await driver.screenshot(to: artifacts.appendingPathComponent("browser-3-barge-in.png"))
+
+        // Reconnect: the server goes away and comes back on the same port.
+        try await server.stop()
+        try await driver.waitFor("the page to notice", timeout: 30) {
+            try await driver.script("return document.getElementById('connection').dataset.state") as? String == "closed"
+        }
+        try await driver.screenshot(to: artifacts.appendingPathComponent("browser-4-disconnected.png"))
+        server = try ServerProcess(port: port, data: data)
+        try await driver.waitFor("the page to reconnect", timeout: 120) {
+            try await driver.script("return window.attuneStats.connected") as? Int ?? 0 >= 2
+        }
+        try await driver.screenshot(to: artifacts.appendingPathComponent("browser-5-reconnected.png"))
+        try await server.stop()
+        await driver.quit()
+    }
+}
+
+/// `attune serve` as a child process on a given port.
+private struct ServerProcess {
+    let process = Process()
+
+    /// Waits until `/api/health` answers 200: every component, the language model included, is up.
+    func waitUntilHealthy(port: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(180)
+        while ContinuousClock.now < deadline {
+            if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/health"), timeout: .seconds(5)),
+                response.status == .ok
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw WebDriverError("attune serve did not become healthy on port \(port)")
+    }
+
+    init(port: Int, data: String) throws {
+        let products = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .deletingLastPathComponent()
+        process.executableURL = products.appendingPathComponent("attune")
+        process.arguments = ["serve", "--port", String(port), "--data-dir", data, "--log-level", "warning"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func stop() async throws {
+        process.terminate()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A minimal W3C WebDriver client for chromium-driver.
+private final class WebDriver: Sendable {
+    let driver: Process
+    let base: String
+    let session: String
+
+    private init(driver: Process, base: String, session: String) {
+        self.driver = driver
+        self.base = base
+        self.session = session
+    }
+
+    static func launch(driverPath: String, microphone: String) async throws -> WebDriver {
+        let port = try freePort()
+        let driver = Process()
+        driver.executableURL = URL(fileURLWithPath: driverPath)
+        driver.arguments = ["--port=\(port)"]
+        driver.standardOutput = FileHandle.nullDevice
+        driver.standardError = FileHandle.nullDevice
+        try driver.run()
+        let base = "http://127.0.0.1:\(port)"
+        let capabilities: [String: Any] = [
+            "capabilities": ["alwaysMatch": [
+                "browserName": "chrome",
+                "goog:chromeOptions": [
+                    "binary": "/usr/bin/chromium",
+                    "args": [
+                        "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900",
+                        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                        "--use-file-for-fake-audio-capture=\(microphone)", "--autoplay-policy=no-user-gesture-required",
+                    ],
+                ],
+            ]],
+        ]
+        let deadline = ContinuousClock.now + .seconds(30)
+        var lastError = "no answer"
+        while ContinuousClock.now < deadline {
+            do {
+                let value = try await request("POST", base + "/session", capabilities) as? [String: Any]
+                if let session = value?["sessionId"] as? String {
+                    return WebDriver(driver: driver, base: base, session: session)
+                }
+                lastError = "\(value ?? [:])"
+            } catch {
+                lastError = "\(error)"
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        driver.terminate()
+        throw WebDriverError("chromedriver did not create a session: \(lastError)")
+    }
+
+    func open(_ url: String) async throws { _ = try await command("url", ["url": url]) }
+
+    func script(_ source: String) async throws -> Any? {
+        try await command("execute/sync", ["script": source, "args": []])
+    }
+
+    func click(_ id: String) async throws {
+        let found = try await command("element", ["using": "css selector", "value": "#\(id)"]) as? [String: Any]
+        guard let element = found?.values.first as? String else { throw WebDriverError("no element #\(id)") }
+        _ = try await command("element/\(element)/click", [:])
+    }
+
+    func screenshot(to url: URL) async throws {
+        guard let encoded = try await Self.request("GET", "\(base)/session/\(session)/screenshot", nil) as? String,
+            let png = Data(base64Encoded: encoded)
+        else { throw WebDriverError("no screenshot") }
+        try png.write(to: url)
+    }
+
+    func waitFor(_ what: String, timeout: Double, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while ContinuousClock.now < deadline {
+            if (try? await condition()) == true { return }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        let log = (try? await script("return JSON.stringify(window.attuneStats) + ' ' + document.body.innerText.slice(0, 600)")) as? String ?? ""
+        throw WebDriverError("timed out after \(Int(timeout)) s waiting for \(what); page: \(log)")
+    }
+
+    func quit() async {
+        _ = try? await Self.request("DELETE", "\(base)/session/\(session)", nil)
+        driver.terminate()
+    }
+
+    private func command(_ path: String, _ body: [String: Any]) async throws -> Any? {
+        try await Self.request("POST", "\(base)/session/\(session)/\(path)", body)
+    }
+
+    /// Sends a WebDriver request; returns its `value`, or throws the error it reports.
+    private static func request(_ method: String, _ url: String, _ body: [String: Any]?) async throws -> Any? {
+        var request = HTTPClientRequest(url: url)
+        request.method = .init(rawValue: method)
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let data = try await response.body.collect(upTo: 1 << 26)
+        let object = try JSONSerialization.jsonObject(with: Data(buffer: data), options: [.fragmentsAllowed]) as? [String: Any]
+        if response.status != .ok { throw WebDriverError("\(url): \(response.status) \(object?["value"] ?? "")") }
+        return object?["value"]
+    }
+}
+
+private struct WebDriverError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A loopback port nobody listens on now.
+private func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
