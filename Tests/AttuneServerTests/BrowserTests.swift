@@ -69,6 +69,17 @@ import Testing
             try await driver.script("return window.attuneStats.connected") as? Int ?? 0 >= 2
         }
         try await driver.screenshot(to: artifacts.appendingPathComponent("browser-5-reconnected.png"))
+
+        // A phone-sized window: one column, nothing wider than the screen, controls labelled.
+        try await driver.resize(width: 390, height: 844)
+        let layout = try await driver.script("""
+            return { overflow: document.documentElement.scrollWidth - window.innerWidth,
+                     unlabelled: [...document.querySelectorAll('input, select, button')].filter(e =>
+                        !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).length }
+            """) as? [String: Any] ?? [:]
+        #expect(layout["overflow"] as? Int ?? 1 <= 0, "\(layout)")
+        #expect(layout["unlabelled"] as? Int ?? 1 == 0, "\(layout)")
+        try await driver.screenshot(to: artifacts.appendingPathComponent("browser-6-phone.png"))
         try await server.stop()
         await driver.quit()
     }
@@ -166,6 +177,10 @@ private final class WebDriver: Sendable {
 
     func script(_ source: String) async throws -> Any? {
         try await command("execute/sync", ["script": source, "args": []])
+    }
+
+    func resize(width: Int, height: Int) async throws {
+        _ = try await command("window/rect", ["width": width, "height": height])
     }
 
     func click(_ id: String) async throws {

@@ -371,6 +371,8 @@ struct ReplyRun {
                     if let approved = await guardrail.review(sentence) { queue(approved) }
                 }
             }
+            // A cancelled stream ends without an error: what it cut off is not a sentence.
+            if Task.isCancelled || progress.isInterrupted { throw CancellationError() }
             if let rest = splitter.finish(), let approved = await guardrail.review(rest) { queue(approved) }
             guardrail.closing().forEach(queue)
             if text.isEmpty { queue(plan.repairs.first ?? "I'm listening.") }
