@@ -107,7 +107,10 @@ private struct ServerProcess {
         let products = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             .deletingLastPathComponent()
         process.executableURL = products.appendingPathComponent("attune")
-        process.arguments = ["serve", "--port", String(port), "--data-dir", data, "--log-level", "warning"]
+        process.arguments = [
+            "serve", "--port", String(port), "--data-dir", data, "--log-level", "warning",
+            "--set", "llm.first_token_timeout_s=30", "--set", "llm.total_timeout_s=90",
+        ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -20,6 +20,7 @@ import Testing
     @Test func spokenTurnsAreAnsweredWithEmpathyAndSpeechAndRemembered() async throws {
         let audio = try ravdessSamples("03-01-01-01-01-01-01")
         let app = try await TestSupport.application { $0.llmEmbedded = true }
+        let lastChild = ChildBox()
         try await app.test(.live) { client in
             let port = client.port!
             let llm = try await waitForLLM(client)
@@ -123,7 +124,11 @@ import Testing
             let restarted = try await waitForLLM(client, notPID: pid)
             #expect(restarted.pid != pid)
             #expect(restarted.restarts >= 1)
+            lastChild.pid = restarted.pid
         }
+        // Shutting the server down stopped its llama-server.
+        let child = try #require(lastChild.pid)
+        #expect(kill(child, 0) != 0, "llama-server \(child) still runs after shutdown")
     }
 
     @Test func anUnreachableLanguageModelGetsASpokenApologyAndTheSessionGoesOn() async throws {
@@ -226,6 +231,11 @@ import Testing
             }
         }
     }
+}
+
+/// Carries the child's pid out of the live-test closure.
+private final class ChildBox: @unchecked Sendable {
+    var pid: Int32?
 }
 
 extension ReplyTests {

@@ -13,6 +13,9 @@ enum TestSupport {
         configuration.logLevel = .warning
         // Tests that need the language model point llm.base_url at the shared llama-server.
         configuration.llmEmbedded = false
+        // Generous model timeouts: a loaded CI machine must not turn a slow reply into a failure.
+        configuration.llm.firstTokenTimeout = 30
+        configuration.llm.totalTimeout = 90
         edit(&configuration)
         return configuration
     }

@@ -5,8 +5,29 @@ import Foundation
 /// `Resources/emotion-head.json`: an MLP on the sentence embedding plus a linear layer on the
 /// presence of frequent WordPiece tokens, their logits added before the softmax.
 public struct EmotionHead: Sendable {
+    /// A weight matrix stored as little-endian float16, base64-encoded, row by row.
+    struct Matrix: Decodable, Sendable {
+        let rows: [[Float]]
+
+        enum CodingKeys: String, CodingKey { case shape, f16 }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            let shape = try container.decode([Int].self, forKey: .shape)
+            guard shape.count == 2, let data = Data(base64Encoded: try container.decode(String.self, forKey: .f16)),
+                data.count == shape[0] * shape[1] * 2
+            else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad float16 matrix"))
+            }
+            let values: [Float] = data.withUnsafeBytes { bytes in
+                (0..<(data.count / 2)).map { Float(Float16(bitPattern: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
+            }
+            rows = (0..<shape[0]).map { Array(values[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
+        }
+    }
+
     struct Layer: Decodable, Sendable {
-        let weight: [[Float]]  // [outputs][inputs]
+        let weight: Matrix  // [outputs][inputs]
         let bias: [Float]
         let activation: String
     }
@@ -14,7 +35,7 @@ public struct EmotionHead: Sendable {
     struct Lexical: Decodable, Sendable {
         /// WordPiece ids, and adjacent pairs coded as `first << 20 + second`.
         let tokens: [Int64]
-        let weight: [[Float]]  // [term][class]
+        let weight: Matrix  // [term][class]
     }
 
     struct File: Decodable {
@@ -41,7 +62,7 @@ public struct EmotionHead: Sendable {
         }
         features = file.features ?? [.sentenceEmbedding]
         layers = file.layers
-        lexicalRows = Dictionary(uniqueKeysWithValues: zip(file.lexical?.tokens ?? [], file.lexical?.weight ?? []))
+        lexicalRows = Dictionary(uniqueKeysWithValues: zip(file.lexical?.tokens ?? [], file.lexical?.weight.rows ?? []))
     }
 
     /// The head shipped with Attune.
@@ -59,7 +80,7 @@ public struct EmotionHead: Sendable {
             var out = layer.bias
             for row in 0..<out.count {
                 var sum: Float = 0
-                let weights = layer.weight[row]
+                let weights = layer.weight.rows[row]
                 for column in 0..<x.count { sum += weights[column] * x[column] }
                 out[row] += sum
             }

@@ -198,11 +198,12 @@ actor Responder {
         let stored = StoredTurn(
             index: outcome.turnIndex, startedAt: turn.startedAt, userText: turn.text, replyText: outcome.spokenText,
             interrupted: outcome.interrupted, emotions: emotions, fusedEmotion: turn.fused, timings: outcome.timings)
-        // A turn stopped by barge-in is still stored: the write runs in a task of its own, which
-        // the reply's cancellation does not reach.
+        // A turn stopped by barge-in is still stored: the writes run in a task of their own,
+        // which the reply's cancellation does not reach.
         let sessionID = self.sessionID
         let logger = self.logger
         await Task {
+            await self.storeSessionIfNeeded()
             do {
                 try await history.append(stored, to: sessionID)
             } catch {
