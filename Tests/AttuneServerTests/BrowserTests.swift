@@ -16,10 +16,13 @@ import Testing
         }
         let artifacts = TestData.packageRoot.appendingPathComponent(".build/artifacts")
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
-        // The fake microphone loops this file: the sentence, then silence for the reply.
+        // The fake microphone loops this file: the sentence twice, the second time about two
+        // seconds after the first (so it starts while the reply to the first is being generated
+        // or played: a barge-in), then silence for the reply to the second.
         let speech = try ravdessSamples("03-01-01-01-01-01-01")
         let microphone = URL(fileURLWithPath: TestData.temporaryDirectory() + ".wav")
-        try WAVFile.encode(AudioBuffer(samples: speech + [Float](repeating: 0, count: 16_000 * 9), sampleRate: 16_000)).write(to: microphone)
+        let loop = speech + [Float](repeating: 0, count: 4_800) + speech + [Float](repeating: 0, count: 16_000 * 10)
+        try WAVFile.encode(AudioBuffer(samples: loop, sampleRate: 16_000)).write(to: microphone)
 
         let port = try freePort()
         let data = TestData.temporaryDirectory()
@@ -48,13 +51,12 @@ import Testing
         }
         try await driver.screenshot(to: artifacts.appendingPathComponent("browser-2-conversation.png"))
 
-        // Barge-in: ask for a long story; the microphone's next sentence interrupts it.
-        try await driver.script("""
-            document.getElementById('typed').value = 'Tell me a long story about a lighthouse keeper and the sea, with many details.';
-            document.getElementById('type-form').requestSubmit();
-            """)
-        try await driver.waitFor("the story to be interrupted", timeout: 90) {
-            try await driver.script("return window.attuneStats.stopped") as? Int ?? 0 > 0
+        // Barge-in: the second sentence stops the reply to the first, on the page and on the server.
+        try await driver.waitFor("a reply to be interrupted", timeout: 90) {
+            let state = try await driver.script("""
+                return { stopped: window.attuneStats.stopped, marked: document.querySelectorAll('.bubble.bot.interrupted').length }
+                """) as? [String: Any] ?? [:]
+            return (state["stopped"] as? Int ?? 0) > 0 && (state["marked"] as? Int ?? 0) > 0
         }
         try await driver.screenshot(to: artifacts.appendingPathComponent("browser-3-barge-in.png"))
 
