@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "AttuneServerTests",
             dependencies: [
-                "AttuneServer", "AttuneBench", "AttuneAudio", "AttuneTestSupport",
+                "AttuneServer", "AttuneBench", "AttuneAudio", "AttuneAgent", "AttuneTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

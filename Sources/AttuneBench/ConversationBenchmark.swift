@@ -78,7 +78,7 @@ public struct ConversationBenchmark {
                 client.settleTimeout = .seconds(120)
                 // A barge-in turn first asks (typed) for a long story, then speaks over it: the
                 // clip's speech begins about 1 s in, while the story is still being generated.
-                let before: [ConversationClient.Extra] = bargeIn ? [.text(ReplyBenchmark.userText(Self.storyRequest))] : []
+                let before: [ConversationClient.Extra] = bargeIn ? [.text(ConversationClient.userText(Self.storyRequest))] : []
                 let events = try await client.stream(audio, before: before) { events in
                     events.filter { $0.type == "reply_done" }.count >= (bargeIn ? 2 : 1)
                 }

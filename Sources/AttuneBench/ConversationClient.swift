@@ -115,6 +115,12 @@ public struct ConversationClient: Sendable {
         return await collected.events
     }
 
+    /// The JSON of a typed turn (`user_text`).
+    public static func userText(_ text: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: ["type": "user_text", "text": text])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// Done when every utterance that ended has its final transcript (or an error said why not).
     public static let allFinalsArrived: @Sendable ([ReceivedEvent]) -> Bool = { events in
         let ended = events.filter { $0.type == "speech_ended" }.count

@@ -91,7 +91,7 @@ public struct ReplyBenchmark {
                 var client = ConversationClient(port: port)
                 client.trailingSilence = 0
                 client.settleTimeout = .seconds(120)
-                let events = try await client.stream([], before: [.text(Self.userText(prompt.text))]) { events in
+                let events = try await client.stream([], before: [.text(ConversationClient.userText(prompt.text))]) { events in
                     events.contains { $0.type == "reply_done" }
                 }
                 guard let done = events.first(where: { $0.type == "reply_done" }) else {
@@ -127,11 +127,6 @@ public struct ReplyBenchmark {
             firstAudioMsP95: percentile(results.compactMap(\.firstAudioMs), 0.95),
             totalMsP50: percentile(results.compactMap(\.totalMs), 0.5))
         return (report, results)
-    }
-
-    static func userText(_ text: String) -> String {
-        let data = try! JSONSerialization.data(withJSONObject: ["type": "user_text", "text": text])
-        return String(decoding: data, as: UTF8.self)
     }
 
     static func object(_ json: String?) -> [String: Double] {

@@ -146,23 +146,22 @@ public final class HistoryStore: Sendable {
         }
     }
 
+    /// Sessions with their turn counts; callers add the filter, grouping and order.
+    private static let summaries = """
+        SELECT s.id, s.startedAt, s.endedAt, s.persona, s.voice, COUNT(t.rowid) AS turnCount
+        FROM session s LEFT JOIN turn t ON t.sessionId = s.id
+        """
+
     /// Sessions, newest first.
     public func sessions(limit: Int = 100) async throws -> [SessionSummary] {
         try await database.read { db in
-            try SessionSummary.fetchAll(db, sql: """
-                SELECT s.id, s.startedAt, s.endedAt, s.persona, s.voice, COUNT(t.rowid) AS turnCount
-                FROM session s LEFT JOIN turn t ON t.sessionId = s.id
-                GROUP BY s.id ORDER BY s.startedAt DESC LIMIT ?
-                """, arguments: [limit])
+            try SessionSummary.fetchAll(db, sql: Self.summaries + " GROUP BY s.id ORDER BY s.startedAt DESC LIMIT ?", arguments: [limit])
         }
     }
 
     public func session(id: String) async throws -> SessionRecord? {
         try await database.read { db in
-            guard let summary = try SessionSummary.fetchOne(db, sql: """
-                SELECT s.id, s.startedAt, s.endedAt, s.persona, s.voice, COUNT(t.rowid) AS turnCount
-                FROM session s LEFT JOIN turn t ON t.sessionId = s.id WHERE s.id = ? GROUP BY s.id
-                """, arguments: [id])
+            guard let summary = try SessionSummary.fetchOne(db, sql: Self.summaries + " WHERE s.id = ? GROUP BY s.id", arguments: [id])
             else { return nil }
             let decoder = JSONDecoder()
             let rows = try Row.fetchAll(db, sql: "SELECT * FROM turn WHERE sessionId = ? ORDER BY turnIndex", arguments: [id])

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import AttuneAgent
 import AttuneAudio
 import AttuneTestSupport
 import Foundation
@@ -24,7 +25,7 @@ import Testing
         let loop = speech + [Float](repeating: 0, count: 4_800) + speech + [Float](repeating: 0, count: 16_000 * 10)
         try WAVFile.encode(AudioBuffer(samples: loop, sampleRate: 16_000)).write(to: microphone)
 
-        let port = try freePort()
+        let port = try EmbeddedLLMServer.freePort()
         let data = TestData.temporaryDirectory()
         var server = try ServerProcess(port: port, data: data)
         try await server.waitUntilHealthy(port: port)
@@ -139,7 +140,7 @@ private final class WebDriver: Sendable {
     }
 
     static func launch(driverPath: String, microphone: String) async throws -> WebDriver {
-        let port = try freePort()
+        let port = try EmbeddedLLMServer.freePort()
         let driver = Process()
         driver.executableURL = URL(fileURLWithPath: driverPath)
         driver.arguments = ["--port=\(port)"]
@@ -239,18 +240,4 @@ private final class WebDriver: Sendable {
 private struct WebDriverError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A loopback port nobody listens on now.
-private func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -301,9 +301,4 @@ extension ConversationClient {
                 event.type == "reply_done" && events.filter { $0.type == "reply_done" }.count == 1 ? [.text(next)] : []
             })
     }
-
-    static func userText(_ text: String) -> String {
-        let data = try! JSONSerialization.data(withJSONObject: ["type": "user_text", "text": text])
-        return String(decoding: data, as: UTF8.self)
-    }
 }

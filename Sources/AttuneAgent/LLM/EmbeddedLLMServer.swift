@@ -213,7 +213,7 @@ public final class EmbeddedLLMServer: Service, Sendable {
     }
 
     /// A loopback port nobody listens on now: bind to port 0 and read what the kernel chose.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LLMError(.unreachable, "cannot open a socket to find a free port") }
         defer { close(fd) }
