@@ -41,7 +41,7 @@ func withBenchServer<Result: Sendable>(
 }
 
 /// Polls `/api/health` until every component is up (the language model loads after start-up).
-func waitUntilHealthy(port: Int, timeout: Duration = .seconds(180)) async throws {
+public func waitUntilHealthy(port: Int, timeout: Duration = .seconds(180)) async throws {
     let deadline = ContinuousClock.now + timeout
     var last = ""
     while ContinuousClock.now < deadline {

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import AttuneAgent
 import AttuneAudio
+import AttuneBench
 import AttuneTestSupport
 import Foundation
 import NIOCore
@@ -28,7 +29,7 @@ import Testing
         let port = try EmbeddedLLMServer.freePort()
         let data = TestData.temporaryDirectory()
         var server = try ServerProcess(port: port, data: data)
-        try await server.waitUntilHealthy(port: port)
+        try await waitUntilHealthy(port: port)
         let driver = try await WebDriver.launch(driverPath: driverPath, microphone: microphone.path)
         defer { driver.driver.terminate() }
         try await driver.open("http://127.0.0.1:\(port)/")
@@ -91,20 +92,6 @@ import Testing
 /// `attune serve` as a child process on a given port.
 private struct ServerProcess {
     let process = Process()
-
-    /// Waits until `/api/health` answers 200: every component, the language model included, is up.
-    func waitUntilHealthy(port: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(180)
-        while ContinuousClock.now < deadline {
-            if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/health"), timeout: .seconds(5)),
-                response.status == .ok
-            {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(250))
-        }
-        throw WebDriverError("attune serve did not become healthy on port \(port)")
-    }
 
     init(port: Int, data: String) throws {
         let products = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
