@@ -1,18 +1,43 @@
 import CSndFile
 import Foundation
 
+/// What an uploaded recording may be. Files are checked against these before their samples are
+/// allocated (from the header) and again while they are decoded.
+public struct UploadLimits: Sendable, Equatable {
+    /// Longest decoded audio, in seconds.
+    public var maxSeconds = 600.0
+    public var maxChannels = 8
+    public static let minSampleRate = 8_000
+    public var maxSampleRate = 192_000
+    /// Seconds ffmpeg may take for one file before it is killed.
+    public var ffmpegTimeout = 30.0
+    /// Most samples (frames × channels) a file may hold: ten minutes of 48 kHz stereo. This is
+    /// what decoding costs, so a tiny file claiming hours of many-channel audio is refused
+    /// before anything is allocated.
+    public var maxSamples = 600 * 48_000 * 2
+
+    public init() {}
+}
+
 /// Decodes whole audio files to mono floats: WAV, FLAC, OGG (Vorbis and Opus) and MP3 through
 /// libsndfile, in process and from memory; WebM and M4A/MP4 through an `ffmpeg` child process
 /// when one is installed.
 public struct AudioFileDecoder: Sendable {
     /// The ffmpeg binary for WebM and M4A, or nil to refuse those formats.
     public var ffmpegPath: String?
+    public var limits: UploadLimits
     /// Longest decoded audio accepted, in seconds.
-    public var maxDurationSeconds: Double
+    public var maxDurationSeconds: Double { limits.maxSeconds }
 
-    public init(ffmpegPath: String? = AudioFileDecoder.findFFmpeg(), maxDurationSeconds: Double = 600) {
+    public init(ffmpegPath: String? = AudioFileDecoder.findFFmpeg(), limits: UploadLimits = UploadLimits()) {
         self.ffmpegPath = ffmpegPath
-        self.maxDurationSeconds = maxDurationSeconds
+        self.limits = limits
+    }
+
+    public init(ffmpegPath: String? = AudioFileDecoder.findFFmpeg(), maxDurationSeconds: Double) {
+        var limits = UploadLimits()
+        limits.maxSeconds = maxDurationSeconds
+        self.init(ffmpegPath: ffmpegPath, limits: limits)
     }
 
     /// What the first bytes say a file is.
@@ -48,15 +73,43 @@ public struct AudioFileDecoder: Sendable {
         switch Container(sniffing: data) {
         case .wav, .flac, .ogg, .mp3:
             audio = try decodeWithSndFile(data)
-        case .webm, .mp4:
-            audio = try decodeWithFFmpeg(data)
+        case .webm:
+            audio = try decodeWithFFmpeg(data, format: "matroska")
+        case .mp4:
+            audio = try decodeWithFFmpeg(data, format: "mov")
         case .unknown:
             throw AudioDecodingError("not a supported audio file (expected WAV, FLAC, OGG/Opus, MP3, WebM or M4A)")
         }
-        guard audio.duration <= maxDurationSeconds else {
-            throw AudioDecodingError(String(format: "audio is %.0f s long; the limit is %.0f s (setting transcribe.max_seconds)", audio.duration, maxDurationSeconds))
-        }
+        guard audio.duration <= maxDurationSeconds else { throw tooLong(audio.duration) }
         return audio
+    }
+
+    private func tooLong(_ seconds: Double) -> AudioDecodingError {
+        AudioDecodingError(
+            String(format: "audio is %.0f s long; the limit is %.0f s (setting transcribe.max_seconds)", seconds, maxDurationSeconds),
+            kind: .tooLarge)
+    }
+
+    /// Refuses a file whose header declares more than the limits allow, before any sample is read.
+    func check(declaredFrames frames: Int64, sampleRate: Int, channels: Int) throws {
+        guard (UploadLimits.minSampleRate...limits.maxSampleRate).contains(sampleRate) else {
+            throw AudioDecodingError(
+                "the file declares a sample rate of \(sampleRate) Hz; accepted: \(UploadLimits.minSampleRate)-\(limits.maxSampleRate) Hz (setting transcribe.max_sample_rate)")
+        }
+        guard (1...limits.maxChannels).contains(channels) else {
+            throw AudioDecodingError("the file declares \(channels) channels; accepted: 1-\(limits.maxChannels) (setting transcribe.max_channels)")
+        }
+        // Streams of unknown length declare a huge count; their length is checked while decoding.
+        guard frames > 0, frames < Int64(Int32.max) * 64 else { return }
+        let declared = Double(frames) / Double(sampleRate)
+        if declared > maxDurationSeconds + 1 { throw tooLong(declared) }
+        if frames * Int64(channels) > Int64(limits.maxSamples) { throw tooManySamples(frames * Int64(channels), channels: channels, sampleRate: sampleRate) }
+    }
+
+    private func tooManySamples(_ samples: Int64, channels: Int, sampleRate: Int) -> AudioDecodingError {
+        AudioDecodingError(
+            "the file holds \(samples) samples (\(channels) channels at \(sampleRate) Hz); the limit is \(limits.maxSamples) (setting transcribe.max_samples)",
+            kind: .tooLarge)
     }
 
     private func decodeWithSndFile(_ data: Data) throws -> AudioBuffer {
@@ -76,25 +129,34 @@ public struct AudioFileDecoder: Sendable {
         }
     }
 
+    /// Reads the whole file block by block, mixing each block to mono as it goes, so memory grows
+    /// with the mono length only, and stops as soon as the length passes the limit.
     private func readAll(_ handle: OpaquePointer, info: SF_INFO) throws -> AudioBuffer {
         let channels = Int(info.channels)
-        guard channels > 0, info.samplerate > 0 else { throw AudioDecodingError("the file declares no channels or sample rate") }
+        try check(declaredFrames: Int64(info.frames), sampleRate: Int(info.samplerate), channels: channels)
         let limit = Int(maxDurationSeconds * Double(info.samplerate)) + 1
-        var interleaved: [Float] = []
-        var block = [Float](repeating: 0, count: 8_192 * channels)
+        var mono: [Float] = []
+        let blockFrames = 8_192
+        var block = [Float](repeating: 0, count: blockFrames * channels)
         while true {
             let frames = block.withUnsafeMutableBufferPointer {
-                sf_readf_float(handle, $0.baseAddress, sf_count_t(8_192))
+                sf_readf_float(handle, $0.baseAddress, sf_count_t(blockFrames))
             }
             if frames <= 0 { break }
-            interleaved += block[..<(Int(frames) * channels)]
-            if interleaved.count / channels > limit { break }
+            mono += Self.mixToMono(Array(block[..<(Int(frames) * channels)]), channels: channels)
+            if mono.count > limit { throw tooLong(Double(mono.count) / Double(info.samplerate)) }
+            if mono.count * channels > limits.maxSamples {
+                throw tooManySamples(Int64(mono.count * channels), channels: channels, sampleRate: Int(info.samplerate))
+            }
         }
-        guard !interleaved.isEmpty else { throw AudioDecodingError("the file holds no audio frames (truncated?)") }
-        return AudioBuffer(samples: Self.mixToMono(interleaved, channels: channels), sampleRate: Int(info.samplerate))
+        guard !mono.isEmpty else { throw AudioDecodingError("the file holds no audio frames (truncated?)") }
+        return AudioBuffer(samples: mono.map { $0.isFinite ? $0 : 0 }, sampleRate: Int(info.samplerate))
     }
 
-    private func decodeWithFFmpeg(_ data: Data) throws -> AudioBuffer {
+    /// Decodes with an ffmpeg child: the container format is forced (no probing of other
+    /// demuxers), only local files may be opened (no network protocols), the output is cut at the
+    /// duration limit, and the child is killed after `limits.ffmpegTimeout`.
+    private func decodeWithFFmpeg(_ data: Data, format: String) throws -> AudioBuffer {
         guard let ffmpegPath, FileManager.default.isExecutableFile(atPath: ffmpegPath) else {
             throw AudioDecodingError("WebM and M4A need ffmpeg, which is not installed (apt-get install ffmpeg, or set transcribe.ffmpeg_path)")
         }
@@ -103,25 +165,38 @@ public struct AudioFileDecoder: Sendable {
         defer { try? FileManager.default.removeItem(at: directory) }
         let input = directory.appendingPathComponent("input")
         let output = directory.appendingPathComponent("output.f32")
+        let log = directory.appendingPathComponent("errors.txt")
         try data.write(to: input)
+        FileManager.default.createFile(atPath: log.path, contents: nil)
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ffmpegPath)
         process.arguments = [
-            "-nostdin", "-hide_banner", "-loglevel", "error", "-i", input.path,
+            "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file", "-f", format, "-i", input.path,
             "-t", String(maxDurationSeconds + 1), "-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", output.path,
         ]
-        let errors = Pipe()
+        let errors = try FileHandle(forWritingTo: log)
+        defer { try? errors.close() }
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let deadline = Date().addingTimeInterval(limits.ffmpegTimeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw AudioDecodingError(
+                String(format: "ffmpeg took longer than %.0f s to decode the file (setting transcribe.ffmpeg_timeout_s)", limits.ffmpegTimeout),
+                kind: .tooLarge)
+        }
         process.waitUntilExit()
         guard process.terminationStatus == 0, let decoded = try? Data(contentsOf: output), !decoded.isEmpty else {
-            let reason = message.split(separator: "\n").last.map(String.init) ?? "no audio stream"
+            let message = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            let reason = message.split(separator: "\n").last.map { String($0.prefix(200)) } ?? "no audio stream"
             throw AudioDecodingError("cannot decode audio with ffmpeg: \(reason)")
         }
         let samples = decoded.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        guard Double(samples.count) / 16_000 <= maxDurationSeconds else { throw tooLong(Double(samples.count) / 16_000) }
         return AudioBuffer(samples: samples.map { $0.isFinite ? $0 : 0 }, sampleRate: 16_000)
     }
 

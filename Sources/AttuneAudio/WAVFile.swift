@@ -2,9 +2,17 @@ import Foundation
 
 /// Why audio could not be decoded.
 public struct AudioDecodingError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// Why a file was refused: it is not audio Attune can read, or it is more than the limits allow.
+    public enum Kind: Sendable, Equatable {
+        case unsupported
+        case tooLarge
+    }
+
+    public let kind: Kind
     public let description: String
 
-    public init(_ description: String) {
+    public init(_ description: String, kind: Kind = .unsupported) {
+        self.kind = kind
         self.description = description
     }
 }

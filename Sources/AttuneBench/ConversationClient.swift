@@ -1,5 +1,6 @@
 import AttuneAudio
 import Foundation
+import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import NIOCore
@@ -28,6 +29,10 @@ public struct ConversationClient: Sendable {
     public var trailingSilence = 1.2
     /// How long to wait for the events after the audio is sent.
     public var settleTimeout: Duration = .seconds(15)
+    /// Appended to the URL, e.g. `?token=...`.
+    public var query = ""
+    /// Sent with the upgrade request, e.g. `Origin`.
+    public var headers: [String: String] = [:]
 
     public init(port: Int) {
         self.port = port
@@ -55,9 +60,13 @@ public struct ConversationClient: Sendable {
         let pace = self.pace
         let frameSeconds = self.frameSeconds
         let settleTimeout = self.settleTimeout
+        var additionalHeaders = HTTPFields()
+        for (name, value) in headers {
+            if let field = HTTPField.Name(name) { additionalHeaders[field] = value }
+        }
         try await WebSocketClient.connect(
-            url: "ws://127.0.0.1:\(port)/ws/conversation",
-            configuration: .init(maxFrameSize: 1 << 22), logger: logger
+            url: "ws://127.0.0.1:\(port)/ws/conversation\(query)",
+            configuration: .init(maxFrameSize: 1 << 22, additionalHeaders: additionalHeaders), logger: logger
         ) { inbound, outbound, _ in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -46,6 +46,40 @@ public struct ComponentStatus: Codable, Sendable, Equatable {
     }
 }
 
+extension ComponentStatus {
+    /// The status with every absolute path in its detail and error cut to the file's name.
+    public func hidingPaths() -> ComponentStatus {
+        var status = self
+        status.detail = detail.map(Self.hidingPaths)
+        status.error = error.map(Self.hidingPaths)
+        return status
+    }
+
+    /// Replaces each absolute path (`/a/b/file`) in `text` with `…/file`.
+    static func hidingPaths(_ text: String) -> String {
+        var result = ""
+        var word = ""
+        func flush() {
+            if word.hasPrefix("/"), word.dropFirst().contains("/") {
+                result += "…/" + (word.split(separator: "/").last.map(String.init) ?? "")
+            } else {
+                result += word
+            }
+            word = ""
+        }
+        for character in text {
+            if character.isWhitespace || character == ":" || character == "," || character == "'" || character == "\"" {
+                flush()
+                result.append(character)
+            } else {
+                word.append(character)
+            }
+        }
+        flush()
+        return result
+    }
+}
+
 extension Duration {
     /// The duration in milliseconds, as a floating-point number.
     public var milliseconds: Double {

@@ -132,52 +132,132 @@ public enum ClientMessage: Sendable, Equatable {
         public let message: String
     }
 
-    public init(json text: String) throws(ParseError) {
-        guard let data = text.data(using: .utf8),
-            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-        else {
-            throw ParseError(code: .badMessage, message: "text frames must be JSON objects with a \"type\"")
+    /// Longest part of a client's bad input that an error message repeats.
+    public static let echoLimit = 40
+
+    /// Parses one text frame. Every field is checked for its JSON type and range; a number that
+    /// does not fit (`1e300` where a whole number is expected, NaN, a fraction) is refused with
+    /// `bad_message` (`bad_setting` for `configure`), never converted.
+    public init(json text: String, maxTextBytes: Int = 4_000) throws(ParseError) {
+        let data = Data(text.utf8)
+        let envelope: Envelope
+        do {
+            envelope = try JSONDecoder().decode(Envelope.self, from: data)
+        } catch {
+            throw ParseError(code: .badMessage, message: "text frames must be JSON objects with a string \"type\"")
         }
-        switch object["type"] as? String {
+        switch envelope.type {
         case "audio_data":
-            guard let encoded = object["audio_data"] as? String, let bytes = Data(base64Encoded: encoded) else {
-                throw ParseError(code: .badMessage, message: "audio_data needs \"audio_data\": base64 of the samples")
+            let body: AudioDataBody = try Self.decode(data, as: "audio_data", code: .badMessage)
+            guard let bytes = Data(base64Encoded: body.audio_data) else {
+                throw ParseError(code: .badMessage, message: "audio_data: \"audio_data\" is not valid base64")
             }
-            guard let rate = (object["sample_rate"] as? NSNumber)?.intValue else {
-                throw ParseError(code: .badMessage, message: "audio_data needs \"sample_rate\" in Hz")
+            guard StreamLimits.sampleRates.contains(body.sample_rate) else {
+                throw ParseError(
+                    code: .unsupportedSampleRate,
+                    message: "sample_rate \(body.sample_rate) Hz is outside \(StreamLimits.sampleRates.lowerBound)-\(StreamLimits.sampleRates.upperBound) Hz")
             }
-            let name = object["encoding"] as? String ?? SampleEncoding.pcm16.rawValue
+            let name = body.encoding ?? SampleEncoding.pcm16.rawValue
             guard let encoding = SampleEncoding(rawValue: name) else {
-                throw ParseError(code: .badMessage, message: "encoding must be pcm_s16le or pcm_f32le, got \(name)")
+                throw ParseError(code: .badMessage, message: "encoding must be pcm_s16le or pcm_f32le, got \"\(Self.prefix(name))\"")
             }
-            self = .audioData(bytes: [UInt8](bytes), sampleRate: rate, encoding: encoding)
+            self = .audioData(bytes: [UInt8](bytes), sampleRate: body.sample_rate, encoding: encoding)
         case "end_turn":
             self = .endTurn
         case "ping":
             self = .ping
         case "configure":
-            let number = { (key: String) in (object[key] as? NSNumber)?.doubleValue }
-            self = .configure(
-                persona: object["persona"] as? String, voice: object["voice"] as? String, rate: number("rate"),
-                silenceMilliseconds: number("silence_ms").map { Int($0) })
+            let body: ConfigureBody = try Self.decode(data, as: "configure", code: .badSetting)
+            if let rate = body.rate, !rate.isFinite {
+                throw ParseError(code: .badSetting, message: "configure: rate must be a finite number")
+            }
+            self = .configure(persona: body.persona, voice: body.voice, rate: body.rate, silenceMilliseconds: body.silence_ms)
         case "playback":
-            guard let reply = (object["reply"] as? NSNumber)?.intValue, let played = (object["played_ms"] as? NSNumber)?.doubleValue,
-                played.isFinite, played >= 0
-            else {
-                throw ParseError(code: .badMessage, message: "playback needs \"reply\" and \"played_ms\" (a number ≥ 0)")
+            let body: PlaybackBody = try Self.decode(data, as: "playback", code: .badMessage)
+            guard body.reply > 0, body.played_ms.isFinite, (0...Self.maxPlayedMilliseconds).contains(body.played_ms) else {
+                throw ParseError(code: .badMessage, message: "playback needs \"reply\" (≥ 1) and \"played_ms\" (0 to \(Int(Self.maxPlayedMilliseconds)))")
             }
-            self = .playback(reply: reply, playedMilliseconds: played)
+            self = .playback(reply: body.reply, playedMilliseconds: body.played_ms)
         case "user_text":
-            guard let text = object["text"] as? String else {
-                throw ParseError(code: .badMessage, message: "user_text needs \"text\"")
+            let body: UserTextBody = try Self.decode(data, as: "user_text", code: .badMessage)
+            guard body.text.utf8.count <= maxTextBytes else {
+                throw ParseError(code: .badMessage, message: "user_text is \(body.text.utf8.count) bytes; the limit is \(maxTextBytes) (setting stream.max_text_bytes)")
             }
-            self = .userText(text)
+            guard !body.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ParseError(code: .badMessage, message: "user_text needs a non-empty \"text\"")
+            }
+            self = .userText(body.text)
         case let other?:
-            throw ParseError(code: .unknownMessage, message: "unknown message type \"\(other)\"")
+            throw ParseError(code: .unknownMessage, message: "unknown message type \"\(Self.prefix(other))\"")
         case nil:
             throw ParseError(code: .badMessage, message: "text frames need a string \"type\"")
         }
     }
+
+    /// A day of audio: larger playback positions are nonsense.
+    static let maxPlayedMilliseconds = 86_400_000.0
+
+    /// At most ``echoLimit`` characters of a client's input, for error messages.
+    public static func prefix(_ text: String) -> String {
+        text.count <= echoLimit ? text : String(text.prefix(echoLimit)) + "…"
+    }
+
+    private static func decode<Body: MessageBody>(_ data: Data, as type: String, code: ServerEvent.ErrorCode) throws(ParseError) -> Body {
+        do {
+            return try JSONDecoder().decode(Body.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw ParseError(code: code, message: "\(type) needs \"\(prefix(key.stringValue))\"")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
+            let DecodingError.dataCorrupted(context)
+        {
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ParseError(code: code, message: "\(type): \"\(prefix(field))\" has the wrong type or is out of range (\(Body.expected))")
+        } catch {
+            throw ParseError(code: code, message: "\(type): malformed message (\(Body.expected))")
+        }
+    }
+
+    /// A message's fields; `expected` describes them for error messages.
+    private protocol MessageBody: Decodable {
+        static var expected: String { get }
+    }
+
+    private struct Envelope: Decodable {
+        let type: String?
+    }
+
+    // The field names are the wire's; each body says what it expects for error messages.
+    private struct AudioDataBody: MessageBody {
+        let audio_data: String
+        let sample_rate: Int
+        let encoding: String?
+        static let expected = "audio_data: base64 string, sample_rate: whole number of Hz, encoding: pcm_s16le or pcm_f32le"
+    }
+
+    private struct ConfigureBody: MessageBody {
+        let persona: String?
+        let voice: String?
+        let rate: Double?
+        let silence_ms: Int?
+        static let expected = "persona, voice: strings; rate: number; silence_ms: whole number"
+    }
+
+    private struct PlaybackBody: MessageBody {
+        let reply: Int
+        let played_ms: Double
+        static let expected = "reply: whole number, played_ms: number"
+    }
+
+    private struct UserTextBody: MessageBody {
+        let text: String
+        static let expected = "text: string"
+    }
+}
+
+/// Limits of the live audio stream that the protocol itself fixes.
+public enum StreamLimits {
+    /// Lowest and highest sample rates accepted in `audio_data`.
+    public static let sampleRates = 8_000...48_000
 }
 
 extension EmotionEstimate {

@@ -7,6 +7,8 @@ import HummingbirdWebSocket
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
+import Synchronization
 
 /// Builds the Attune server from its configuration: loads the native components, wires the
 /// routes and hands back an application ready to `runService()`.
@@ -22,14 +24,17 @@ public func buildApplication(
     }()
     let components = ServerComponents.load(configuration: configuration, logger: logger)
     let router = buildRouter(configuration: configuration, components: components)
-    let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
-    ConversationController(components: components).addRoutes(to: webSocketRouter)
+    let webSocketRouter = Router(context: AttuneWebSocketContext.self)
+    let conversations = ConversationController(
+        components: components, access: AccessPolicy(settings: configuration.server, boundHost: configuration.host))
+    conversations.addRoutes(to: webSocketRouter)
     let host = configuration.host
     return Application(
         router: router,
-        server: .http1WebSocketUpgrade(
+        server: GuardedWebSocketChannel.builder(
             webSocketRouter: webSocketRouter,
-            configuration: .init(ws: .init(maxFrameSize: ConversationController.transportFrameLimit(configuration.stream)))
+            configuration: .init(maxFrameSize: ConversationController.transportFrameLimit(configuration.stream)),
+            paths: [ConversationController.path], refusal: conversations.refusal
         ),
         configuration: .init(address: .hostname(host, port: configuration.port), serverName: "attune"),
         services: components.services,
@@ -49,10 +54,12 @@ public func buildRouter(
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     let routes = RouteCatalog()
+    let access = AccessPolicy(settings: configuration.server, boundHost: configuration.host)
 
     router.addMiddleware {
-        MetricsMiddleware()
+        RequestMetricsMiddleware()
         JSONErrorMiddleware(catalog: routes)
+        AccessMiddleware(policy: access)
         LogRequestsMiddleware(.debug)
         BodyLimitMiddleware(maxBytes: configuration.maxRequestBodyBytes)
         FileMiddleware(
@@ -72,7 +79,53 @@ public func buildRouter(
     SpeechController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
         .addRoutes(to: router, catalog: routes)
     HistoryController(components: components).addRoutes(to: router, catalog: routes)
+    ConversationController(components: components, access: access).addFallbackRoutes(to: router, catalog: routes)
+    OpenAPIController().addRoutes(to: router, catalog: routes)
     return router
+}
+
+/// Runs the application until SIGTERM or SIGINT, then shuts it down within
+/// `server.shutdown_timeout_s`: requests in flight get most of that time to finish, then
+/// everything still running is cancelled, and if even that hangs (a native call that never
+/// returns) the process exits anyway. Child processes die with it (``TiedChildProcess``).
+public func runUntilStopped(_ app: some ApplicationProtocol, configuration: AttuneConfiguration, logger: Logger) async throws {
+    let timeout = configuration.server.shutdownTimeout
+    var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    group.maximumGracefulShutdownDuration = .milliseconds(Int64(timeout * 700))
+    let deadline = ShutdownDeadline(seconds: timeout, logger: logger)
+    defer { deadline.cancel() }
+    try await ServiceGroup(configuration: group).run()
+}
+
+/// Ends the process `seconds` after the first SIGTERM or SIGINT, whatever is still running.
+///
+/// `@unchecked Sendable`: the signal sources are set once in `init` and only cancelled after.
+final class ShutdownDeadline: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+
+    init(seconds: Double, logger: Logger) {
+        let queue = DispatchQueue(label: "attune.shutdown-deadline")
+        // A signal source needs the default action (termination) turned off; ServiceLifecycle
+        // does the same for its own sources.
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let armed = Mutex(false)
+        sources = [SIGTERM, SIGINT].map { signal in
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: queue)
+            source.setEventHandler {
+                guard armed.withLock({ armed in defer { armed = true }; return !armed }) else { return }
+                queue.asyncAfter(deadline: .now() + seconds) {
+                    logger.warning("shutdown took longer than \(seconds) s (setting server.shutdown_timeout_s); exiting now")
+                    fflush(nil)
+                    _exit(0)
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() { sources.forEach { $0.cancel() } }
 }
 
 /// Files shipped inside the server module.

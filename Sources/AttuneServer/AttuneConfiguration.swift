@@ -1,4 +1,5 @@
 import AttuneAgent
+import AttuneAudio
 import AttuneEmotion
 import AttuneSpeech
 import Foundation
@@ -21,18 +22,27 @@ public struct AttuneConfiguration: Sendable {
     /// Where Attune keeps its own state.
     public var dataDirectory = AttuneConfiguration.defaultDataDirectory
     public var logLevel = Logger.Level.info
-    /// Threads that run voice activity detection, and how many jobs may wait for them.
+    /// Threads that decode and analyse uploaded files, and how many jobs may wait for them.
     public var speechWorkers = 2
     public var speechQueueLimit = 16
+    /// Threads that run live sessions' voice activity detection, apart from uploads, so that
+    /// HTTP load cannot starve a conversation.
+    public var listenWorkers = 2
+    public var listenQueueLimit = 64
+    /// Threads that read emotion in text (API requests, transcripts, the reply guard).
+    public var emotionWorkers = 1
+    public var emotionQueueLimit = 32
     /// Whisper model: a name (`tiny.en`, `base`: `ggml-NAME.bin` in the models folder) or a path.
     public var whisperModel = "tiny.en"
     public var whisper = WhisperSettings()
     public var turn = TurnSettings()
     public var stream = StreamSettings()
-    /// Longest uploaded recording, in seconds.
-    public var maxTranscribeSeconds = 600.0
+    /// Limits on uploaded recordings (duration, channels, sample rates, ffmpeg's time).
+    public var upload = UploadLimits()
     /// The ffmpeg used for WebM and M4A uploads; nil looks on the PATH.
     public var ffmpegPath: String?
+    /// Who may talk to the server, and how it shuts down.
+    public var server = ServerSettings()
     /// Longest text read for emotion, in UTF-8 bytes.
     public var maxEmotionTextBytes = 20_000
     public var fusion = FusionSettings()
@@ -51,6 +61,8 @@ public struct AttuneConfiguration: Sendable {
     /// A JSON file `{"id","name","instructions"}` adding a custom persona.
     public var customPersonaPath: String?
     public var reply = ReplySettings()
+    /// Most sessions or turns one history request returns.
+    public var historyMaxPage = 1_000
 
     public init() {}
 
@@ -113,8 +125,22 @@ extension AttuneConfiguration {
             }
             $0.logLevel = level
         },
-        .integer("speech.workers", "threads running voice activity detection", \.speechWorkers, 1...64),
-        .integer("speech.queue_limit", "VAD jobs that may wait before callers get 'busy'", \.speechQueueLimit, 0...10_000),
+        Setting(key: "server.allowed_origins", summary: "comma-separated origins (scheme://host:port) allowed besides the served one; * allows any") {
+            $0.server.allowedOrigins = ServerSettings.list($1)
+        },
+        Setting(key: "server.allowed_hosts", summary: "comma-separated Host names allowed besides IP addresses, localhost and host; * allows any") {
+            $0.server.allowedHosts = ServerSettings.list($1)
+        },
+        Setting(key: "server.api_token", summary: "when set, every /api/* route and WebSocket needs it (Authorization: Bearer, or ?token=)") {
+            $0.server.apiToken = $1.isEmpty ? nil : $1
+        },
+        .decimal("server.shutdown_timeout_s", "seconds from SIGTERM to exit, however busy", \.server.shutdownTimeout, 1...600),
+        .integer("speech.workers", "threads decoding uploads and running their voice activity detection", \.speechWorkers, 1...64),
+        .integer("speech.queue_limit", "upload jobs that may wait before callers get 'busy'", \.speechQueueLimit, 0...10_000),
+        .integer("listen.workers", "threads running live sessions' voice activity detection", \.listenWorkers, 1...64),
+        .integer("listen.queue_limit", "live frames that may wait before a session gets 'busy'", \.listenQueueLimit, 0...10_000),
+        .integer("emotion.workers", "threads reading emotion in text", \.emotionWorkers, 1...64),
+        .integer("emotion.queue_limit", "text emotion jobs that may wait before callers get 'busy'", \.emotionQueueLimit, 0...10_000),
         Setting(key: "whisper.model", summary: "tiny.en, base, or a path to a whisper.cpp model") { $0.whisperModel = $1 },
         .integer("whisper.threads", "threads per Whisper decode", \.whisper.threadsPerDecode, 1...64),
         .integer("whisper.parallel", "Whisper decodes that run at once", \.whisper.parallelDecodes, 1...16),
@@ -127,7 +153,18 @@ extension AttuneConfiguration {
         .milliseconds("stream.partial_interval_ms", "how often partial transcripts are decoded", \.stream.partialInterval, 100...60_000),
         .integer("stream.max_frame_bytes", "largest audio frame accepted on the WebSocket", \.stream.maxFrameBytes, 2...16_777_216),
         .decimal("stream.max_realtime_factor", "audio seconds accepted per wall-clock second", \.stream.maxRealtimeFactor, 1...1_000),
-        .decimal("transcribe.max_seconds", "longest uploaded recording", \.maxTranscribeSeconds, 1...86_400),
+        .decimal("stream.max_messages_per_s", "text messages (pings, settings, typed text, bad input) accepted per second", \.stream.maxMessagesPerSecond, 1...10_000),
+        .integer("stream.max_text_bytes", "longest user_text, in UTF-8 bytes", \.stream.maxTextBytes, 1...1_000_000),
+        .integer("stream.max_sessions", "live WebSocket sessions at once; more get 503", \.stream.maxSessions, 1...100_000),
+        .decimal("stream.idle_timeout_s", "a session that sends nothing this long is closed", \.stream.idleTimeout, 1...86_400),
+        .integer("stream.max_outbound_messages", "events waiting for a slow client before it is disconnected", \.stream.maxOutboundMessages, 8...1_000_000),
+        .integer("stream.max_outbound_bytes", "bytes waiting for a slow client before it is disconnected", \.stream.maxOutboundBytes, 65_536...1_073_741_824),
+        .integer("stream.max_pending_turns", "finished turns waiting for an answer before more get 'busy'", \.stream.maxPendingTurns, 1...1_000),
+        .decimal("transcribe.max_seconds", "longest uploaded recording", \.upload.maxSeconds, 1...86_400),
+        .integer("transcribe.max_samples", "most samples (frames × channels) an upload may hold", \.upload.maxSamples, 1_000...2_000_000_000),
+        .integer("transcribe.max_channels", "most channels an uploaded recording may have", \.upload.maxChannels, 1...64),
+        .integer("transcribe.max_sample_rate", "highest sample rate of an upload, in Hz", \.upload.maxSampleRate, 8_000...768_000),
+        .decimal("transcribe.ffmpeg_timeout_s", "seconds ffmpeg may take to decode one upload", \.upload.ffmpegTimeout, 1...3_600),
         .integer("emotion.max_text_bytes", "longest text read for emotion, in bytes", \.maxEmotionTextBytes, 1...1_000_000),
         .decimal("fusion.half_life_s", "emotion evidence loses half its weight in this many seconds", \.fusion.halfLife, 0.1...3_600),
         .decimal("fusion.smoothing", "weight of the newest reading in the fused state (lower is smoother)", \.fusion.smoothing, 0.01...1),
@@ -156,6 +193,8 @@ extension AttuneConfiguration {
         .integer("memory.recent_turns", "turns kept verbatim in the prompt", \.reply.memory.recentTurns, 0...100),
         .integer("memory.history_tokens", "token budget of the conversation history in the prompt", \.reply.memory.historyTokens, 0...100_000),
         .integer("memory.summary_tokens", "token budget of the summary of older turns", \.reply.memory.summaryTokens, 0...100_000),
+        .integer("memory.max_turns", "turns a live session remembers; older ones are forgotten", \.reply.memory.maxTurns, 1...10_000),
+        .integer("history.max_page", "most turns or sessions one history request returns", \.historyMaxPage, 1...100_000),
         .decimal("reply.mismatch_threshold", "reply-sentence emotion probability that counts as contradicting the person", \.reply.mismatchThreshold, 0...1),
         Setting(key: "tts.voice", summary: "default voice: " + Voice.all.map(\.id).joined(separator: ", ")) {
             guard Voice.named($1) != nil else { throw ConfigurationError("tts.voice: unknown voice '\($1)'") }
@@ -260,10 +299,40 @@ public struct StreamSettings: Sendable, Equatable {
     /// Audio seconds a client may send per wall-clock second, averaged over a few seconds;
     /// faster clients get an error and the excess frames are refused.
     public var maxRealtimeFactor = 10.0
-    /// Lowest and highest sample rates accepted in `audio_data`.
-    public static let sampleRates = 8_000...48_000
+    /// Text messages other than audio (pings, settings, playback reports, typed text, and
+    /// malformed ones) accepted per second, with twice that as a burst.
+    public var maxMessagesPerSecond = 20.0
+    /// Longest `user_text`, in UTF-8 bytes.
+    public var maxTextBytes = 4_000
+    /// Live sessions at once; further upgrades get 503.
+    public var maxSessions = 32
+    /// Seconds without any message from the client before the session is closed.
+    public var idleTimeout = 300.0
+    /// Events (and their bytes) queued for a client that does not read, before it is disconnected.
+    public var maxOutboundMessages = 1_024
+    public var maxOutboundBytes = 16 * 1024 * 1024
+    /// Finished turns waiting for the responder; more are refused with `busy`.
+    public var maxPendingTurns = 4
 
     public init() {}
+}
+
+/// Who may use the server, and how long it may take to stop.
+public struct ServerSettings: Sendable, Equatable {
+    /// Origins allowed to open WebSockets and call the API besides the page's own; `*` allows any.
+    public var allowedOrigins: [String] = []
+    /// `Host` names accepted besides IP addresses, `localhost` and the bound host; `*` allows any.
+    public var allowedHosts: [String] = []
+    /// When set, `/api/*` and WebSockets need this token.
+    public var apiToken: String?
+    /// Seconds from SIGTERM or SIGINT to exit, even with sessions that never close.
+    public var shutdownTimeout = 10.0
+
+    public init() {}
+
+    static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
 }
 
 public struct ConfigurationError: Error, CustomStringConvertible, Sendable {

@@ -9,6 +9,30 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
+
+/// Counts live sessions against a limit.
+public final class SessionCounter: Sendable {
+    public let limit: Int
+    private let count = Mutex(0)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    public var current: Int { count.withLock { $0 } }
+
+    /// Takes a place, or returns false when all are taken.
+    func claim() -> Bool {
+        count.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func release() { count.withLock { $0 -= 1 } }
+}
 
 /// The native components the server loaded at start-up, and the workers that run them.
 public struct ServerComponents: Sendable {
@@ -16,8 +40,13 @@ public struct ServerComponents: Sendable {
     public let statuses: [ComponentStatus]
     public let vadModel: URL
     public let vadSettings: VoiceActivitySettings
-    /// Threads for voice activity detection; blocking inference never runs on the cooperative pool.
+    /// Threads for uploads (decoding, their voice activity detection); blocking inference never
+    /// runs on the cooperative pool.
     public let speechPool: InferencePool
+    /// Threads for live sessions' voice activity detection, apart from uploads.
+    public let listenPool: InferencePool
+    /// Threads for emotion in text (API, transcripts, the reply guard).
+    public let emotionPool: InferencePool
     /// Whisper on its own threads; nil when the model could not be loaded (health says why).
     public let transcriber: WhisperTranscriber?
     public let decoder: AudioFileDecoder
@@ -38,10 +67,18 @@ public struct ServerComponents: Sendable {
     /// Built-in personas and the custom one, if configured.
     public let personas: [Persona]
     public let reply: ReplySettings
+    /// Who may connect, and how the server stops.
+    public let server: ServerSettings
+    /// Most sessions or turns one history request returns.
+    public let historyMaxPage: Int
+    /// Live WebSocket sessions now, against `stream.max_sessions`.
+    public let sessions: SessionCounter
+    /// Whether `/api/health` may show paths, process ids and ports (only at log level debug or trace).
+    public let revealsInternals: Bool
 
     /// Long-lived parts that the application's service group starts and stops.
     public var services: [any Service] {
-        var services: [any Service] = [speechPool]
+        var services: [any Service] = [speechPool, listenPool, emotionPool]
         if let transcriber { services.append(transcriber.pool) }
         if let synthesizer { services.append(synthesizer.pool) }
         if let embeddedLLM { services.append(embeddedLLM) }
@@ -58,7 +95,9 @@ public struct ServerComponents: Sendable {
             switch embeddedLLM.currentState {
             case .ready(let milliseconds):
                 live.loadMilliseconds = milliseconds
-                live.detail = "embedded llama-server pid \(embeddedLLM.processID.map(String.init) ?? "?") on port \(embeddedLLM.port), restarts \(embeddedLLM.restartCount)"
+                live.detail = revealsInternals
+                    ? "embedded llama-server pid \(embeddedLLM.processID.map(String.init) ?? "?") on port \(embeddedLLM.port), restarts \(embeddedLLM.restartCount)"
+                    : "embedded llama-server, restarts \(embeddedLLM.restartCount)"
             case .starting:
                 live.loaded = false
                 live.error = "llama-server is starting"
@@ -96,7 +135,7 @@ public struct ServerComponents: Sendable {
         statuses.append(
             .measure("silero-vad", version: manifest.version(of: vadModel.lastPathComponent)) {
                 _ = try SileroVoiceActivityDetector(model: vadModel, settings: vadSettings)
-                return vadModel.path
+                return vadModel.lastPathComponent
             })
 
         let whisperPath = URL(fileURLWithPath: configuration.whisperModelPath)
@@ -104,7 +143,7 @@ public struct ServerComponents: Sendable {
         statuses.append(
             .measure("whisper-model", version: manifest.version(of: whisperPath.lastPathComponent)) {
                 whisper = try WhisperModel(path: whisperPath)
-                return "\(configuration.whisperModel): \(whisperPath.path)"
+                return "\(configuration.whisperModel): \(whisperPath.lastPathComponent)"
             })
         var textEmotion: TextEmotionModel?
         statuses.append(
@@ -119,7 +158,7 @@ public struct ServerComponents: Sendable {
                 try directory.prepare()
                 let store = try HistoryStore(path: directory.file("history.sqlite").path)
                 history = store
-                return store.path
+                return "history.sqlite"
             })
         var synthesizer: SpeechSynthesizer?
         statuses.append(
@@ -136,7 +175,7 @@ public struct ServerComponents: Sendable {
                     let persona = try Persona.load(from: URL(fileURLWithPath: path))
                     personas.removeAll { $0.id == persona.id }
                     personas.append(persona)
-                    return "\(persona.id) from \(path)"
+                    return "\(persona.id) from \(URL(fileURLWithPath: path).lastPathComponent)"
                 })
         }
         var chat: (any ChatModel)?
@@ -153,9 +192,16 @@ public struct ServerComponents: Sendable {
                 settings.contextSize = configuration.llmContextSize
                 let server = try EmbeddedLLMServer(settings: settings, logger: logger)
                 embeddedLLM = server
-                chat = OpenAIChatClient(settings: configuration.llm, baseURL: server.baseURL)
-                return "embedded llama-server on port \(server.port): \(configuration.llmModelPath.lastPathComponent)"
+                var client = configuration.llm
+                client.apiKey = server.apiKey
+                chat = OpenAIChatClient(settings: client, baseURL: server.baseURL)
+                return "embedded llama-server: \(configuration.llmModelPath.lastPathComponent)"
             }) }
+        let revealsInternals = configuration.logLevel <= .debug
+        if !revealsInternals {
+            // Errors name files; outside debug, health shows only their names (the log has the paths).
+            statuses = statuses.map { $0.hidingPaths() }
+        }
         for status in statuses {
             if status.loaded {
                 logger.info("loaded \(status.name) \(status.version ?? "") in \(String(format: "%.1f", status.loadMilliseconds ?? 0)) ms")
@@ -169,10 +215,13 @@ public struct ServerComponents: Sendable {
             vadSettings: vadSettings,
             speechPool: InferencePool(
                 name: "speech", workers: configuration.speechWorkers, maxQueued: configuration.speechQueueLimit),
+            listenPool: InferencePool(
+                name: "listen", workers: configuration.listenWorkers, maxQueued: configuration.listenQueueLimit),
+            emotionPool: InferencePool(
+                name: "emotion", workers: configuration.emotionWorkers, maxQueued: configuration.emotionQueueLimit),
             transcriber: whisper.map { WhisperTranscriber(model: $0, settings: configuration.whisper) },
             decoder: AudioFileDecoder(
-                ffmpegPath: configuration.ffmpegPath ?? AudioFileDecoder.findFFmpeg(),
-                maxDurationSeconds: configuration.maxTranscribeSeconds),
+                ffmpegPath: configuration.ffmpegPath ?? AudioFileDecoder.findFFmpeg(), limits: configuration.upload),
             turn: configuration.turn,
             stream: configuration.stream,
             textEmotion: textEmotion,
@@ -183,7 +232,11 @@ public struct ServerComponents: Sendable {
             synthesis: configuration.synthesis,
             history: history,
             personas: personas,
-            reply: configuration.reply
+            reply: configuration.reply,
+            server: configuration.server,
+            historyMaxPage: configuration.historyMaxPage,
+            sessions: SessionCounter(limit: configuration.stream.maxSessions),
+            revealsInternals: revealsInternals
         )
     }
 
@@ -200,7 +253,10 @@ public struct ServerComponents: Sendable {
                 return try Resampler.resample(audio, to: VoiceActivitySettings.sampleRate)
             }
         } catch let error as AudioDecodingError {
-            throw HTTPError(.unsupportedMediaType, message: "cannot decode audio: \(error)")
+            switch error.kind {
+            case .unsupported: throw HTTPError(.unsupportedMediaType, message: "cannot decode audio: \(error)")
+            case .tooLarge: throw HTTPError(.contentTooLarge, message: "audio refused: \(error)")
+            }
         }
     }
 

@@ -90,8 +90,11 @@ public final class SpeechSynthesizer: SpeechSynthesizing {
         }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw SynthesisError(description: "there is no text to speak") }
-        guard trimmed.count <= settings.maxCharacters else {
-            throw SynthesisError(description: "text is \(trimmed.count) characters; the limit is \(settings.maxCharacters) (setting tts.max_characters)")
+        // Unicode scalars, not grapheme clusters: one letter with thousands of combining marks
+        // is one "character" to Swift but thousands of code points for the synthesizer.
+        let length = trimmed.unicodeScalars.count
+        guard length <= settings.maxCharacters else {
+            throw SynthesisError(description: "text is \(length) Unicode code points; the limit is \(settings.maxCharacters) (setting tts.max_characters)")
         }
         let piper = self.piper
         return try await pool.run {

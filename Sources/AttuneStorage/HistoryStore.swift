@@ -58,7 +58,15 @@ public struct StoredTurn: Codable, Sendable, Equatable {
 /// A session with all its turns.
 public struct SessionRecord: Codable, Sendable, Equatable {
     public var session: SessionSummary
+    /// One page of the session's turns, in order.
     public var turns: [StoredTurn]
+    /// Where the next page starts (`?offset=`), or nil on the last page.
+    public var nextOffset: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case session, turns
+        case nextOffset = "next_offset"
+    }
 }
 
 /// Conversation history in SQLite through GRDB: one file under the data directory, migrated on
@@ -159,12 +167,14 @@ public final class HistoryStore: Sendable {
         }
     }
 
-    public func session(id: String) async throws -> SessionRecord? {
+    /// A session and `limit` of its turns from `offset` (in turn order).
+    public func session(id: String, offset: Int = 0, limit: Int = 1_000) async throws -> SessionRecord? {
         try await database.read { db in
             guard let summary = try SessionSummary.fetchOne(db, sql: Self.summaries + " WHERE s.id = ? GROUP BY s.id", arguments: [id])
             else { return nil }
             let decoder = JSONDecoder()
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM turn WHERE sessionId = ? ORDER BY turnIndex", arguments: [id])
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM turn WHERE sessionId = ? ORDER BY turnIndex LIMIT ? OFFSET ?", arguments: [id, limit + 1, offset])
             let turns = try rows.map { row -> StoredTurn in
                 let emotions: String = row["emotions"]
                 let fused: String? = row["fusedEmotion"]
@@ -176,7 +186,8 @@ public final class HistoryStore: Sendable {
                     fusedEmotion: try fused.map { try decoder.decode(EmotionEstimate.self, from: Data($0.utf8)) },
                     timings: try decoder.decode(TurnTimings.self, from: Data(timings.utf8)))
             }
-            return SessionRecord(session: summary, turns: turns)
+            let more = turns.count > limit
+            return SessionRecord(session: summary, turns: Array(turns.prefix(limit)), nextOffset: more ? offset + limit : nil)
         }
     }
 

@@ -29,8 +29,9 @@ struct Serve: AsyncParsableCommand {
             handler.logLevel = configuration.logLevel
             return handler
         }
-        let app = try await buildApplication(configuration: configuration)
-        try await app.runService()
+        let logger = Logger(label: "attune")
+        let app = try await buildApplication(configuration: configuration, logger: logger)
+        try await runUntilStopped(app, configuration: configuration, logger: logger)
     }
 
     private func loadConfiguration() throws -> AttuneConfiguration {

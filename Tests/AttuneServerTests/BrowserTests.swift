@@ -28,10 +28,12 @@ import Testing
 
         let port = try EmbeddedLLMServer.freePort()
         let data = TestData.temporaryDirectory()
-        var server = try ServerProcess(port: port, data: data)
+        let arguments = ["--set", "llm.first_token_timeout_s=30", "--set", "llm.total_timeout_s=90"]
+        var server = try AttuneServerProcess(port: port, dataDirectory: data, arguments: arguments)
         try await waitUntilHealthy(port: port)
         let driver = try await WebDriver.launch(driverPath: driverPath, microphone: microphone.path)
-        defer { driver.driver.terminate() }
+        // Whatever happens below, chromedriver and every browser process it started are killed.
+        defer { ProcessTree.kill(driver.driver.processIdentifier) }
         try await driver.open("http://127.0.0.1:\(port)/")
         try await driver.waitFor("the page to connect", timeout: 120) {
             try await driver.script("return document.getElementById('connection').dataset.state") as? String == "open"
@@ -68,7 +70,7 @@ import Testing
             try await driver.script("return document.getElementById('connection').dataset.state") as? String == "closed"
         }
         try await driver.screenshot(to: artifacts.appendingPathComponent("browser-4-disconnected.png"))
-        server = try ServerProcess(port: port, data: data)
+        server = try AttuneServerProcess(port: port, dataDirectory: data, arguments: arguments)
         try await driver.waitFor("the page to reconnect", timeout: 120) {
             try await driver.script("return window.attuneStats.connected") as? Int ?? 0 >= 2
         }
@@ -86,31 +88,6 @@ import Testing
         try await driver.screenshot(to: artifacts.appendingPathComponent("browser-6-phone.png"))
         try await server.stop()
         await driver.quit()
-    }
-}
-
-/// `attune serve` as a child process on a given port.
-private struct ServerProcess {
-    let process = Process()
-
-    init(port: Int, data: String) throws {
-        let products = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            .deletingLastPathComponent()
-        process.executableURL = products.appendingPathComponent("attune")
-        process.arguments = [
-            "serve", "--port", String(port), "--data-dir", data, "--log-level", "warning",
-            "--set", "llm.first_token_timeout_s=30", "--set", "llm.total_timeout_s=90",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-    }
-
-    func stop() async throws {
-        process.terminate()
-        let deadline = ContinuousClock.now + .seconds(20)
-        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
 
@@ -162,7 +139,7 @@ private final class WebDriver: Sendable {
             }
             try await Task.sleep(for: .milliseconds(250))
         }
-        driver.terminate()
+        ProcessTree.kill(driver.processIdentifier)
         throw WebDriverError("chromedriver did not create a session: \(lastError)")
     }
 
@@ -201,7 +178,7 @@ private final class WebDriver: Sendable {
 
     func quit() async {
         _ = try? await Self.request("DELETE", "\(base)/session/\(session)", nil)
-        driver.terminate()
+        ProcessTree.kill(driver.processIdentifier)
     }
 
     private func command(_ path: String, _ body: [String: Any]) async throws -> Any? {

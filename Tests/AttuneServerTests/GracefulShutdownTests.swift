@@ -1,3 +1,4 @@
+import AttuneBench
 import AttuneTestSupport
 import Foundation
 import Testing
@@ -9,7 +10,7 @@ import Glibc
 /// Runs the real `attune` binary and stops it with a signal while a request is in flight.
 @Suite(.serialized) struct GracefulShutdownTests {
     @Test func sigtermFinishesTheRequestInFlightThenExitsZero() async throws {
-        let server = try RunningServer.start()
+        let server = try AttuneServerProcess(arguments: ["--set", "llm.embedded=false"])
         let wav = try [UInt8](Data(contentsOf: TestData.ravdess("03-01-01-01-01-01-01")))
         let connection = try RawConnection(port: server.port)
         let head = "POST /api/vad HTTP/1.1\r\nHost: localhost\r\nContent-Type: audio/wav\r\nContent-Length: \(wav.count)\r\n\r\n"
@@ -25,83 +26,58 @@ import Glibc
         #expect(response.hasPrefix("HTTP/1.1 200"))
         #expect(response.contains("\"segments\""))
 
-        let status = try await server.waitForExit(timeout: .seconds(10))
+        let status = try await server.waitForExit(timeout: .seconds(20))
         #expect(status == 0)
     }
 
     @Test func sigintOnAnIdleServerExitsZero() async throws {
-        let server = try RunningServer.start()
+        let server = try AttuneServerProcess(arguments: ["--set", "llm.embedded=false"])
         server.signal(SIGINT)
-        #expect(try await server.waitForExit(timeout: .seconds(10)) == 0)
-    }
-}
-
-/// The `attune serve` process, on a free port with a private data folder.
-private final class RunningServer: @unchecked Sendable {
-    let process = Process()
-    let port: Int
-
-    static func start() throws -> RunningServer {
-        try RunningServer()
+        #expect(try await server.waitForExit(timeout: .seconds(20)) == 0)
     }
 
-    private init() throws {
-        // The test bundle is built next to the executable.
-        let products = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            .deletingLastPathComponent()
-        process.executableURL = products.appendingPathComponent("attune")
-        process.arguments = ["serve", "--port", "0", "--data-dir", TestData.temporaryDirectory(), "--log-level", "info"]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+    /// A reply streaming from the language model to a client that never reads nor closes must
+    /// not hold the server past `server.shutdown_timeout_s`.
+    @Test func sigtermExitsWithinTheShutdownTimeoutDespiteAClientThatNeverCloses() async throws {
+        let server = try AttuneServerProcess(arguments: ["--set", "server.shutdown_timeout_s=4"])
+        try await waitUntilHealthy(port: server.port)
+        let connection = try RawConnection(port: server.port)
+        try connection.upgradeToWebSocket(path: "/ws/conversation")
+        try connection.sendWebSocketText(ConversationClient.userText("Tell me a long story about a lighthouse keeper and the sea, with every detail."))
+        // The reply is being generated once llama-server is busy; never read, never close.
+        try await Task.sleep(for: .seconds(2))
 
-        // Read the log until the server says where it listens.
-        var log = ""
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let chunk = errors.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            log += String(decoding: chunk, as: UTF8.self)
-            if let range = log.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                let port = Int(log[range].split(separator: ":").last!)!
-                self.port = port
-                // Keep draining the log so the server never blocks on a full pipe.
-                errors.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
-                return
-            }
-        }
-        process.terminate()
-        throw ServerStartError(log: log)
+        let signalled = ContinuousClock.now
+        server.signal(SIGTERM)
+        let status = try await server.waitForExit(timeout: .seconds(60))
+        #expect(status != nil, "attune serve was still running 60 s after SIGTERM")
+        let waited = ContinuousClock.now - signalled
+        // Four seconds of shutdown, and generous room for a loaded machine.
+        #expect(waited < .seconds(15), "exited \(waited) after SIGTERM")
     }
 
-    var isRunning: Bool { process.isRunning }
+    /// `kill -9` gives Attune no chance to stop its llama-server: the kernel must.
+    @Test func killingAttuneTakesItsLlamaServerAlong() async throws {
+        let server = try AttuneServerProcess()
+        try await waitUntilHealthy(port: server.port)
+        let llama = try #require(
+            ProcessTree.descendants(of: server.processIdentifier).first { ProcessTree.name(of: $0) == "llama-server" },
+            "no llama-server below attune serve")
+        // Its API needs the key Attune gave it.
+        let arguments = ProcessTree.arguments(of: llama)
+        let llamaPort = try #require(arguments.firstIndex(of: "--port").flatMap { Int(arguments[$0 + 1]) })
+        let unauthorised = try RawConnection(port: llamaPort)
+        try unauthorised.send(Array("GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8))
+        #expect(try unauthorised.receiveAll().hasPrefix("HTTP/1.1 401"))
+        #expect(!arguments.joined(separator: " ").contains("api-key"), "the key must not be on the command line")
 
-    func signal(_ signal: Int32) {
-        kill(process.processIdentifier, signal)
+        server.signal(SIGKILL)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ProcessTree.isAlive(llama), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        let survived = ProcessTree.isAlive(llama)
+        if survived { ProcessTree.kill(llama) }
+        #expect(!survived, "llama-server \(llama) outlived attune serve")
     }
-
-    func waitForExit(timeout: Duration) async throws -> Int32? {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while process.isRunning, clock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        guard !process.isRunning else {
-            process.terminate()
-            return nil
-        }
-        return process.terminationReason == .exit ? process.terminationStatus : -process.terminationStatus
-    }
-
-    deinit {
-        if process.isRunning { process.terminate() }
-    }
-}
-
-private struct ServerStartError: Error, CustomStringConvertible {
-    let log: String
-    var description: String { "attune serve did not report its port; log:\n\(log)" }
 }
 
 /// A blocking TCP connection to 127.0.0.1, for writing a request in pieces.
@@ -151,6 +127,37 @@ private final class RawConnection {
             }
         }
         return String(decoding: received, as: UTF8.self)
+    }
+
+    /// Sends a WebSocket upgrade request and reads the 101 response.
+    func upgradeToWebSocket(path: String, headers: [String] = []) throws {
+        let request = (["GET \(path) HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"] + headers + ["", ""])
+            .joined(separator: "\r\n")
+        try send(Array(request.utf8))
+        var received = [UInt8]()
+        var byte: UInt8 = 0
+        while !received.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            guard recv(socket, &byte, 1, 0) == 1 else { throw POSIXError(.ECONNRESET) }
+            received.append(byte)
+        }
+        let head = String(decoding: received, as: UTF8.self)
+        guard head.hasPrefix("HTTP/1.1 101") else { throw POSIXError(.EPROTO) }
+    }
+
+    /// Sends one masked text frame.
+    func sendWebSocketText(_ text: String) throws {
+        let payload = Array(text.utf8)
+        var frame: [UInt8] = [0x81]
+        if payload.count < 126 {
+            frame.append(0x80 | UInt8(payload.count))
+        } else {
+            frame += [0x80 | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        }
+        let mask: [UInt8] = [1, 2, 3, 4]
+        frame += mask
+        frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+        try send(frame)
     }
 
     deinit {

@@ -11,9 +11,9 @@ import Glibc
 #endif
 
 /// llama.cpp's `llama-server` run as a child process of `attune serve`, when no external LLM is
-/// configured: on a free loopback port, health-checked before use, its log forwarded with a
-/// prefix, restarted with growing back-off if it dies, and stopped when the service group shuts
-/// down.
+/// configured: on a free loopback port with a random API key, health-checked before use, its log
+/// forwarded with a prefix, restarted with growing back-off if it dies, stopped when the service
+/// group shuts down, and killed by the kernel if Attune itself dies (``TiedChildProcess``).
 public final class EmbeddedLLMServer: Service, Sendable {
     public struct Settings: Sendable, Equatable {
         /// The `llama-server` binary setup builds.
@@ -43,6 +43,8 @@ public final class EmbeddedLLMServer: Service, Sendable {
 
     public let settings: Settings
     public let port: Int
+    /// A random key the child requires on its API, so that other local processes cannot use it.
+    public let apiKey: String
     /// The OpenAI-compatible API root of the child.
     public var baseURL: String { "http://127.0.0.1:\(port)/v1" }
     private let logger: Logger
@@ -59,6 +61,7 @@ public final class EmbeddedLLMServer: Service, Sendable {
         self.settings = settings
         self.logger = logger
         self.port = try Self.freePort()
+        self.apiKey = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
     }
 
     public var currentState: State { state.withLock { $0 } }
@@ -113,6 +116,8 @@ public final class EmbeddedLLMServer: Service, Sendable {
             "--threads", String(settings.threads), "--ctx-size", String(settings.contextSize),
             "--parallel", "1", "--no-webui",
         ]
+        // The key goes in the environment (readable only by this user), not on the command line.
+        process.environment = ProcessInfo.processInfo.environment.merging(["LLAMA_API_KEY": apiKey]) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -120,7 +125,8 @@ public final class EmbeddedLLMServer: Service, Sendable {
         process.terminationHandler = { exited.continuation.yield($0.terminationStatus); exited.continuation.finish() }
         let started = ContinuousClock.now
         do {
-            try process.run()
+            // Tied to this process: a `kill -9` of Attune takes llama-server with it.
+            if let warning = try TiedChildProcess.run(process) { logger.warning("\(warning)") }
         } catch {
             let reason = "could not start \(settings.binary.path): \(error)"
             state.withLock { $0 = .failed(reason) }

@@ -26,6 +26,9 @@ public struct MemorySettings: Sendable, Equatable {
     public var historyTokens = 600
     /// Budget of the summary of older turns, in tokens.
     public var summaryTokens = 150
+    /// Most turns a live session remembers at all; older ones are forgotten (the prompt only
+    /// ever reads the newest within its budgets, so this bounds a long session's memory).
+    public var maxTurns = 50
 
     public init() {}
 }

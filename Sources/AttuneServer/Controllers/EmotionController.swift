@@ -32,7 +32,7 @@ struct EmotionController: Sendable {
                 throw HTTPError(.badRequest, message: #"send JSON {"text": "..."}"#)
             }
             do {
-                let estimate = try await components.speechPool.run { try model.estimate(body.text, subject: "request") }
+                let estimate = try await components.emotionPool.run { try model.estimate(body.text, subject: "request") }
                 return Estimate(estimate: estimate)
             } catch let error as TextEmotionError {
                 throw HTTPError(.unprocessableContent, message: error.description)

@@ -17,25 +17,45 @@ struct HistoryController: Sendable {
     }
 
     func addRoutes(to router: Router<some RequestContext>, catalog: RouteCatalog) {
+        let maxPage = components.historyMaxPage
         router.on("/api/sessions", method: .get, catalog: catalog) { request, _ in
-            let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 100
-            guard (1...1_000).contains(limit) else { throw HTTPError(.badRequest, message: "limit must be 1-1000") }
+            let limit = try Self.integer("limit", in: request, default: min(100, maxPage), range: 1...maxPage)
             return Sessions(sessions: try await requireHistory().sessions(limit: limit))
         }
-        router.on("/api/sessions/{id}", method: .get, catalog: catalog) { _, context in
-            let id = try context.parameters.require("id")
-            guard let record = try await requireHistory().session(id: id) else {
+        router.on("/api/sessions/{id}", method: .get, catalog: catalog) { request, context in
+            let id = try Self.sessionID(context)
+            let offset = try Self.integer("offset", in: request, default: 0, range: 0...Int(Int32.max))
+            let limit = try Self.integer("limit", in: request, default: maxPage, range: 1...maxPage)
+            guard let record = try await requireHistory().session(id: id, offset: offset, limit: limit) else {
                 throw HTTPError(.notFound, message: "no session \(id)")
             }
             return Session(record: record)
         }
         router.on("/api/sessions/{id}", method: .delete, catalog: catalog) { _, context in
-            let id = try context.parameters.require("id")
+            let id = try Self.sessionID(context)
             guard try await requireHistory().deleteSession(id: id) else {
                 throw HTTPError(.notFound, message: "no session \(id)")
             }
             return Response(status: .noContent)
         }
+    }
+
+    /// A whole-number query parameter within `range`, or 400.
+    private static func integer(_ name: String, in request: Request, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = request.uri.queryParameters.get(name) else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw HTTPError(.badRequest, message: "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound) (setting history.max_page)")
+        }
+        return number
+    }
+
+    /// Session ids are the server's own lower-case UUIDs; anything else cannot exist.
+    private static func sessionID(_ context: some RequestContext) throws -> String {
+        let id = try context.parameters.require("id")
+        guard id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isHexDigit || $0 == "-") }) else {
+            throw HTTPError(.notFound, message: "no session \(AccessPolicy.echo(id))")
+        }
+        return id
     }
 
     private func requireHistory() throws -> HistoryStore {

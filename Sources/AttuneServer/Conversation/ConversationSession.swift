@@ -6,156 +6,245 @@ import Foundation
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOWebSocket
+import ServiceLifecycle
 import Synchronization
 
 /// One person's live session: audio frames in; speech, turn and transcript events out.
 ///
-/// Three tasks share the work, as in a WebSocket chat: this one reads frames and runs voice
-/// activity detection (on the speech threads), a transcription task decodes utterances (on the
-/// Whisper threads), and a writer task sends events in order. Audio reads wait for detection,
-/// which paces a fast client; transcription runs beside them so a long decode never delays
-/// hearing the next turn.
+/// Four tasks share the work, as in a WebSocket chat: this one reads frames and runs voice
+/// activity detection (on the listening threads), a transcription task decodes utterances (on
+/// the Whisper threads), the ``Responder`` answers turns one at a time, and a writer task sends
+/// events in order. A fifth watches the connection: it closes a session that has gone idle,
+/// whose client stopped reading, or that outlives a server shutdown. Audio reads wait for
+/// detection, which paces a fast client; transcription runs beside them so a long decode never
+/// delays hearing the next turn.
 struct ConversationSession: Sendable {
     /// Allowed end-of-turn silence in a `configure` message, in milliseconds.
     static let silenceRange = 100...5_000
     let components: ServerComponents
+    let connection: SessionConnection
     let logger: Logger
     let id = UUID().uuidString.lowercased()
 
-    init(components: ServerComponents, logger: Logger) {
+    init(components: ServerComponents, connection: SessionConnection, logger: Logger) {
         self.components = components
+        self.connection = connection
         var logger = logger
         logger[metadataKey: "session.id"] = .string(id)
         self.logger = logger
     }
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        // Events are small and their number is bounded by the audio rate and the reply length;
-        // the writer awaits each send, so a slow client holds them here rather than in the socket.
-        let (messages, send) = AsyncStream.makeStream(of: Outbound.self, bufferingPolicy: .unbounded)
-        let emit = EventSink(send)
+        let stream = components.stream
+        let queue = OutboundQueue(maxMessages: stream.maxOutboundMessages, maxBytes: stream.maxOutboundBytes)
+        let emit = EventSink(queue)
         let (jobs, enqueue) = AsyncStream.makeStream(of: TranscriptionJob.self, bufferingPolicy: .unbounded)
         let progress = TranscriptionProgress()
-        let responder = Responder(components: components, sessionID: id, emit: send, logger: logger)
+        let activity = SessionActivity()
+        let responder = Responder(components: components, sessionID: id, emit: queue, logger: logger)
         logger.info("conversation started")
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    for await message in messages {
-                        switch message {
-                        case .event(let event): try await outbound.write(.text(event.json))
-                        case .audio(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                    for await frame in queue.frames {
+                        switch frame {
+                        case .text(let text): try await outbound.write(.text(text))
+                        case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
                         }
+                        queue.sent(frame)
                     }
                 } catch {
                     logger.debug("writer stopped: \(error)")
                 }
             }
             group.addTask {
+                await responder.run()
+                queue.finish()
+            }
+            group.addTask {
                 await transcribe(jobs, progress: progress, emit: emit, responder: responder)
                 await responder.close()
-                send.finish()
             }
-            emit.yield(.sessionStarted(sessionID: id, sampleRate: 16_000, maxFrameBytes: components.stream.maxFrameBytes))
-            await read(inbound, progress: progress, emit: emit, enqueue: enqueue, responder: responder)
+            group.addTask {
+                await watch(activity: activity, queue: queue)
+            }
+            emit.yield(.sessionStarted(sessionID: id, sampleRate: 16_000, maxFrameBytes: stream.maxFrameBytes))
+            await read(inbound, progress: progress, activity: activity, emit: emit, enqueue: enqueue, responder: responder)
+            activity.end()
             enqueue.finish()
         }
         logger.info("conversation ended")
     }
 
+    // MARK: - Watching the connection
+
+    /// Closes the connection when the client has sent nothing for `stream.idle_timeout_s`,
+    /// when it stopped reading (its outbound queue overflowed), or when the server shuts down.
+    /// Returns when the reader has ended.
+    private func watch(activity: SessionActivity, queue: OutboundQueue) async {
+        let idleTimeout = Duration.milliseconds(Int64(components.stream.idleTimeout * 1_000))
+        let tick = min(Duration.milliseconds(250), idleTimeout / 4)
+        let shuttingDown = ShutdownFlag()
+        await withGracefulShutdownHandler {
+            while !activity.hasEnded {
+                if queue.overflowed {
+                    logger.notice("closing a session whose client does not read")
+                    await connection.close(.policyViolation, queue.overflowReason)
+                    return
+                }
+                if shuttingDown.isSet {
+                    await connection.close(.goingAway, "the server is shutting down")
+                    return
+                }
+                if ContinuousClock.now - activity.lastMessage > idleTimeout {
+                    logger.info("closing an idle session")
+                    await connection.close(
+                        .goingAway, "idle for \(Int(components.stream.idleTimeout)) s (setting stream.idle_timeout_s)")
+                    return
+                }
+                try? await Task.sleep(for: tick)
+            }
+        } onGracefulShutdown: {
+            shuttingDown.set()
+        }
+    }
+
     // MARK: - Reading
 
     private func read(
-        _ inbound: WebSocketInboundStream, progress: TranscriptionProgress,
+        _ inbound: WebSocketInboundStream, progress: TranscriptionProgress, activity: SessionActivity,
         emit: EventSink, enqueue: AsyncStream<TranscriptionJob>.Continuation, responder: Responder
     ) async {
         let listener: Listener
         do {
-            let components = self.components
-            listener = try await components.speechPool.run { try Listener(components: components) }  // loads the VAD model
+            listener = try await makeListener()
+        } catch let error as InferencePoolBusyError {
+            emit.yield(.error(code: .busy, message: error.description))
+            await connection.close(.unknown(1013), "the server is busy; try again later")
+            return
         } catch {
             emit.yield(.error(code: .unavailable, message: "voice activity detection is unavailable: \(error)"))
             return
         }
-        var pace = StreamPace(maxRealtimeFactor: components.stream.maxRealtimeFactor)
+        let stream = components.stream
+        var pace = StreamPace(maxRealtimeFactor: stream.maxRealtimeFactor)
+        var messages = RateBudget(rate: stream.maxMessagesPerSecond, burst: stream.maxMessagesPerSecond * 2)
         var lastPartial = ContinuousClock.now
-        let limit = ConversationController.transportFrameLimit(components.stream)
+        let limit = ConversationController.transportFrameLimit(stream)
         do {
             for try await message in inbound.messages(maxSize: limit) {
-                let audio: ListenerInput
-                switch message {
-                case .binary(let buffer):
-                    audio = .init(bytes: Array(buffer.readableBytesView), sampleRate: 16_000, encoding: .pcm16)
-                case .text(let text):
-                    switch Result(catching: { () throws(ClientMessage.ParseError) in try ClientMessage(json: text) }) {
+                activity.touch()
+                do {
+                    let audio: ListenerInput
+                    switch message {
+                    case .binary(let buffer):
+                        audio = .init(bytes: Array(buffer.readableBytesView), sampleRate: 16_000, encoding: .pcm16)
+                    case .text(let text):
+                        guard let parsed = try await control(
+                            text, budget: &messages, listener: listener, progress: progress, emit: emit, enqueue: enqueue,
+                            responder: responder)
+                        else { continue }
+                        audio = parsed
+                    }
+                    if let refusal = pace.admit(seconds: audio.seconds) {
+                        emit.error(.rateLimited, refusal)
+                        continue
+                    }
+                    let maxBytes = stream.maxFrameBytes
+                    let outcome = try await components.listenPool.run { () -> Result<[ListenerEvent], AudioFrameError> in
+                        Result { () throws(AudioFrameError) in try listener.accept(audio, maxBytes: maxBytes) }
+                    }
+                    switch outcome {
                     case .failure(let error):
-                        emit.yield(.error(code: error.code, message: error.message))
-                        continue
-                    case .success(.ping):
-                        emit.yield(.pong)
-                        continue
-                    case .success(.endTurn):
-                        for event in try await components.speechPool.run({ listener.endTurn() }) {
+                        emit.error(error.code, error.description)
+                    case .success(let events):
+                        for event in events {
                             await handle(event, progress: progress, emit: emit, enqueue: enqueue, responder: responder)
                         }
-                        continue
-                    case let .success(.configure(persona, voice, rate, silence)):
-                        if let problem = await responder.configure(persona: persona, voice: voice, rate: rate) {
-                            emit.yield(.error(code: .badSetting, message: problem))
-                            continue
+                        // Re-decode the growing utterance now and then, one partial at a time.
+                        if let utterance = listener.currentUtterance, ContinuousClock.now - lastPartial >= .seconds(stream.partialInterval),
+                            listener.utteranceSamples.count >= 16_000, progress.claimPartialSlot()
+                        {
+                            lastPartial = .now
+                            enqueue.yield(.partial(utterance: utterance, audio: listener.utteranceSamples))
                         }
-                        if let silence {
-                            guard (Self.silenceRange).contains(silence) else {
-                                emit.yield(.error(code: .badSetting, message: "silence_ms must be between \(Self.silenceRange.lowerBound) and \(Self.silenceRange.upperBound)"))
-                                continue
-                            }
-                            _ = try await components.speechPool.run { listener.trailingSilence = Double(silence) / 1000 }
-                        }
-                        let current = try await components.speechPool.run { listener.trailingSilence }
-                        emit.yield(.configured(
-                            persona: await responder.persona.id, voice: await responder.voice, rate: await responder.rate,
-                            silenceMilliseconds: Int((current * 1000).rounded())))
-                        continue
-                    case let .success(.playback(reply, played)):
-                        await responder.playback(reply: reply, playedMilliseconds: played)
-                        continue
-                    case .success(.userText(let text)):
-                        enqueue.yield(.typed(text: text))
-                        continue
-                    case .success(.audioData(let bytes, let rate, let encoding)):
-                        audio = .init(bytes: bytes, sampleRate: rate, encoding: encoding)
                     }
-                }
-                if let refusal = pace.admit(seconds: audio.seconds) {
-                    emit.yield(.error(code: .rateLimited, message: refusal))
-                    continue
-                }
-                let maxBytes = components.stream.maxFrameBytes
-                let outcome = try await components.speechPool.run { () -> Result<[ListenerEvent], AudioFrameError> in
-                    Result { () throws(AudioFrameError) in try listener.accept(audio, maxBytes: maxBytes) }
-                }
-                switch outcome {
-                case .failure(let error):
-                    emit.yield(.error(code: error.code, message: error.description))
-                case .success(let events):
-                    for event in events {
-                        await handle(event, progress: progress, emit: emit, enqueue: enqueue, responder: responder)
-                    }
-                    // Re-decode the growing utterance now and then, one partial at a time.
-                    if let utterance = listener.currentUtterance, ContinuousClock.now - lastPartial >= .seconds(components.stream.partialInterval),
-                        listener.utteranceSamples.count >= 16_000, progress.claimPartialSlot()
-                    {
-                        lastPartial = .now
-                        enqueue.yield(.partial(utterance: utterance, audio: listener.utteranceSamples))
-                    }
+                } catch let error as InferencePoolBusyError {
+                    // This frame is refused alone; the session goes on.
+                    emit.error(.busy, error.description)
                 }
             }
-        } catch let error as InferencePoolBusyError {
-            emit.yield(.error(code: .busy, message: error.description))
         } catch {
             logger.debug("reader stopped: \(error)")
         }
+    }
+
+    /// Loads the session's VAD model on the listening threads, retrying for a few seconds while
+    /// they are busy.
+    private func makeListener() async throws -> Listener {
+        let components = self.components
+        for _ in 0..<50 {
+            do {
+                return try await components.listenPool.run { try Listener(components: components) }
+            } catch is InferencePoolBusyError {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        return try await components.listenPool.run { try Listener(components: components) }
+    }
+
+    /// Handles a text frame: control messages are answered here and give nil; `audio_data`
+    /// gives its audio. Every text frame spends from the session's message budget.
+    private func control(
+        _ text: String, budget: inout RateBudget, listener: Listener, progress: TranscriptionProgress,
+        emit: EventSink, enqueue: AsyncStream<TranscriptionJob>.Continuation, responder: Responder
+    ) async throws -> ListenerInput? {
+        let parsed = Result { () throws(ClientMessage.ParseError) in
+            try ClientMessage(json: text, maxTextBytes: components.stream.maxTextBytes)
+        }
+        if case .success(.audioData) = parsed {
+            // Audio is paced by its duration, not counted as a message.
+        } else if !budget.take() {
+            emit.error(.rateLimited, String(
+                format: "more than %.0f messages per second (setting stream.max_messages_per_s); message ignored",
+                components.stream.maxMessagesPerSecond))
+            return nil
+        }
+        switch parsed {
+        case .failure(let error):
+            emit.error(error.code, error.message)
+        case .success(.ping):
+            emit.yield(.pong)
+        case .success(.endTurn):
+            for event in try await components.listenPool.run({ listener.endTurn() }) {
+                await handle(event, progress: progress, emit: emit, enqueue: enqueue, responder: responder)
+            }
+        case let .success(.configure(persona, voice, rate, silence)):
+            if let problem = await responder.configure(persona: persona, voice: voice, rate: rate) {
+                emit.error(.badSetting, problem)
+                return nil
+            }
+            if let silence {
+                guard Self.silenceRange.contains(silence) else {
+                    emit.error(.badSetting, "silence_ms must be between \(Self.silenceRange.lowerBound) and \(Self.silenceRange.upperBound)")
+                    return nil
+                }
+                _ = try await components.listenPool.run { listener.trailingSilence = Double(silence) / 1000 }
+            }
+            let current = try await components.listenPool.run { listener.trailingSilence }
+            emit.yield(.configured(
+                persona: await responder.persona.id, voice: await responder.voice, rate: await responder.rate,
+                silenceMilliseconds: Int((current * 1000).rounded())))
+        case let .success(.playback(reply, played)):
+            await responder.playback(reply: reply, playedMilliseconds: played)
+        case .success(.userText(let text)):
+            enqueue.yield(.typed(text: text))
+        case let .success(.audioData(bytes, rate, encoding)):
+            return .init(bytes: bytes, sampleRate: rate, encoding: encoding)
+        }
+        return nil
     }
 
     private func handle(
@@ -232,9 +321,9 @@ struct ConversationSession: Sendable {
                             emit: emit, responder: responder)
                     }
                 } catch let error as InferencePoolBusyError {
-                    emit.yield(.error(code: .busy, message: error.description))
+                    emit.error(.busy, error.description)
                 } catch {
-                    emit.yield(.error(code: .transcriptionFailed, message: "could not transcribe utterance \(utterance): \(error)"))
+                    emit.error(.transcriptionFailed, "could not transcribe utterance \(utterance): \(error)")
                 }
             case .typed(let text):
                 // Typed turns are not utterances of the audio stream: they carry utterance 0.
@@ -258,7 +347,9 @@ struct ConversationSession: Sendable {
         let turn = UserTurn(
             utterance: utterance, text: text, textEmotion: estimate, fused: fusion.current(at: Date().timeIntervalSince1970),
             speechEndedAt: endedAt, transcribedAt: transcribedAt, startedAt: start)
-        await responder.respond(to: turn)
+        if !(await responder.respond(to: turn)) {
+            emit.error(.busy, "\(components.stream.maxPendingTurns) turns are already waiting for an answer (setting stream.max_pending_turns); this one is not answered")
+        }
     }
 }
 
@@ -268,7 +359,7 @@ extension ConversationSession {
         guard let model = components.textEmotion, !text.isEmpty else { return nil }
         let subject = id
         do {
-            return try await components.speechPool.run { try model.estimate(text, subject: subject) }
+            return try await components.emotionPool.run { try model.estimate(text, subject: subject) }
         } catch {
             logger.warning("text emotion failed: \(error)")
             return nil
@@ -286,15 +377,51 @@ enum TranscriptionJob: Sendable {
     case typed(text: String)
 }
 
-/// Sends JSON events into the session's outbound stream.
+/// Sends JSON events into the session's outbound queue. Error events are rate limited (a
+/// client sending garbage gets a few errors a second, not one per frame).
 struct EventSink: Sendable {
-    let continuation: AsyncStream<Outbound>.Continuation
+    let queue: OutboundQueue
+    private let errors = ErrorBudget()
 
-    init(_ continuation: AsyncStream<Outbound>.Continuation) {
-        self.continuation = continuation
+    private final class ErrorBudget: Sendable {
+        let budget = Mutex(RateBudget(rate: 10, burst: 20))
+        func take() -> Bool { budget.withLock { $0.take() } }
     }
 
-    func yield(_ event: ServerEvent) { continuation.yield(.event(event)) }
+    init(_ queue: OutboundQueue) {
+        self.queue = queue
+    }
+
+    func yield(_ event: ServerEvent) { queue.yield(event) }
+
+    func error(_ code: ServerEvent.ErrorCode, _ message: String) {
+        guard errors.take() else { return }
+        queue.yield(.error(code: code, message: message))
+    }
+}
+
+/// When the client last sent anything, and whether the reader has ended.
+final class SessionActivity: Sendable {
+    private let state = Mutex((last: ContinuousClock.now, ended: false))
+
+    func touch() { state.withLock { $0.last = .now } }
+    func end() { state.withLock { $0.ended = true } }
+    var lastMessage: ContinuousClock.Instant { state.withLock { $0.last } }
+    var hasEnded: Bool { state.withLock { $0.ended } }
+}
+
+/// Set once by a graceful-shutdown handler.
+final class ShutdownFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
+
+/// The transport under a session, so that the session can end the connection itself.
+struct SessionConnection: Sendable {
+    /// Sends a close frame with `code` and `reason`, and drops the connection if the client has
+    /// not finished closing it shortly after.
+    let close: @Sendable (_ code: WebSocketErrorCode, _ reason: String) async -> Void
 }
 
 /// Shared between the reader and the transcription task: which utterances are final, and

@@ -49,7 +49,7 @@ final class Listener: @unchecked Sendable {
     var utteranceSamples: [Float] { turns.utterance }
 
     func accept(_ input: ListenerInput, maxBytes: Int) throws(AudioFrameError) -> [ListenerEvent] {
-        guard StreamSettings.sampleRates.contains(input.sampleRate) else {
+        guard StreamLimits.sampleRates.contains(input.sampleRate) else {
             throw AudioFrameError(
                 code: .unsupportedSampleRate,
                 description: "sample_rate \(input.sampleRate) Hz is outside 8000-48000 Hz")

@@ -9,13 +9,6 @@ import Logging
 import Metrics
 import Synchronization
 
-/// What the session sends: JSON events, and binary frames of reply audio (each right after the
-/// `reply_audio` event that describes it).
-enum Outbound: Sendable {
-    case event(ServerEvent)
-    case audio([UInt8])
-}
-
 /// A finished utterance, ready to be answered.
 struct UserTurn: Sendable {
     let utterance: Int
@@ -44,10 +37,13 @@ public struct ReplySettings: Sendable, Equatable {
 /// language model's text sentence by sentence through the ``ReplyGuard``, speaks each approved
 /// sentence as soon as it is ready, and stores the finished turn. A new utterance from the
 /// person interrupts a reply in progress (barge-in).
+///
+/// ``run()`` owns the replies: each is a child task of its task group, and the next reply
+/// starts only after the previous one (its generation and its speaking) has ended.
 actor Responder {
     private let components: ServerComponents
     private let sessionID: String
-    private let emit: AsyncStream<Outbound>.Continuation
+    private let emit: OutboundQueue
     private let logger: Logger
 
     private(set) var persona: Persona = .companion
@@ -58,17 +54,30 @@ actor Responder {
     private var turnIndex = 0
     private var replyCounter = 0
     private var sessionStored = false
-    private var current: (id: Int, task: Task<Void, Never>, progress: ReplyProgress)?
+    /// The reply being generated, from the moment its turn is accepted (so a barge-in that comes
+    /// before it starts still stops it).
+    private var current: (id: Int, progress: ReplyProgress)?
     /// The last finished reply, while the client may still be playing it.
     private var playing: (id: Int, turnIndex: Int, progress: ReplyProgress)?
+    private let inbox: AsyncStream<PendingReply>
+    private let inboxInput: AsyncStream<PendingReply>.Continuation
+    private var waiting = 0
 
-    init(components: ServerComponents, sessionID: String, emit: AsyncStream<Outbound>.Continuation, logger: Logger) {
+    /// A turn accepted for an answer.
+    private struct PendingReply: Sendable {
+        let id: Int
+        let turn: UserTurn
+        let progress: ReplyProgress
+    }
+
+    init(components: ServerComponents, sessionID: String, emit: OutboundQueue, logger: Logger) {
         self.components = components
         self.sessionID = sessionID
         self.emit = emit
         self.logger = logger
         self.voice = components.synthesis.defaultVoice
         self.rate = components.synthesis.rate
+        (inbox, inboxInput) = AsyncStream.makeStream(of: PendingReply.self)
         TurnMetrics.register()
     }
 
@@ -81,14 +90,14 @@ actor Responder {
     func configure(persona name: String?, voice newVoice: String?, rate newRate: Double?) -> String? {
         if let name {
             guard let chosen = components.personas.first(where: { $0.id == name }) else {
-                return "unknown persona '\(name)'; personas: \(components.personas.map(\.id).joined(separator: ", "))"
+                return "unknown persona '\(ClientMessage.prefix(name))'; personas: \(components.personas.map(\.id).joined(separator: ", "))"
             }
             persona = chosen
         }
         if let newVoice {
             let voices = components.synthesizer?.voices ?? []
             guard voices.contains(where: { $0.id == newVoice }) else {
-                return "unknown voice '\(newVoice)'; voices: \(voices.map(\.id).joined(separator: ", "))"
+                return "unknown voice '\(ClientMessage.prefix(newVoice))'; voices: \(voices.map(\.id).joined(separator: ", "))"
             }
             voice = newVoice
         }
@@ -103,37 +112,59 @@ actor Responder {
 
     // MARK: - Turns
 
-    /// Starts answering `turn` (after stopping any reply still running).
-    func respond(to turn: UserTurn) async {
-        if let previous = current {
-            interrupt()
-            await previous.task.value
-        } else {
-            await stopPlaying()
-        }
+    /// Accepts `turn` for an answer, interrupting the reply in progress. Returns false (and
+    /// answers nothing) when `stream.max_pending_turns` turns are already waiting.
+    func respond(to turn: UserTurn) -> Bool {
+        guard waiting < components.stream.maxPendingTurns else { return false }
+        interrupt()
         replyCounter += 1
-        turnIndex += 1
-        let reply = replyCounter
-        let progress = ReplyProgress()
-        let context = ReplyContext(
-            reply: reply, turnIndex: turnIndex, turn: turn, persona: persona, voice: voice, rate: rate,
-            memory: memory, recentEmotions: recentEmotions, sessionID: sessionID)
-        await storeSessionIfNeeded()
-        let task = Task { [components, emit, logger] in
-            let outcome = await ReplyRun(components: components, emit: emit, logger: logger, context: context, progress: progress).run()
-            await self.finished(reply: reply, turn: turn, outcome: outcome)
+        let pending = PendingReply(id: replyCounter, turn: turn, progress: ReplyProgress())
+        current = (pending.id, pending.progress)
+        waiting += 1
+        inboxInput.yield(pending)
+        return true
+    }
+
+    /// Answers accepted turns one at a time until ``close()``.
+    func run() async {
+        await withTaskGroup(of: Void.self) { replies in
+            for await pending in inbox {
+                waiting -= 1
+                // The previous reply was interrupted when this turn was accepted: let it unwind.
+                await replies.waitForAll()
+                await stopPlaying()
+                turnIndex += 1
+                let context = ReplyContext(
+                    reply: pending.id, turnIndex: turnIndex, turn: pending.turn, persona: persona, voice: voice, rate: rate,
+                    memory: memory, recentEmotions: recentEmotions, sessionID: sessionID)
+                await storeSessionIfNeeded()
+                replies.addTask { [components, emit, logger] in
+                    let outcome = await ReplyRun(
+                        components: components, emit: emit, logger: logger, context: context, progress: pending.progress
+                    ).runUntilInterrupted()
+                    await self.finished(reply: pending.id, turn: pending.turn, outcome: outcome)
+                }
+            }
+            interrupt()
         }
-        current = (reply, task, progress)
+        if sessionStored, let history = components.history {
+            try? await history.endSession(id: sessionID, at: Date().timeIntervalSince1970)
+        }
+    }
+
+    /// Ends the session: no more turns are accepted, and the reply in progress stops. ``run()``
+    /// returns once it has unwound.
+    func close() {
+        inboxInput.finish()
+        interrupt()
     }
 
     /// The person spoke over the reply: stop generating and speaking, tell the client to stop
-    /// playing, and keep what they heard. Returns at once; the reply's task unwinds on its own
-    /// and records the turn as interrupted.
+    /// playing, and keep what they heard. Returns at once; the reply unwinds on its own and
+    /// records the turn as interrupted.
     func interrupt() {
-        guard let current else { return }
-        guard !current.progress.isInterrupted else { return }
+        guard let current, !current.progress.isInterrupted else { return }
         current.progress.markInterrupted()
-        current.task.cancel()
         emit.yield(.event(.stopPlayback(reply: current.id, heard: current.progress.heardText(at: .now))))
     }
 
@@ -170,17 +201,6 @@ actor Responder {
         if let playing, playing.id == reply { playing.progress.reportPlayback(playedMilliseconds) }
     }
 
-    /// Ends the session: stops a running reply and records the end.
-    func close() async {
-        if let current {
-            interrupt()
-            await current.task.value
-        }
-        if sessionStored, let history = components.history {
-            try? await history.endSession(id: sessionID, at: Date().timeIntervalSince1970)
-        }
-    }
-
     private func finished(reply: Int, turn: UserTurn, outcome: ReplyOutcome) async {
         if let current, current.id == reply {
             if !outcome.interrupted && !current.progress.isInterrupted { playing = (reply, outcome.turnIndex, current.progress) }
@@ -189,6 +209,9 @@ actor Responder {
         memory.append(RememberedTurn(
             userText: turn.text, emotion: turn.fused?.label ?? turn.textEmotion?.label, reply: outcome.spokenText,
             interrupted: outcome.interrupted))
+        if memory.count > components.reply.memory.maxTurns {
+            memory.removeFirst(memory.count - components.reply.memory.maxTurns)
+        }
         if let label = turn.fused?.label ?? turn.textEmotion?.label {
             recentEmotions = Array((recentEmotions + [label]).suffix(5))
         }
@@ -257,6 +280,8 @@ final class ReplyProgress: Sendable {
         var audioMs = 0.0
     }
     private let state = Mutex(State())
+    /// Tasks waiting for the interruption.
+    private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
 
     func sentAudio(_ text: String, durationMs: Double) -> Double {
         state.withLock { state in
@@ -278,6 +303,25 @@ final class ReplyProgress: Sendable {
             $0.interrupted = true
             $0.interruptedAt = $0.interruptedAt ?? .now
         }
+        for waiter in waiters.withLock({ waiters in defer { waiters = [:] }; return waiters.values }) { waiter.resume() }
+    }
+
+    /// Returns once the reply is interrupted, or when the calling task is cancelled.
+    func waitUntilInterrupted() async {
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state in
+                    // Registered under the state lock, so an interruption cannot slip in between.
+                    if state.interrupted || Task.isCancelled { return true }
+                    waiters.withLock { $0[id] = continuation }
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            waiters.withLock { $0.removeValue(forKey: id) }?.resume()
+        }
     }
 
     func addSynthesis(milliseconds: Double, audioMilliseconds: Double) {
@@ -292,9 +336,10 @@ final class ReplyProgress: Sendable {
         state.withLock { $0.audioMs > 0 ? ["tts_ms": $0.synthesisMs, "audio_ms": $0.audioMs] : [:] }
     }
 
-    /// Milliseconds from the interruption to `now` (when generation and synthesis have stopped).
+    /// Milliseconds from the interruption to `now` (when generation and synthesis have stopped);
+    /// 0 when the interruption came after that (no audio was sent after it either).
     func stopMilliseconds(at now: ContinuousClock.Instant) -> Double? {
-        state.withLock { $0.interruptedAt.map { (now - $0).milliseconds } }
+        state.withLock { $0.interruptedAt.map { max(0, (now - $0).milliseconds) } }
     }
     var isInterrupted: Bool { state.withLock { $0.interrupted } }
 
@@ -329,10 +374,29 @@ final class ReplyProgress: Sendable {
 /// One reply from plan to last audio frame.
 struct ReplyRun {
     let components: ServerComponents
-    let emit: AsyncStream<Outbound>.Continuation
+    let emit: OutboundQueue
     let logger: Logger
     let context: ReplyContext
     let progress: ReplyProgress
+
+    /// Runs the reply, cancelling it as soon as it is interrupted (barge-in, a newer turn, the
+    /// session's end). Returns once its generation and speaking have both stopped.
+    func runUntilInterrupted() async -> ReplyOutcome {
+        await withTaskGroup(of: ReplyOutcome?.self) { group in
+            group.addTask { await run() }
+            group.addTask {
+                await progress.waitUntilInterrupted()
+                return nil
+            }
+            var outcome: ReplyOutcome?
+            while outcome == nil, let next = await group.next() {
+                if next == nil { group.cancelAll() }  // interrupted: cancel the reply, then collect it
+                outcome = next ?? nil
+            }
+            group.cancelAll()
+            return outcome!
+        }
+    }
 
     func run() async -> ReplyOutcome {
         let turn = context.turn
@@ -347,7 +411,7 @@ struct ReplyRun {
         // Approved sentences flow to the speaking task, which synthesises them in order while
         // the model writes on.
         let (sentences, speak) = AsyncStream.makeStream(of: String.self)
-        let speaking = Task { await speakAll(sentences) }
+        async let speaking: Void = speakAll(sentences)
         var text: [String] = []
         var rejected: [String] = []
         let queue = { (sentence: String) in
@@ -357,6 +421,8 @@ struct ReplyRun {
         }
 
         do {
+            // Interrupted before it began (a barge-in right after the turn ended).
+            if progress.isInterrupted { throw CancellationError() }
             guard let chat = components.chat else { throw LLMError(.unreachable, components.llmUnavailableReason) }
             let messages = PromptBuilder(persona: context.persona, memory: components.reply.memory).messages(
                 for: turn.text, plan: plan,
@@ -395,20 +461,18 @@ struct ReplyRun {
             }
         }
         speak.finish()
-        if progress.isInterrupted {
-            // A synthesis already running finishes on its worker, but its audio is dropped:
-            // the reply has stopped now.
-            speaking.cancel()
-        } else {
-            await speaking.value
-        }
+        // Generation has stopped. When interrupted, no more audio is sent from here on; a
+        // synthesis already running still finishes on its worker and is awaited (its audio is
+        // dropped), so the next reply never overlaps this one.
+        let stoppedAt = ContinuousClock.now
+        await speaking
 
         let interrupted = progress.isInterrupted
-        let spoken = interrupted ? progress.heardText(at: .now) : text.joined(separator: " ")
+        let spoken = interrupted ? progress.heardText(at: stoppedAt) : text.joined(separator: " ")
         if let first = progress.firstAudioAt { timings.firstAudioMs = (first - turn.speechEndedAt).milliseconds }
         timings.totalMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
         var reported: [String: Double] = progress.synthesisTotals
-        if interrupted, let stopped = progress.stopMilliseconds(at: .now) {
+        if interrupted, let stopped = progress.stopMilliseconds(at: stoppedAt) {
             reported["stop_ms"] = stopped
             TurnMetrics.interruptionStop.recordNanoseconds(Int64(stopped * 1_000_000))
         }
@@ -454,7 +518,7 @@ struct ReplyRun {
     /// The text emotion of a reply sentence, for the guard.
     private var judge: ReplyGuard.Judge {
         let model = components.textEmotion
-        let pool = components.speechPool
+        let pool = components.emotionPool
         return { sentence in
             guard let model else { return nil }
             return try? await pool.run { try model.estimate(sentence, subject: "reply") }
@@ -477,7 +541,7 @@ enum TurnMetrics {
 
     static func record(_ timings: TurnTimings) {
         for (timer, value) in [(transcript, timings.transcriptMs), (firstToken, timings.firstTokenMs), (firstAudio, timings.firstAudioMs), (total, timings.totalMs)] {
-            if let value { timer.recordNanoseconds(Int64(value * 1_000_000)) }
+            if let value, value >= 0 { timer.recordNanoseconds(Int64(value * 1_000_000)) }
         }
     }
 }

@@ -1,6 +1,7 @@
 import AttuneCore
 import Foundation
 import Hummingbird
+import Metrics
 import NIOCore
 
 /// The body of every error response: `{"error": {"status": 404, "reason": "...", "message": "..."}}`.
@@ -83,5 +84,33 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
             throw HTTPError(.contentTooLarge, message: "request body of \(declared) bytes exceeds the limit of \(maxBytes) bytes (setting max_body_bytes)")
         }
         return try await next(request, context)
+    }
+}
+
+/// Counts requests and their duration by route, method and status, under the names Hummingbird's
+/// `MetricsMiddleware` uses (`hb_requests`, `http_server_request_duration`), but with bounded labels: a path that matches no route is `unmatched`
+/// (or `static` when a file answered it), and a method outside HTTP's usual set is `OTHER`, so
+/// that clients cannot create new series at will.
+struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var knownMethods: Set<HTTPRequest.Method> { [.get, .head, .post, .put, .delete, .patch, .options] }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        let method = Self.knownMethods.contains(request.method) ? request.method.rawValue : "OTHER"
+        func record(_ status: HTTPResponse.Status) {
+            let route = context.endpointPath ?? (status.code < 400 ? "static" : "unmatched")
+            let labels = [("http_route", route), ("http_request_method", method)]
+            Counter(label: "hb_requests", dimensions: labels + [("http_response_status_code", String(status.code))]).increment()
+            Timer(label: "http_server_request_duration", dimensions: labels, preferredDisplayUnit: .seconds)
+                .recordNanoseconds(Int64((ContinuousClock.now - started).milliseconds * 1_000_000))
+        }
+        do {
+            let response = try await next(request, context)
+            record(response.status)
+            return response
+        } catch {
+            record((error as? any HTTPResponseError)?.status ?? .internalServerError)
+            throw error
+        }
     }
 }

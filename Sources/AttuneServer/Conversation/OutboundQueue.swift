@@ -1,0 +1,108 @@
+import AttuneCore
+import Synchronization
+
+/// What the session sends: JSON events, and binary frames of reply audio (each right after the
+/// `reply_audio` event that describes it).
+enum Outbound: Sendable {
+    case event(ServerEvent)
+    case audio([UInt8])
+}
+
+/// A frame ready for the socket.
+enum OutboundFrame: Sendable {
+    case text(String)
+    case binary([UInt8])
+
+    var byteCount: Int {
+        switch self {
+        case .text(let text): text.utf8.count
+        case .binary(let bytes): bytes.count
+        }
+    }
+}
+
+/// The frames waiting to be written to one client, bounded in number and bytes.
+///
+/// The writer awaits each send, so a client that does not read holds frames here. Once more
+/// than `maxMessages` or `maxBytes` wait, the queue stops accepting (``overflowed``) and the
+/// session disconnects the client instead of letting memory grow.
+final class OutboundQueue: Sendable {
+    let maxMessages: Int
+    let maxBytes: Int
+    let frames: AsyncStream<OutboundFrame>
+    private let continuation: AsyncStream<OutboundFrame>.Continuation
+    private let state = Mutex((messages: 0, bytes: 0, overflowed: false))
+
+    init(maxMessages: Int, maxBytes: Int) {
+        self.maxMessages = maxMessages
+        self.maxBytes = maxBytes
+        (frames, continuation) = AsyncStream.makeStream(of: OutboundFrame.self, bufferingPolicy: .unbounded)
+    }
+
+    func yield(_ outbound: Outbound) {
+        let frame: OutboundFrame
+        switch outbound {
+        case .event(let event): frame = .text(event.json)
+        case .audio(let bytes): frame = .binary(bytes)
+        }
+        let size = frame.byteCount
+        let accepted = state.withLock { state in
+            guard !state.overflowed else { return false }
+            guard state.messages < maxMessages, state.bytes + size <= maxBytes else {
+                state.overflowed = true
+                return false
+            }
+            state.messages += 1
+            state.bytes += size
+            return true
+        }
+        if accepted {
+            continuation.yield(frame)
+        } else {
+            continuation.finish()
+        }
+    }
+
+    func yield(_ event: ServerEvent) { yield(.event(event)) }
+
+    /// The writer has sent `frame`.
+    func sent(_ frame: OutboundFrame) {
+        state.withLock {
+            $0.messages -= 1
+            $0.bytes -= frame.byteCount
+        }
+    }
+
+    /// True once the client fell too far behind; nothing more is queued.
+    var overflowed: Bool { state.withLock { $0.overflowed } }
+
+    /// What the close frame says to a client that fell behind.
+    var overflowReason: String {
+        "client is not reading: more than \(maxMessages) events or \(maxBytes) bytes waiting (settings stream.max_outbound_messages, stream.max_outbound_bytes)"
+    }
+
+    func finish() { continuation.finish() }
+}
+
+/// A token bucket: `rate` events per second on average, `burst` at once.
+struct RateBudget {
+    let rate: Double
+    let burst: Double
+    private var tokens: Double
+    private var updated = ContinuousClock.now
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+    }
+
+    /// Takes one token if there is one.
+    mutating func take(at now: ContinuousClock.Instant = .now) -> Bool {
+        tokens = min(burst, tokens + (now - updated).milliseconds / 1_000 * rate)
+        updated = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
