@@ -23,8 +23,9 @@ run: build
 	@echo "Starting Attune: open http://$${ATTUNE_HOST:-127.0.0.1}:$${ATTUNE_PORT:-8080} (Ctrl-C stops it)"
 	$(ATTUNE) serve $(ARGS)
 
-# The tests also decode WebM and M4A (ffmpeg) and drive the page in Chromium (browser).
-test: SETUP_WITH += ffmpeg browser
+# The tests also decode WebM and M4A (ffmpeg), drive the page in Chromium (browser) and check the
+# API against its OpenAPI document (schemathesis).
+test: SETUP_WITH += ffmpeg browser schemathesis
 test: setup
 	$(SWIFT) build --build-tests
 	SWIFT=$(SWIFT) python3 scripts/run_tests.py

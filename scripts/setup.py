@@ -64,6 +64,10 @@ WHEEL_TARGET = [
 # conversion scripts and the tests' reference computations.
 PYTHON_TOOLS = ["numpy", "PyYAML", "gguf"]
 
+# Optional groups of Python wheels, each installed into <cache>/GROUP with every wheel of its
+# group in packages.lock, plus these wheels of the core group.
+PYTHON_GROUPS = {"schemathesis": ["PyYAML"]}
+
 
 class SetupError(Exception):
     pass
@@ -544,6 +548,29 @@ def install_python_tools(cache: Path, files: dict[tuple[str, str], Path], pins: 
     return target
 
 
+def install_python_groups(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
+    """Install each asked-for group of PYTHON_GROUPS into <cache>/GROUP (e.g. schemathesis)."""
+    for group, extra in PYTHON_GROUPS.items():
+        names = [pin.name for pin in pins.values() if pin.group == group and pin.form == "wheel"]
+        if not names:
+            continue  # not asked for
+        names += extra
+        target = cache / group
+        stamp = Stamp(cache, f"python-{group}", sorted(pins[(name, "wheel")].sha256 for name in names))
+        if stamp.is_current() and target.exists():
+            log(f"Python group {group} up to date")
+            continue
+        log(f"installing Python group {group} ({len(names)} wheels)")
+        staging = Path(tempfile.mkdtemp(dir=cache, prefix=f".{group}-"))
+        wheels = [str(files[(name, "wheel")]) for name in names]
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(staging), *wheels]
+        if subprocess.run(command).returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise SetupError(f"installing the Python group {group} failed")
+        replace_directory(staging, target)
+        stamp.write()
+
+
 def write_atomically(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
@@ -567,7 +594,7 @@ def main() -> int:
                         default=Path(os.environ.get("ATTUNE_CACHE", Path.home() / ".cache" / "attune")))
     parser.add_argument("--skip-apt", action="store_true", help="do not install Debian packages")
     parser.add_argument("--with", dest="groups", action="append", default=[],
-                        help="optional group to install too: whisper-base, ffmpeg, browser (repeatable)")
+                        help="optional group to install too: whisper-base, ffmpeg, browser, schemathesis (repeatable)")
     parser.add_argument("--print-hashes", action="store_true", help="print sha256 of cached downloads and exit")
     args = parser.parse_args()
     cache: Path = args.cache.expanduser().resolve()
@@ -594,6 +621,7 @@ def main() -> int:
         build_runtime(cache, files, by_key)
         install_models(cache, files, by_key)
         build_llama_server(cache, files, by_key)
+        install_python_groups(cache, files, by_key)
         link_into_repository(cache)
     except SetupError as error:
         print(f"[setup] error: {error}", file=sys.stderr)

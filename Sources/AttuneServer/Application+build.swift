@@ -12,8 +12,11 @@ import Synchronization
 
 /// Builds the Attune server from its configuration: loads the native components, wires the
 /// routes and hands back an application ready to `runService()`.
+/// - Parameter components: already loaded components (tests share them to reach the pools);
+///   nil loads them from the configuration.
 public func buildApplication(
     configuration: AttuneConfiguration,
+    components: ServerComponents? = nil,
     logger: Logger = Logger(label: "attune"),
     onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
@@ -22,7 +25,7 @@ public func buildApplication(
         logger.logLevel = configuration.logLevel
         return logger
     }()
-    let components = ServerComponents.load(configuration: configuration, logger: logger)
+    let components = components ?? ServerComponents.load(configuration: configuration, logger: logger)
     let router = buildRouter(configuration: configuration, components: components)
     let webSocketRouter = Router(context: AttuneWebSocketContext.self)
     let conversations = ConversationController(
@@ -52,8 +55,15 @@ public func buildRouter(
     configuration: AttuneConfiguration,
     components: ServerComponents
 ) -> Router<BasicRequestContext> {
+    buildRouter(configuration: configuration, components: components, routes: RouteCatalog())
+}
+
+func buildRouter(
+    configuration: AttuneConfiguration,
+    components: ServerComponents,
+    routes: RouteCatalog
+) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
-    let routes = RouteCatalog()
     let access = AccessPolicy(settings: configuration.server, boundHost: configuration.host)
 
     router.addMiddleware {

@@ -6,6 +6,7 @@ import Synchronization
 /// register routes; the error middleware reads it while serving.
 final class RouteCatalog: Sendable {
     private struct Entry {
+        let path: String
         let segments: [Substring]
         let method: HTTPRequest.Method
     }
@@ -13,7 +14,12 @@ final class RouteCatalog: Sendable {
     private let entries = Mutex<[Entry]>([])
 
     func add(_ method: HTTPRequest.Method, _ path: String) {
-        entries.withLock { $0.append(Entry(segments: path.split(separator: "/"), method: method)) }
+        entries.withLock { $0.append(Entry(path: path, segments: path.split(separator: "/"), method: method)) }
+    }
+
+    /// Every registered route as (path, method), for the OpenAPI document's test.
+    var routes: [(path: String, method: HTTPRequest.Method)] {
+        entries.withLock { $0.map { ($0.path, $0.method) } }
     }
 
     func methods(for path: String) -> Set<HTTPRequest.Method> {

@@ -45,26 +45,31 @@ import Testing
     }
 
     @Test func busyListeningThreadsRefuseOneFrameNotTheSession() async throws {
-        // One listening thread and no queue: two sessions streaming flat out collide.
+        // One listening thread and no queue, kept busy 80% of the time for the first seconds of
+        // the session: most frames then are refused as busy, one at a time.
+        let configuration = TestSupport.configuration { $0.listenWorkers = 1; $0.listenQueueLimit = 0 }
+        let components = ServerComponents.load(configuration: configuration, logger: Logger(label: "test"))
+        let app = try await buildApplication(configuration: configuration, components: components)
         let audio = try ravdessSamples("03-01-01-01-01-01-01")
-        try await withLiveServer({ $0.listenWorkers = 1; $0.listenQueueLimit = 0; $0.stream.maxRealtimeFactor = 1_000 }) { port in
-            var flatOut = ConversationClient(port: port)
-            flatOut.pace = 0
-            flatOut.settleTimeout = .seconds(5)
-            let client = flatOut
-            let ping = ConversationClient.Extra.text(#"{"type":"ping"}"#)
-            let sessions = try await withThrowingTaskGroup(of: [ReceivedEvent].self) { group in
-                for _ in 0..<3 {
-                    group.addTask {
-                        try await client.stream(audio + audio + audio, after: [ping]) { $0.contains { $0.type == "pong" } }
-                    }
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            async let blocking: Void = {
+                let end = ContinuousClock.now + .seconds(4)
+                while ContinuousClock.now < end {
+                    _ = try? await components.listenPool.run { usleep(40_000) }
+                    try? await Task.sleep(for: .milliseconds(10))
                 }
-                return try await group.reduce(into: []) { $0.append($1) }
+            }()
+            let silence = [Float](repeating: 0, count: 16_000 * 5)
+            let events = try await ConversationClient(port: port).stream(silence + audio, after: [.text(#"{"type":"ping"}"#)]) {
+                $0.contains { $0.type == "pong" }
             }
-            let busy = sessions.filter { $0.contains { $0.type == "error" && $0["code"] == "busy" } }
-            #expect(!busy.isEmpty, "no frame was refused as busy; the test did not load the listening thread")
-            // Each session that was refused a frame still answered the ping sent after it.
-            for events in busy { #expect(events.contains { $0.type == "pong" }) }
+            await blocking
+            #expect(events.contains { $0.type == "error" && $0["code"] == "busy" }, "no frame was refused as busy")
+            // The session went on: it heard the sentence after the busy spell, and answered the ping.
+            let final = try #require(events.first { $0.type == "transcript_final" })
+            #expect(final["text"]?.lowercased().contains("kids are talking") == true)
+            #expect(events.contains { $0.type == "pong" })
         }
     }
 

@@ -255,8 +255,9 @@ extension ReplyTests {
                 guard let llm = components.first(where: { $0["name"] as? String == "llm" }), llm["loaded"] as? Bool == true,
                     let detail = llm["detail"] as? String
                 else { return nil }
+                // Health shows no process ids outside debug: find the child among this process's.
                 let words = detail.split(separator: " ")
-                let pid = words.firstIndex(of: "pid").flatMap { Int32(words[$0 + 1]) }
+                let pid = ProcessTree.descendants(of: getpid()).first { ProcessTree.name(of: $0) == "llama-server" && $0 != notPID }
                 let restarts = words.firstIndex(of: "restarts").flatMap { Int(words[$0 + 1]) } ?? 0
                 return LLMState(pid: pid, restarts: restarts)
             }

@@ -13,11 +13,41 @@ const stats = window.attuneStats = { connected: 0, audioFramesSent: 0, replyFram
 
 let socket = null;
 let reconnectDelay = 500;
+// The server closes sessions that send nothing for stream.idle_timeout_s; an open page pings.
+let keepAlive = null;
 let sessionID = null;
+
+// MARK: - Access token
+
+// A server started with server.api_token asks for it on /api/* and the WebSocket. The page asks
+// the person once and keeps it in this browser's localStorage.
+const TOKEN_KEY = 'attune.token';
+let token = localStorage.getItem(TOKEN_KEY) || '';
+
+// fetch() with the token; on 401 asks for it (once per refusal) and tries again.
+async function api(path, options = {}) {
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const headers = Object.assign({}, options.headers || {}, token ? { Authorization: `Bearer ${token}` } : {});
+    const response = await fetch(path, Object.assign({}, options, { headers }));
+    if (response.status !== 401) return response;
+    const entered = window.prompt('This Attune server needs an access token (server.api_token):', '');
+    if (entered === null) return response;
+    token = entered.trim();
+    localStorage.setItem(TOKEN_KEY, token);
+  }
+  throw new Error('access token refused');
+}
+
+async function apiJSON(path, options) {
+  const response = await api(path, options);
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response.json();
+}
 
 function connect() {
   setConnection('connecting', 'Connecting…');
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/conversation`;
+  const query = token ? `?token=${encodeURIComponent(token)}` : '';
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/conversation${query}`;
   socket = new WebSocket(url);
   socket.binaryType = 'arraybuffer';
   socket.onopen = () => {
@@ -26,12 +56,15 @@ function connect() {
     setConnection('open', 'Connected');
     hideNotice('server');
     sendSettings();
+    clearInterval(keepAlive);
+    keepAlive = setInterval(() => send({ type: 'ping' }), 30000);
   };
   socket.onmessage = (message) => {
     if (typeof message.data === 'string') handleEvent(JSON.parse(message.data));
     else playback.frame(message.data);
   };
   socket.onclose = () => {
+    clearInterval(keepAlive);
     setConnection('closed', `Disconnected, retrying in ${Math.round(reconnectDelay / 1000)} s…`);
     showNotice('server', 'The server is not reachable. Attune reconnects by itself when it is back.');
     playback.stopAll();
@@ -362,7 +395,9 @@ function showTip(canvas, points, event, x) {
 
 async function loadSettings() {
   try {
-    const [personas, voices] = await Promise.all([fetch('/api/personas').then((r) => r.json()), fetch('/api/voices').then((r) => r.json())]);
+    // One request first, so a server that needs a token asks for it once, not twice.
+    const personas = await apiJSON('/api/personas');
+    const voices = await apiJSON('/api/voices');
     for (const persona of personas.personas) $('persona').append(new Option(persona.name, persona.id));
     for (const voice of voices.voices) $('voice').append(new Option(`${voice.name}, ${voice.gender}`, voice.id));
     $('voice').value = voices.default;
@@ -388,7 +423,7 @@ async function loadSessions() {
   const list = $('sessions');
   list.textContent = '';
   try {
-    const { sessions } = await fetch('/api/sessions').then((r) => r.json());
+    const { sessions } = await apiJSON('/api/sessions');
     if (sessions.length === 0) list.append(Object.assign(document.createElement('li'), { textContent: 'No sessions yet.' }));
     for (const session of sessions) {
       const item = document.createElement('li');
@@ -402,7 +437,7 @@ async function loadSessions() {
       remove.setAttribute('aria-label', `Delete the session of ${open.textContent}`);
       remove.addEventListener('click', async () => {
         if (!confirm('Delete this session and everything said in it?')) return;
-        await fetch(`/api/sessions/${session.id}`, { method: 'DELETE' });
+        await api(`/api/sessions/${session.id}`, { method: 'DELETE' });
         $('session-detail').hidden = true;
         loadSessions();
       });
@@ -415,7 +450,7 @@ async function loadSessions() {
 }
 
 async function showSession(id) {
-  const record = await fetch(`/api/sessions/${id}`).then((r) => r.json());
+  const record = await apiJSON(`/api/sessions/${id}`);
   $('session-title').textContent = `Session of ${new Date(record.session.startedAt * 1000).toLocaleString()}`;
   const turns = $('session-turns');
   turns.textContent = '';
@@ -448,5 +483,4 @@ $('refresh-history').addEventListener('click', loadSessions);
 
 buildPanel();
 drawTimeline($('timeline'), timeline);
-loadSettings().then(() => { connect(); });
-loadSessions();
+loadSettings().then(() => { connect(); loadSessions(); });
