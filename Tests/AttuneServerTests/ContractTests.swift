@@ -1,3 +1,4 @@
+import AttuneBench
 import AttuneTestSupport
 import Foundation
 import Logging
@@ -32,7 +33,7 @@ import Testing
         try #require(FileManager.default.fileExists(atPath: site), "schemathesis is not installed (make test installs the setup group schemathesis)")
         let server = try AttuneServerProcess(arguments: ["--set", "llm.embedded=false"])
         defer { server.kill() }
-        try await waitForHealth(port: server.port)
+        try await waitUntilHealthy(port: server.port)
         let (status, output) = try runTool(
             ["python3", "-m", "schemathesis.cli", "run", "http://127.0.0.1:\(server.port)/openapi.json",
              "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
@@ -54,18 +55,6 @@ import Testing
              "--report", report])
         print(output)
         #expect(status == 0, "the fuzzer found problems:\n\(output.suffix(6_000))")
-    }
-
-    private func waitForHealth(port: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
-            if let (status, _) = try? runTool(["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:\(port)/api/health"]),
-                status == 0
-            {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(250))
-        }
     }
 
     /// Runs a command, returning its exit status and its output (stdout and stderr together).
