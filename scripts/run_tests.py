@@ -5,18 +5,60 @@
 never reports which test was running. This wrapper streams the output unchanged, keeps a copy
 in .build/test-output.log, and on failure prints: the tests that started but never finished,
 the failed tests, and the first frames of a crash report.
+
+Whatever the outcome (a pass, a failure, a crash, Ctrl-C or a CI timeout's SIGTERM), no process
+the tests started outlives the run: `swift test` runs in its own process group, every process
+it starts inherits a marker in its environment, and both are killed at the end.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 LOG = Path(".build/test-output.log")
 STARTED = re.compile(r"^◇ Test (.+?) started\.$")
-ENDED = re.compile(r"^[✔✘↳] Test (.+?) (?:passed|failed|skipped)")
-FAILED = re.compile(r"^✘ Test (.+?) (?:recorded an issue|failed)")
+ENDED = re.compile(r"^[✔✘↳] Test (.+?)(?: with \d+ test cases?)? (?:passed|failed|skipped)")
+FAILED = re.compile(r"^✘ Test (.+?)(?: with \d+ test cases?)? (?:recorded an issue|failed)")
 CRASH = re.compile(r"(Program crashed|Fatal error|crashed:|terminate called|GGML_ASSERT|Assertion .* failed)")
+MARKER = "ATTUNE_TEST_RUN"
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Processes whose environment carries this run's marker (all the tests' descendants, even
+    those that left the process group)."""
+    needle = f"{MARKER}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            pass  # gone, or not ours to read
+    return found
+
+
+def kill_leftovers(process: subprocess.Popen, marker: str) -> list[int]:
+    """Kills the test process group and every marked process; returns the pids that were left."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    left = marked_processes(marker)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
+def stop_on_terminate(_signal, _frame):
+    raise KeyboardInterrupt
 
 
 def main() -> int:
@@ -25,32 +67,47 @@ def main() -> int:
     command = [os.environ.get("SWIFT", "swift"), "test", "--skip-build", "--no-parallel", *sys.argv[1:]]
     LOG.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
-    with LOG.open("w") as log, subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-    ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            log.write(line)
-            lines.append(line.rstrip("\n"))
-    if process.returncode == 0:
+    marker = uuid.uuid4().hex
+    environment = dict(os.environ, **{MARKER: marker})
+    # A SIGTERM (a CI timeout) ends the run the way Ctrl-C does, so the cleanup below runs.
+    signal.signal(signal.SIGTERM, stop_on_terminate)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=environment,
+        start_new_session=True)
+    try:
+        with LOG.open("w") as log:
+            assert process.stdout is not None
+            for line in process.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                log.write(line)
+                lines.append(line.rstrip("\n"))
+        status = process.wait()
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the tests")
+        status = 130
+    finally:
+        left = kill_leftovers(process, marker)
+        process.wait()
+    if left:
+        print(f"killed {len(left)} process(es) the tests left running: {sorted(left)}")
+    if status == 0:
         return 0
 
     running: dict[str, None] = {}
     failed: dict[str, None] = {}
     crash_at = None
     for index, line in enumerate(lines):
-        if (match := STARTED.match(line)) and not match.group(1).startswith("case "):
+        if (match := STARTED.match(line)) and not match.group(1).startswith("case ") and match.group(1) != "run":
             running[match.group(1)] = None
         elif match := ENDED.match(line):
             running.pop(match.group(1), None)
-        if match := FAILED.match(line):
+        if (match := FAILED.match(line)) and not match.group(1).startswith("run with"):
             failed[match.group(1)] = None
         if crash_at is None and CRASH.search(line):
             crash_at = index
 
-    print(f"\n===== test summary: `{' '.join(command)}` exited with {process.returncode} =====")
+    print(f"\n===== test summary: `{' '.join(command)}` exited with {status} =====")
     if failed:
         print("failed:", *failed, sep="\n  ")
     if running:
@@ -60,7 +117,7 @@ def main() -> int:
         for line in lines[crash_at : crash_at + 40]:
             print("  " + line)
     print(f"full output: {LOG}")
-    return process.returncode or 1
+    return status or 1
 
 
 if __name__ == "__main__":
