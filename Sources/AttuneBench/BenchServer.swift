@@ -41,11 +41,14 @@ func withBenchServer<Result: Sendable>(
 }
 
 /// Polls `/api/health` until every component is up (the language model loads after start-up).
-public func waitUntilHealthy(port: Int, timeout: Duration = .seconds(180)) async throws {
+/// - Parameter token: the server's `server.api_token`, if it has one.
+public func waitUntilHealthy(port: Int, token: String? = nil, timeout: Duration = .seconds(180)) async throws {
     let deadline = ContinuousClock.now + timeout
     var last = ""
+    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/health")
+    if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
     while ContinuousClock.now < deadline {
-        if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/health"), timeout: .seconds(5)) {
+        if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)) {
             if response.status == .ok { return }
             last = String(buffer: try await response.body.collect(upTo: 1 << 20))
         }

@@ -102,6 +102,8 @@ extension AttuneConfiguration {
     public struct Setting: Sendable {
         public let key: String
         public let summary: String
+        /// A shorter environment variable that also sets this key (the key's own one wins).
+        public var environmentAlias: String? = nil
         let apply: @Sendable (inout AttuneConfiguration, String) throws -> Void
 
         /// The environment variable that sets this key.
@@ -131,7 +133,10 @@ extension AttuneConfiguration {
         Setting(key: "server.allowed_hosts", summary: "comma-separated Host names allowed besides IP addresses, localhost and host; * allows any") {
             $0.server.allowedHosts = ServerSettings.list($1)
         },
-        Setting(key: "server.api_token", summary: "when set, every /api/* route and WebSocket needs it (Authorization: Bearer, or ?token=)") {
+        Setting(
+            key: "server.api_token", summary: "when set, every /api/* route and WebSocket needs it (Authorization: Bearer, or ?token=)",
+            environmentAlias: "ATTUNE_API_TOKEN"
+        ) {
             $0.server.apiToken = $1.isEmpty ? nil : $1
         },
         .decimal("server.shutdown_timeout_s", "seconds from SIGTERM to exit, however busy", \.server.shutdownTimeout, 1...600),
@@ -226,7 +231,7 @@ extension AttuneConfiguration {
             }
         }
         for setting in settings {
-            if let value = environment[setting.environmentName] {
+            if let value = environment[setting.environmentName] ?? setting.environmentAlias.flatMap({ environment[$0] }) {
                 try setting.apply(&configuration, value)
             }
         }

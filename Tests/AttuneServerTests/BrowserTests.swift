@@ -11,8 +11,10 @@ import Testing
 /// with a fake microphone that plays a RAVDESS sentence, against the real `attune serve`
 /// binary with its embedded language model. Screenshots land in `.build/artifacts/`.
 @Suite(.serialized) struct BrowserTests {
+    static let driverPath = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].first(where: FileManager.default.isExecutableFile)
+
     @Test func talkHearBargeInAndReconnect() async throws {
-        guard let driverPath = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].first(where: FileManager.default.isExecutableFile) else {
+        guard let driverPath = Self.driverPath else {
             Issue.record("chromium-driver is not installed (make test installs it)")
             return
         }
@@ -91,6 +93,43 @@ import Testing
     }
 }
 
+extension BrowserTests {
+    /// A server with `server.api_token`: the page asks for the token (again after a wrong one),
+    /// keeps it in localStorage, and a reloaded page connects without asking.
+    @Test func thePageAsksForTheAccessTokenOnceAndKeepsIt() async throws {
+        guard let driverPath = Self.driverPath else {
+            Issue.record("chromium-driver is not installed (make test installs it)")
+            return
+        }
+        let token = "t-" + UUID().uuidString
+        let port = try EmbeddedLLMServer.freePort()
+        let server = try AttuneServerProcess(port: port, arguments: ["--set", "llm.embedded=false", "--set", "server.api_token=\(token)"])
+        defer { server.kill() }
+        try await waitUntilHealthy(port: port, token: token)
+        let silence = URL(fileURLWithPath: TestData.temporaryDirectory() + ".wav")
+        try WAVFile.encode(AudioBuffer(samples: [Float](repeating: 0, count: 16_000), sampleRate: 16_000)).write(to: silence)
+        let driver = try await WebDriver.launch(driverPath: driverPath, microphone: silence.path)
+        defer { ProcessTree.kill(driver.driver.processIdentifier) }
+
+        try await driver.open("http://127.0.0.1:\(port)/")
+        // A wrong token is refused and asked for again; the right one is kept.
+        try await driver.answerPrompt("wrong-token")
+        try await driver.answerPrompt(token)
+        try await driver.waitFor("the page to connect with the token", timeout: 60) {
+            try await driver.script("return document.getElementById('connection').dataset.state") as? String == "open"
+        }
+        #expect(try await driver.script("return localStorage.getItem('attune.token')") as? String == token)
+        #expect(try await driver.script("return document.getElementById('persona').options.length") as? Int ?? 0 > 0)
+
+        try await driver.open("http://127.0.0.1:\(port)/")
+        try await driver.waitFor("the reloaded page to connect without asking", timeout: 60) {
+            try await driver.script("return document.getElementById('connection').dataset.state") as? String == "open"
+        }
+        #expect(try await driver.pendingPrompt() == nil)
+        await driver.quit()
+    }
+}
+
 /// A minimal W3C WebDriver client for chromium-driver.
 private final class WebDriver: Sendable {
     let driver: Process
@@ -115,6 +154,8 @@ private final class WebDriver: Sendable {
         let capabilities: [String: Any] = [
             "capabilities": ["alwaysMatch": [
                 "browserName": "chrome",
+                // Dialogs stay open until a test answers them.
+                "unhandledPromptBehavior": "ignore",
                 "goog:chromeOptions": [
                     "binary": "/usr/bin/chromium",
                     "args": [
@@ -174,6 +215,22 @@ private final class WebDriver: Sendable {
         }
         let log = (try? await script("return JSON.stringify(window.attuneStats) + ' ' + document.body.innerText.slice(0, 600)")) as? String ?? ""
         throw WebDriverError("timed out after \(Int(timeout)) s waiting for \(what); page: \(log)")
+    }
+
+    /// The text of the dialog the page shows, or nil when there is none.
+    func pendingPrompt() async throws -> String? {
+        try? await Self.request("GET", "\(base)/session/\(session)/alert/text", nil) as? String
+    }
+
+    /// Waits for the page's `prompt()`, types `text` into it and accepts it.
+    func answerPrompt(_ text: String, timeout: Double = 60) async throws {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while try await pendingPrompt() == nil {
+            guard ContinuousClock.now < deadline else { throw WebDriverError("no prompt appeared within \(Int(timeout)) s") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        _ = try await command("alert/text", ["text": text])
+        _ = try await command("alert/accept", [:])
     }
 
     func quit() async {

@@ -1,4 +1,5 @@
 import AttuneServer
+import AttuneTestSupport
 import Foundation
 import Testing
 
@@ -25,6 +26,22 @@ import Testing
         #expect(configuration.maxRequestBodyBytes == 1234)
         #expect(configuration.speechWorkers == 3)
         #expect(configuration.logLevel == .debug)
+    }
+
+    @Test func theAccessTokenHasAShortEnvironmentName() throws {
+        #expect(try AttuneConfiguration.load(environment: ["ATTUNE_API_TOKEN": "s3cret"]).server.apiToken == "s3cret")
+        let both = try AttuneConfiguration.load(environment: ["ATTUNE_API_TOKEN": "short", "ATTUNE_SERVER_API_TOKEN": "long"])
+        #expect(both.server.apiToken == "long")
+        #expect(try AttuneConfiguration.load(environment: [:]).server.apiToken == nil)
+    }
+
+    /// Every setting appears in the README's tables with its environment variable.
+    @Test func theReadmeDocumentsEverySetting() throws {
+        let readme = try String(contentsOf: TestData.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let undocumented = AttuneConfiguration.settings.filter { setting in
+            !readme.contains("`\(setting.key)`") || !readme.contains(setting.environmentName)
+        }
+        #expect(undocumented.isEmpty, "not in README.md: \(undocumented.map(\.key))")
     }
 
     @Test func theEnvironmentCanNameTheFile() throws {
