@@ -58,6 +58,59 @@ import Testing
         } throws: { String(describing: $0).contains("ffmpeg") }
     }
 
+    /// A decoder whose ffmpeg never finishes is given up after `transcribe.ffmpeg_timeout_s`,
+    /// and the child is killed.
+    @Test func aHangingFFmpegIsKilledAtTheTimeout() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-hang-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let marker = directory.appendingPathComponent("pid")
+        let hanging = directory.appendingPathComponent("ffmpeg")
+        try "#!/bin/sh\necho $$ > '\(marker.path)'\nexec sleep 600\n".write(to: hanging, atomically: true, encoding: .utf8)
+        chmod(hanging.path, 0o755)
+        var limits = UploadLimits()
+        limits.ffmpegTimeout = 1
+        let decoder = AudioFileDecoder(ffmpegPath: hanging.path, limits: limits)
+        let webm = Data([0x1A, 0x45, 0xDF, 0xA3] + [UInt8](repeating: 0, count: 64))
+        #expect {
+            try decoder.decode(webm)
+        } throws: { error in
+            (error as? AudioDecodingError)?.kind == .tooLarge && String(describing: error).contains("transcribe.ffmpeg_timeout_s")
+        }
+        let pid = try #require(Int32(String(contentsOf: marker, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(kill(pid, 0) != 0, "the timed-out ffmpeg is still running")
+    }
+
+    /// A playlist that names a network address, raw or behind a WebM or MP4 signature, is
+    /// refused without anything connecting to that address.
+    @Test func playlistsNeverReachTheNetwork() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                guard bind(listener, $0, length) == 0, listen(listener, 4) == 0, getsockname(listener, $0, &length) == 0 else {
+                    throw AudioDecodingError("cannot listen")
+                }
+            }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let playlist = Array("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nhttp://127.0.0.1:\(port)/a.ts\n#EXT-X-ENDLIST\n".utf8)
+        let files: [[UInt8]] = [
+            playlist,
+            [0x1A, 0x45, 0xDF, 0xA3] + playlist,
+            [0, 0, 0, 0x14] + Array("ftypisom".utf8) + [0, 0, 0, 0] + playlist,
+        ]
+        for file in files {
+            #expect(throws: AudioDecodingError.self) { try decoder.decode(Data(file)) }
+        }
+        var pending = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pending, 1, 200) == 0, "something connected to the playlist's address")
+    }
+
     private func header(channels: UInt16, rate: UInt32, bits: UInt16, encoding: UInt16, dataBytes: UInt32) -> [UInt8] {
         func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
         func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xFF) } }

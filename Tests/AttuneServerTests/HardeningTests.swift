@@ -73,6 +73,34 @@ import Testing
         }
     }
 
+    /// Uploads have their own threads: with every upload thread and queue place taken, uploads
+    /// get 503 while a live session still hears and transcribes its speech.
+    @Test func uploadLoadCannotStarveALiveSession() async throws {
+        let configuration = TestSupport.configuration { $0.speechWorkers = 1; $0.speechQueueLimit = 1 }
+        let components = ServerComponents.load(configuration: configuration, logger: Logger(label: "test"))
+        let app = try await buildApplication(configuration: configuration, components: components)
+        let audio = try ravdessSamples("03-01-01-01-01-01-01")
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            // Hold the upload thread and its queue until the live session has its transcript.
+            let release = ShutdownFlag()
+            let holders = (0..<2).map { _ in
+                Task { try await components.speechPool.run { while !release.isSet { usleep(10_000) } } }
+            }
+            defer { release.set() }
+            try await Task.sleep(for: .milliseconds(200))
+            try await client.execute(uri: "/api/vad", method: .post, body: ByteBuffer(data: WAVFile.encode(AudioBuffer(samples: audio, sampleRate: 16_000)))) { response in
+                #expect(response.status == .serviceUnavailable, "uploads should be refused while their threads are full")
+            }
+            let events = try await ConversationClient(port: port).stream(audio) { $0.contains { $0.type == "transcript_final" } }
+            #expect(!events.contains { $0.type == "error" && $0["code"] == "busy" })
+            let final = try #require(events.first { $0.type == "transcript_final" })
+            #expect(final["text"]?.lowercased().contains("kids are talking") == true)
+            release.set()
+            for holder in holders { _ = try? await holder.value }
+        }
+    }
+
     @Test func textMessagesAreRateLimited() async throws {
         let pings = [ConversationClient.Extra](repeating: .text(#"{"type":"ping"}"#), count: 200)
         try await withLiveServer({ $0.stream.maxMessagesPerSecond = 10 }) { port in
