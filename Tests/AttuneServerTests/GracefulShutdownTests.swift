@@ -44,8 +44,8 @@ import Glibc
         let connection = try RawConnection(port: server.port)
         try connection.upgradeToWebSocket(path: "/ws/conversation")
         try connection.sendWebSocketText(ConversationClient.userText("Tell me a long story about a lighthouse keeper and the sea, with every detail."))
-        // The reply is being generated once llama-server is busy; never read, never close.
-        try await Task.sleep(for: .seconds(2))
+        // Read until the reply has started; from then on never read, never close.
+        #expect(try connection.receive(until: "reply_started", timeout: 120), "no reply started")
 
         let signalled = ContinuousClock.now
         server.signal(SIGTERM)
@@ -127,6 +127,25 @@ private final class RawConnection {
             }
         }
         return String(decoding: received, as: UTF8.self)
+    }
+
+    /// Reads until the bytes received contain `marker`; false if the connection closed or
+    /// `timeout` seconds passed first.
+    func receive(until marker: String, timeout: Int) throws -> Bool {
+        var wait = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        var received = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        while ContinuousClock.now < deadline {
+            let count = recv(socket, &buffer, buffer.count, 0)
+            if count == 0 { return false }
+            if count > 0 {
+                received += buffer[..<count]
+                if String(decoding: received, as: UTF8.self).contains(marker) { return true }
+            }
+        }
+        return false
     }
 
     /// Sends a WebSocket upgrade request and reads the 101 response.
