@@ -374,7 +374,8 @@ enum ServerEventDecoding {
                 "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", "", "",
             ]).joined(separator: "\r\n").utf8))
             #expect(first.receiveHead().hasPrefix("HTTP/1.1 101"))
-            try await Task.sleep(for: .milliseconds(500))  // the session claims its place after the upgrade
+            // The session has claimed its place once it says it started.
+            #expect(try first.receive(until: "session_started", timeout: 60))
             #expect(try upgrade("", ["Host: 127.0.0.1", "Authorization: Bearer s3cret"]).hasPrefix("HTTP/1.1 503"))
             // The API needs the token too; the page itself does not.
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/sessions")
@@ -408,42 +409,4 @@ enum ServerEventDecoding {
             }
         }
     }
-}
-
-/// A blocking TCP socket to 127.0.0.1 for hand-written requests.
-final class RawSocket {
-    private let socket: Int32
-
-    init(port: Int) throws {
-        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    func send(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, 0) }
-            guard written > 0 else { throw POSIXError(.EPIPE) }
-            offset += written
-        }
-    }
-
-    /// The response's status line and headers.
-    func receiveHead() -> String {
-        var received = [UInt8]()
-        var byte: UInt8 = 0
-        while !received.suffix(4).elementsEqual([13, 10, 13, 10]), recv(socket, &byte, 1, 0) == 1 { received.append(byte) }
-        return String(decoding: received, as: UTF8.self)
-    }
-
-    deinit { close(socket) }
 }
