@@ -530,22 +530,29 @@ def install_piper_voice(cache: Path, files: dict[tuple[str, str], Path], pins: d
     manifest[target.name] = {"package": pin.name, "version": pin.version}
 
 
-def install_python_tools(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> Path:
-    """Install the pinned, verified wheels of PYTHON_TOOLS into <cache>/python; return that path."""
-    target = cache / "python"
-    stamp = Stamp(cache, "python-tools", [pins[(name, "wheel")].sha256 for name in PYTHON_TOOLS])
+def install_wheels(cache: Path, name: str, wheels: list[Path], stamp: Stamp) -> Path:
+    """Install verified wheels (no dependencies, no index) into <cache>/NAME, unless its stamp
+    is current; the folder is replaced whole, so an interrupted install leaves the old one."""
+    target = cache / name
     if stamp.is_current() and target.exists():
+        log(f"Python packages in {name}/ up to date")
         return target
-    log(f"installing Python tools: {', '.join(PYTHON_TOOLS)}")
-    staging = Path(tempfile.mkdtemp(dir=cache, prefix=".python-"))
-    wheels = [str(files[(name, "wheel")]) for name in PYTHON_TOOLS]
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(staging), *wheels]
+    log(f"installing {len(wheels)} Python wheels into {name}/")
+    staging = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}-"))
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(staging),
+               *map(str, wheels)]
     if subprocess.run(command).returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        raise SetupError(f"installing {', '.join(PYTHON_TOOLS)} failed")
+        raise SetupError(f"installing the Python packages of {name}/ failed")
     replace_directory(staging, target)
     stamp.write()
     return target
+
+
+def install_python_tools(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> Path:
+    """Install the pinned, verified wheels of PYTHON_TOOLS into <cache>/python; return that path."""
+    stamp = Stamp(cache, "python-tools", [pins[(name, "wheel")].sha256 for name in PYTHON_TOOLS])
+    return install_wheels(cache, "python", [files[(name, "wheel")] for name in PYTHON_TOOLS], stamp)
 
 
 def install_python_groups(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
@@ -555,20 +562,8 @@ def install_python_groups(cache: Path, files: dict[tuple[str, str], Path], pins:
         if not names:
             continue  # not asked for
         names += extra
-        target = cache / group
         stamp = Stamp(cache, f"python-{group}", sorted(pins[(name, "wheel")].sha256 for name in names))
-        if stamp.is_current() and target.exists():
-            log(f"Python group {group} up to date")
-            continue
-        log(f"installing Python group {group} ({len(names)} wheels)")
-        staging = Path(tempfile.mkdtemp(dir=cache, prefix=f".{group}-"))
-        wheels = [str(files[(name, "wheel")]) for name in names]
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(staging), *wheels]
-        if subprocess.run(command).returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise SetupError(f"installing the Python group {group} failed")
-        replace_directory(staging, target)
-        stamp.write()
+        install_wheels(cache, group, [files[(name, "wheel")] for name in names], stamp)
 
 
 def write_atomically(path: Path, text: str) -> None:

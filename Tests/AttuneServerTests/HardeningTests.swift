@@ -13,6 +13,19 @@ import Testing
 
 @testable import AttuneServer
 
+/// A live server whose components the test can reach (to occupy their inference pools).
+func withLiveServer(
+    components edit: (inout AttuneConfiguration) -> Void,
+    _ body: @escaping @Sendable (ServerComponents, _ client: any TestClientProtocol) async throws -> Void
+) async throws {
+    let configuration = TestSupport.configuration(edit)
+    let components = ServerComponents.load(configuration: configuration, logger: Logger(label: "test"))
+    let app = try await buildApplication(configuration: configuration, components: components)
+    try await app.test(.live) { client in
+        try await body(components, client)
+    }
+}
+
 /// Messages that used to crash the server or end the session.
 @Suite struct HostileMessageTests {
     @Test func numbersOutOfRangeAreRefusedAndTheSessionGoesOn() async throws {
@@ -47,11 +60,8 @@ import Testing
     @Test func busyListeningThreadsRefuseOneFrameNotTheSession() async throws {
         // One listening thread and no queue, kept busy 80% of the time for the first seconds of
         // the session: most frames then are refused as busy, one at a time.
-        let configuration = TestSupport.configuration { $0.listenWorkers = 1; $0.listenQueueLimit = 0 }
-        let components = ServerComponents.load(configuration: configuration, logger: Logger(label: "test"))
-        let app = try await buildApplication(configuration: configuration, components: components)
         let audio = try ravdessSamples("03-01-01-01-01-01-01")
-        try await app.test(.live) { client in
+        try await withLiveServer(components: { $0.listenWorkers = 1; $0.listenQueueLimit = 0 }) { components, client in
             let port = try #require(client.port)
             async let blocking: Void = {
                 let end = ContinuousClock.now + .seconds(4)
@@ -76,11 +86,8 @@ import Testing
     /// Uploads have their own threads: with every upload thread and queue place taken, uploads
     /// get 503 while a live session still hears and transcribes its speech.
     @Test func uploadLoadCannotStarveALiveSession() async throws {
-        let configuration = TestSupport.configuration { $0.speechWorkers = 1; $0.speechQueueLimit = 1 }
-        let components = ServerComponents.load(configuration: configuration, logger: Logger(label: "test"))
-        let app = try await buildApplication(configuration: configuration, components: components)
         let audio = try ravdessSamples("03-01-01-01-01-01-01")
-        try await app.test(.live) { client in
+        try await withLiveServer(components: { $0.speechWorkers = 1; $0.speechQueueLimit = 1 }) { components, client in
             let port = try #require(client.port)
             // Hold the upload thread and its queue until the live session has its transcript.
             let release = ShutdownFlag()
@@ -88,7 +95,7 @@ import Testing
                 Task { try await components.speechPool.run { while !release.isSet { usleep(10_000) } } }
             }
             defer { release.set() }
-            try await Task.sleep(for: .milliseconds(200))
+            while components.speechPool.load < 2 { try await Task.sleep(for: .milliseconds(5)) }
             try await client.execute(uri: "/api/vad", method: .post, body: ByteBuffer(data: WAVFile.encode(AudioBuffer(samples: audio, sampleRate: 16_000)))) { response in
                 #expect(response.status == .serviceUnavailable, "uploads should be refused while their threads are full")
             }
