@@ -10,7 +10,14 @@ import NIOHTTP1
 /// upgrade (foreign `Host` or `Origin`, missing token, too many sessions) gets a real 403, 401 or
 /// 503 with a JSON error, where Hummingbird alone can only answer an empty 400.
 struct GuardedWebSocketChannel: ServerChildChannel {
-    typealias Value = HTTP1WebSocketUpgradeChannel.Value
+    struct Value: ServerChildChannelValue {
+        let base: HTTP1WebSocketUpgradeChannel.Value
+        /// True once the connection's first request was refused; false once it was let through
+        /// (or the connection closed first).
+        let refused: EventLoopFuture<Bool>
+        var channel: any Channel { base.channel }
+    }
+
     let base: HTTP1WebSocketUpgradeChannel
     let paths: Set<String>
     let refusal: @Sendable (_ path: String, _ head: HTTPRequestHead) -> HTTPError?
@@ -19,14 +26,23 @@ struct GuardedWebSocketChannel: ServerChildChannel {
         base.setup(channel: channel, logger: logger).flatMapThrowing { value in
             // Between the request decoder and the upgrade handler, so it sees each request first.
             let decoder = try channel.pipeline.syncOperations.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let decided = channel.eventLoop.makePromise(of: Bool.self)
             try channel.pipeline.syncOperations.addHandler(
-                UpgradeGuardHandler(paths: paths, refusal: refusal), position: .after(decoder.handler))
-            return value
+                UpgradeGuardHandler(paths: paths, refusal: refusal, decided: decided), position: .after(decoder.handler))
+            return Value(base: value, refused: decided.futureResult)
         }
     }
 
     func handle(value: Value, logger: Logger) async {
-        await base.handle(value: value, logger: logger)
+        // A refused upgrade never reaches Hummingbird's upgrade handler, which then reports the
+        // closed connection as an error: for a refusal that is expected, and strangers must not
+        // be able to fill the log with errors.
+        // Waiting for the guard's decision costs nothing: the upgrade handler waits for the same
+        // first request.
+        var quiet = logger
+        quiet.logLevel = .critical
+        let refused = (try? await value.refused.get()) ?? false
+        await base.handle(value: value.base, logger: refused ? quiet : logger)
     }
 
     /// Builds the server: HTTP requests go to `responder`, upgrades on `paths` to `webSocketRouter`.
@@ -57,11 +73,28 @@ final class UpgradeGuardHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     let paths: Set<String>
     let refusal: @Sendable (_ path: String, _ head: HTTPRequestHead) -> HTTPError?
+    private let decided: EventLoopPromise<Bool>
     private var refused = false
+    private var hasDecided = false
 
-    init(paths: Set<String>, refusal: @escaping @Sendable (_ path: String, _ head: HTTPRequestHead) -> HTTPError?) {
+    init(
+        paths: Set<String>, refusal: @escaping @Sendable (_ path: String, _ head: HTTPRequestHead) -> HTTPError?,
+        decided: EventLoopPromise<Bool>
+    ) {
         self.paths = paths
         self.refusal = refusal
+        self.decided = decided
+    }
+
+    private func decide(refused: Bool) {
+        guard !hasDecided else { return }
+        hasDecided = true
+        decided.succeed(refused)
+    }
+
+    /// Removed after letting the first request through, or when the connection closes.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        decide(refused: refused)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -70,6 +103,7 @@ final class UpgradeGuardHandler: ChannelInboundHandler, RemovableChannelHandler 
             let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
             if paths.contains(path), let error = refusal(path, head) {
                 refused = true
+                decide(refused: true)
                 respond(error, context: context)
                 return
             }
@@ -93,3 +127,4 @@ final class UpgradeGuardHandler: ChannelInboundHandler, RemovableChannelHandler 
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
     }
 }
+
