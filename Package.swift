@@ -67,12 +67,15 @@ let package = Package(
             ]
         ),
         // Persistent state on disk.
+        // The conversation core: rooms, participants, their emotion and the typed rooms protocol.
+        // It knows nothing of HTTP, SQL or the native libraries.
+        .target(name: "AttuneConversation", dependencies: ["AttuneCore"]),
         .target(name: "AttuneStorage", dependencies: ["AttuneCore", .product(name: "GRDB", package: "GRDB.swift")]),
         // HTTP + WebSocket server.
         .target(
             name: "AttuneServer",
             dependencies: [
-                "AttuneCore", "AttuneAudio", "AttuneSpeech", "AttuneEmotion", "AttuneAgent", "AttuneStorage",
+                "AttuneCore", "AttuneAudio", "AttuneSpeech", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
@@ -106,7 +109,9 @@ let package = Package(
         // Paths to shared data and models, for the test targets only.
         .target(name: "AttuneTestSupport"),
         .testTarget(
-            name: "AttuneCoreTests", dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneTestSupport"]),
+            name: "AttuneCoreTests",
+            dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneTestSupport"]),
+        .testTarget(name: "AttuneConversationTests", dependencies: ["AttuneConversation", "AttuneCore"]),
         .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
         .testTarget(name: "AttuneAgentTests", dependencies: ["AttuneAgent", "AttuneCore", "AttuneEmotion", "AttuneTestSupport"]),
         .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneTestSupport"]),

@@ -1,5 +1,6 @@
 import AttuneAgent
 import AttuneAudio
+import AttuneConversation
 import AttuneEmotion
 import AttuneSpeech
 import Foundation

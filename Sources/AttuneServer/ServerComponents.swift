@@ -1,6 +1,7 @@
 import AttuneAgent
 import AttuneAudio
 import AttuneCore
+import AttuneConversation
 import AttuneEmotion
 import AttuneSpeech
 import AttuneStorage

@@ -1,4 +1,5 @@
 import AttuneCore
+import AttuneConversation
 import AttuneEmotion
 import Foundation
 import Testing

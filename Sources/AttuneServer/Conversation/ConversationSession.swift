@@ -1,5 +1,6 @@
 import AttuneAudio
 import AttuneCore
+import AttuneConversation
 import AttuneEmotion
 import AttuneSpeech
 import Foundation

@@ -1,0 +1,176 @@
+import AttuneCore
+import Foundation
+
+/// Where a room sends its messages for one participant.
+///
+/// `deliver` must not wait: it hands the message to a bounded buffer, and a subscriber that
+/// cannot keep up disconnects itself, so a slow client never slows its room.
+public protocol RoomSubscriber: Sendable {
+    func deliver(_ message: RoomServerMessage)
+}
+
+/// How much the rooms of one server may hold.
+public struct RoomLimits: Sendable, Equatable {
+    public var maxRooms = 100
+    public var maxParticipantsPerRoom = 16
+    public var maxTracksPerParticipant = 4
+
+    public init() {}
+}
+
+/// One room: its participants, their audio tracks and their fused emotion. Every message is
+/// broadcast to the room's own participants only.
+public actor Room {
+    public let id: RoomID
+    private let limits: RoomLimits
+    private let fusion: FusionSettings
+    private var participants: [ParticipantID: Participant] = [:]
+    /// Set when the last participant left; a closed room takes nobody (the directory opens a
+    /// new one under the same id).
+    private(set) var isClosed = false
+
+    private struct Participant {
+        let info: JSONValue?
+        let joinedAt: Date
+        var tracks: Set<TrackID> = []
+        var fusion: EmotionFusion
+        var latest: EmotionUpdate?
+        let subscriber: any RoomSubscriber
+    }
+
+    init(id: RoomID, limits: RoomLimits, fusion: FusionSettings) {
+        self.id = id
+        self.limits = limits
+        self.fusion = fusion
+    }
+
+    /// Adds a participant: they get `room_joined` with everyone present, the others get
+    /// `participant_joined`.
+    func join(_ user: ParticipantID, info: JSONValue?, subscriber: any RoomSubscriber, at date: Date) throws(RoomError) {
+        guard !isClosed else { throw RoomError(.unavailable, "room \(id) is closing") }
+        guard participants[user] == nil else {
+            throw RoomError(.nameTaken, "\(user) is already in room \(id); choose another user_id")
+        }
+        guard participants.count < limits.maxParticipantsPerRoom else {
+            throw RoomError(.roomFull, "room \(id) has \(limits.maxParticipantsPerRoom) participants, the most it takes (setting rooms.max_participants)")
+        }
+        participants[user] = Participant(
+            info: info, joinedAt: date, fusion: EmotionFusion(subject: user.rawValue, settings: fusion), subscriber: subscriber)
+        subscriber.deliver(.roomJoined(room: id, user: user, participants: snapshot()))
+        broadcast(.participantJoined(room: id, participant: snapshot(of: user)!), except: user)
+    }
+
+    /// Removes a participant and tells the others; returns true when the room is now empty
+    /// (and closed).
+    @discardableResult
+    func leave(_ user: ParticipantID) -> Bool {
+        guard participants.removeValue(forKey: user) != nil else { return participants.isEmpty }
+        broadcast(.participantLeft(room: id, user: user))
+        if participants.isEmpty { isClosed = true }
+        return isClosed
+    }
+
+    public func addTrack(_ track: TrackID, for user: ParticipantID) throws(RoomError) {
+        guard var participant = participants[user] else { throw RoomError(.notJoined, "\(user) is not in room \(id)") }
+        guard !participant.tracks.contains(track) else { return }
+        guard participant.tracks.count < limits.maxTracksPerParticipant else {
+            throw RoomError(.tooManyTracks, "at most \(limits.maxTracksPerParticipant) audio tracks per participant (setting rooms.max_tracks)")
+        }
+        participant.tracks.insert(track)
+        participants[user] = participant
+    }
+
+    public func removeTrack(_ track: TrackID, for user: ParticipantID) throws(RoomError) {
+        guard participants[user]?.tracks.remove(track) != nil else {
+            throw RoomError(.unknownTrack, "\(user) has no audio track \(track)")
+        }
+    }
+
+    public func hasTrack(_ track: TrackID, for user: ParticipantID) -> Bool {
+        participants[user]?.tracks.contains(track) ?? false
+    }
+
+    /// Folds a new estimate of one channel into the participant's fused emotion and, when it
+    /// changed materially, broadcasts the new state to everyone in the room, the speaker included.
+    public func report(_ estimate: EmotionEstimate, from user: ParticipantID) {
+        guard var participant = participants[user], let fused = participant.fusion.update(estimate) else { return }
+        let update = EmotionUpdate(room: id, participant: user, estimate: fused)
+        participant.latest = update
+        participants[user] = participant
+        broadcast(.emotionUpdate(update))
+    }
+
+    /// Sends a message to everyone in the room.
+    public func broadcast(_ message: RoomServerMessage, except excluded: ParticipantID? = nil) {
+        for (user, participant) in participants where user != excluded {
+            participant.subscriber.deliver(message)
+        }
+    }
+
+    /// Everyone present, in the order of their ids.
+    public func snapshot() -> [ParticipantSnapshot] {
+        participants.keys.sorted().compactMap(snapshot(of:))
+    }
+
+    public var isEmpty: Bool { participants.isEmpty }
+
+    private func snapshot(of user: ParticipantID) -> ParticipantSnapshot? {
+        participants[user].map {
+            ParticipantSnapshot(
+                userID: user, userInfo: $0.info, joinedAt: roomsTimestamp($0.joinedAt), tracks: $0.tracks.sorted(), emotion: $0.latest)
+        }
+    }
+}
+
+/// The open rooms of a server. A room opens with its first participant and closes when its
+/// last one leaves.
+public actor RoomDirectory {
+    public let limits: RoomLimits
+    private let fusion: FusionSettings
+    private var rooms: [RoomID: Room] = [:]
+
+    public init(limits: RoomLimits = .init(), fusion: FusionSettings = .init()) {
+        self.limits = limits
+        self.fusion = fusion
+    }
+
+    /// Puts `user` into room `id`, opening it if needed, and returns the room.
+    public func join(
+        _ id: RoomID, as user: ParticipantID, info: JSONValue?, subscriber: any RoomSubscriber, at date: Date = .now
+    ) async throws(RoomError) -> Room {
+        // A room found here may close while we wait for it (its last participant left); then
+        // open a fresh one. Two tries suffice: a room opened here is not closed before we join it.
+        for _ in 0..<2 {
+            let room = try open(id)
+            do {
+                try await room.join(user, info: info, subscriber: subscriber, at: date)
+                return room
+            } catch where error.code == .unavailable {
+                if rooms[id] === room { rooms[id] = nil }
+            }
+        }
+        throw RoomError(.busy, "room \(id) is changing too fast; try again")
+    }
+
+    /// Takes `user` out of room `room`; the room closes when it is empty.
+    public func leave(_ room: Room, as user: ParticipantID) async {
+        if await room.leave(user), rooms[room.id] === room {
+            rooms[room.id] = nil
+        }
+    }
+
+    /// The ids of the open rooms.
+    public var roomIDs: [RoomID] { rooms.keys.sorted() }
+
+    public func room(_ id: RoomID) -> Room? { rooms[id] }
+
+    private func open(_ id: RoomID) throws(RoomError) -> Room {
+        if let room = rooms[id] { return room }
+        guard rooms.count < limits.maxRooms else {
+            throw RoomError(.tooManyRooms, "\(limits.maxRooms) rooms are open, the most this server takes (setting rooms.max_rooms)")
+        }
+        let room = Room(id: id, limits: limits, fusion: fusion)
+        rooms[id] = room
+        return room
+    }
+}
