@@ -21,7 +21,7 @@ public struct RoomLimits: Sendable, Equatable {
 /// One room: its participants, their audio tracks and their fused emotion. Every message is
 /// broadcast to the room's own participants only.
 public actor Room {
-    public let id: RoomID
+    public nonisolated let id: RoomID
     private let limits: RoomLimits
     private let fusion: FusionSettings
     private var participants: [ParticipantID: Participant] = [:]

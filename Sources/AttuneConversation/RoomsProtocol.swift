@@ -22,6 +22,7 @@ public struct RoomError: Error, Sendable, Equatable, CustomStringConvertible {
         case unauthorized
         case rateLimited = "rate_limited"
         case busy
+        case transcriptionFailed = "transcription_failed"
         case unavailable
     }
 

@@ -37,7 +37,7 @@ public func buildApplication(
         server: GuardedWebSocketChannel.builder(
             webSocketRouter: webSocketRouter,
             configuration: .init(maxFrameSize: ConversationController.transportFrameLimit(configuration.stream)),
-            paths: [ConversationController.path], refusal: conversations.refusal
+            paths: ConversationController.paths, refusal: conversations.refusal
         ),
         configuration: .init(address: .hostname(host, port: configuration.port), serverName: "attune"),
         services: components.services,

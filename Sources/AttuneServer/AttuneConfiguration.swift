@@ -64,6 +64,8 @@ public struct AttuneConfiguration: Sendable {
     public var reply = ReplySettings()
     /// Most sessions or turns one history request returns.
     public var historyMaxPage = 1_000
+    /// Rooms of several participants (`/ws/rooms`).
+    public var rooms = RoomSettings()
 
     public init() {}
 
@@ -200,6 +202,13 @@ extension AttuneConfiguration {
         .integer("memory.history_tokens", "token budget of the conversation history in the prompt", \.reply.memory.historyTokens, 0...100_000),
         .integer("memory.summary_tokens", "token budget of the summary of older turns", \.reply.memory.summaryTokens, 0...100_000),
         .integer("memory.max_turns", "turns a live session remembers; older ones are forgotten", \.reply.memory.maxTurns, 1...10_000),
+        .integer("rooms.max_rooms", "rooms open at once; a join that would open another gets too_many_rooms", \.rooms.limits.maxRooms, 1...100_000),
+        .integer("rooms.max_participants", "participants per room", \.rooms.limits.maxParticipantsPerRoom, 1...1_000),
+        .integer("rooms.max_tracks", "audio tracks per participant", \.rooms.limits.maxTracksPerParticipant, 1...64),
+        Setting(key: "rooms.transcribe", summary: "true: transcribe each participant's utterances, broadcast the transcripts and read their emotion") {
+            guard let value = Bool($1.lowercased()) else { throw ConfigurationError("rooms.transcribe: expected true or false, got '\($1)'") }
+            $0.rooms.transcribe = value
+        },
         .integer("history.max_page", "most turns or sessions one history request returns", \.historyMaxPage, 1...100_000),
         .decimal("reply.mismatch_threshold", "reply-sentence emotion probability that counts as contradicting the person", \.reply.mismatchThreshold, 0...1),
         Setting(key: "tts.voice", summary: "default voice: " + Voice.all.map(\.id).joined(separator: ", ")) {
@@ -347,4 +356,13 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     init(_ description: String) {
         self.description = description
     }
+}
+
+/// Rooms of several participants.
+public struct RoomSettings: Sendable, Equatable {
+    public var limits = RoomLimits()
+    /// Transcribe each participant's utterances, broadcast the transcripts and read their emotion.
+    public var transcribe = true
+
+    public init() {}
 }

@@ -72,6 +72,9 @@ public struct ServerComponents: Sendable {
     public let server: ServerSettings
     /// Most sessions or turns one history request returns.
     public let historyMaxPage: Int
+    /// The open rooms of `/ws/rooms`, and how they behave.
+    public let rooms: RoomDirectory
+    public let roomSettings: RoomSettings
     /// Live WebSocket sessions now, against `stream.max_sessions`.
     public let sessions: SessionCounter
     /// Whether `/api/health` may show paths, process ids and ports (only at log level debug or trace).
@@ -236,6 +239,8 @@ public struct ServerComponents: Sendable {
             reply: configuration.reply,
             server: configuration.server,
             historyMaxPage: configuration.historyMaxPage,
+            rooms: RoomDirectory(limits: configuration.rooms.limits, fusion: configuration.fusion),
+            roomSettings: configuration.rooms,
             sessions: SessionCounter(limit: configuration.stream.maxSessions),
             revealsInternals: revealsInternals
         )
@@ -262,6 +267,11 @@ public struct ServerComponents: Sendable {
     }
 
     /// The text emotion model, or a 503 that says why there is none.
+    /// The text channel as an ``EmotionSensor`` (on the emotion threads), or nil without its model.
+    var textSensor: (any EmotionSensor)? {
+        textEmotion.map { TextEmotionSensor(model: $0, pool: emotionPool) }
+    }
+
     func requireTextEmotion() throws -> TextEmotionModel {
         guard let textEmotion else {
             let reason = statuses.first { $0.name == "text-emotion" }?.error ?? "not loaded"

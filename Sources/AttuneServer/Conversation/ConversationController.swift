@@ -19,13 +19,16 @@ struct AttuneWebSocketContext: RequestContext, WebSocketRequestContext {
     }
 }
 
-/// `/ws/conversation`: the companion session over a WebSocket.
+/// The live WebSocket sessions: `/ws/conversation` (the companion) and `/ws/rooms` (rooms of
+/// several participants).
 ///
 /// An upgrade is refused with 403, 401 or 503 and a JSON error (by ``UpgradeGuardHandler``)
 /// when its `Host` or `Origin` is not allowed, its token is missing or wrong, or
 /// `stream.max_sessions` sessions are already live.
 struct ConversationController: Sendable {
     static let path = "/ws/conversation"
+    static let roomsPath = "/ws/rooms"
+    static let paths: Set<String> = [path, roomsPath]
     let components: ServerComponents
     let access: AccessPolicy
 
@@ -50,8 +53,22 @@ struct ConversationController: Sendable {
     }
 
     func addRoutes(to router: Router<AttuneWebSocketContext>) {
+        let components = self.components
+        serve(Self.path, on: router) { connection, inbound, outbound, logger in
+            await ConversationSession(components: components, connection: connection, logger: logger).run(inbound: inbound, outbound: outbound)
+        }
+        serve(Self.roomsPath, on: router) { connection, inbound, outbound, logger in
+            await RoomSession(components: components, connection: connection, logger: logger).run(inbound: inbound, outbound: outbound)
+        }
+    }
+
+    /// Runs `session` for each upgrade on `path`, within `stream.max_sessions`.
+    private func serve(
+        _ path: String, on router: Router<AttuneWebSocketContext>,
+        session: @escaping @Sendable (SessionConnection, WebSocketInboundStream, WebSocketOutboundWriter, Logger) async -> Void
+    ) {
         let sessions = components.sessions
-        router.ws(RouterPath(Self.path)) { inbound, outbound, context in
+        router.ws(RouterPath(path)) { inbound, outbound, context in
             let channel = context.requestContext.channel
             let connection = SessionConnection { code, reason in
                 await Self.close(outbound: outbound, channel: channel, code: code, reason: reason)
@@ -62,15 +79,16 @@ struct ConversationController: Sendable {
                 return
             }
             defer { sessions.release() }
-            let session = ConversationSession(components: components, connection: connection, logger: context.logger)
-            await session.run(inbound: inbound, outbound: outbound)
+            await session(connection, inbound, outbound, context.logger)
         }
     }
 
-    /// Plain HTTP requests to the WebSocket path.
+    /// Plain HTTP requests to the WebSocket paths.
     func addFallbackRoutes(to router: Router<some RequestContext>, catalog: RouteCatalog) {
-        router.on(Self.path, method: .get, catalog: catalog) { _, _ -> Response in
-            throw HTTPError(.upgradeRequired, headers: [.upgrade: "websocket"], message: "this path takes WebSocket upgrades only")
+        for path in Self.paths.sorted() {
+            router.on(path, method: .get, catalog: catalog) { _, _ -> Response in
+                throw HTTPError(.upgradeRequired, headers: [.upgrade: "websocket"], message: "this path takes WebSocket upgrades only")
+            }
         }
     }
 

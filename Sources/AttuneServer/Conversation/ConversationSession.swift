@@ -48,17 +48,7 @@ struct ConversationSession: Sendable {
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                do {
-                    for await frame in queue.frames {
-                        switch frame {
-                        case .text(let text): try await outbound.write(.text(text))
-                        case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
-                        }
-                        queue.sent(frame)
-                    }
-                } catch {
-                    logger.debug("writer stopped: \(error)")
-                }
+                await queue.write(to: outbound, logger: logger)
             }
             group.addTask {
                 await responder.run()
@@ -69,7 +59,8 @@ struct ConversationSession: Sendable {
                 await responder.close()
             }
             group.addTask {
-                await watch(activity: activity, queue: queue)
+                await SessionWatcher(connection: connection, idleTimeout: stream.idleTimeout, logger: logger)
+                    .run(activity: activity, queue: queue)
             }
             emit.yield(.sessionStarted(sessionID: id, sampleRate: 16_000, maxFrameBytes: stream.maxFrameBytes))
             await read(inbound, progress: progress, activity: activity, emit: emit, enqueue: enqueue, responder: responder)
@@ -77,39 +68,6 @@ struct ConversationSession: Sendable {
             enqueue.finish()
         }
         logger.info("conversation ended")
-    }
-
-    // MARK: - Watching the connection
-
-    /// Closes the connection when the client has sent nothing for `stream.idle_timeout_s`,
-    /// when it stopped reading (its outbound queue overflowed), or when the server shuts down.
-    /// Returns when the reader has ended.
-    private func watch(activity: SessionActivity, queue: OutboundQueue) async {
-        let idleTimeout = Duration.milliseconds(Int64(components.stream.idleTimeout * 1_000))
-        let tick = min(Duration.milliseconds(250), idleTimeout / 4)
-        let shuttingDown = ShutdownFlag()
-        await withGracefulShutdownHandler {
-            while !activity.hasEnded {
-                if queue.overflowed {
-                    logger.notice("closing a session whose client does not read")
-                    await connection.close(.policyViolation, queue.overflowReason)
-                    return
-                }
-                if shuttingDown.isSet {
-                    await connection.close(.goingAway, "the server is shutting down")
-                    return
-                }
-                if ContinuousClock.now - activity.lastMessage > idleTimeout {
-                    logger.info("closing an idle session")
-                    await connection.close(
-                        .goingAway, "idle for \(Int(components.stream.idleTimeout)) s (setting stream.idle_timeout_s)")
-                    return
-                }
-                try? await Task.sleep(for: tick)
-            }
-        } onGracefulShutdown: {
-            shuttingDown.set()
-        }
     }
 
     // MARK: - Reading
@@ -383,11 +341,6 @@ enum TranscriptionJob: Sendable {
 struct EventSink: Sendable {
     let queue: OutboundQueue
     private let errors = ErrorBudget()
-
-    private final class ErrorBudget: Sendable {
-        let budget = Mutex(RateBudget(rate: 10, burst: 20))
-        func take() -> Bool { budget.withLock { $0.take() } }
-    }
 
     init(_ queue: OutboundQueue) {
         self.queue = queue

@@ -1,4 +1,7 @@
 import AttuneCore
+import HummingbirdWebSocket
+import Logging
+import NIOCore
 import Synchronization
 
 /// What the session sends: JSON events, and binary frames of reply audio (each right after the
@@ -6,6 +9,8 @@ import Synchronization
 enum Outbound: Sendable {
     case event(ServerEvent)
     case audio([UInt8])
+    /// A message already encoded as JSON (the rooms protocol).
+    case json(String)
 }
 
 /// A frame ready for the socket.
@@ -44,6 +49,7 @@ final class OutboundQueue: Sendable {
         switch outbound {
         case .event(let event): frame = .text(event.json)
         case .audio(let bytes): frame = .binary(bytes)
+        case .json(let text): frame = .text(text)
         }
         let size = frame.byteCount
         let accepted = state.withLock { state in
@@ -82,6 +88,28 @@ final class OutboundQueue: Sendable {
     }
 
     func finish() { continuation.finish() }
+
+    /// Sends the frames in order until the queue finishes or the connection fails.
+    func write(to outbound: WebSocketOutboundWriter, logger: Logger) async {
+        do {
+            for await frame in frames {
+                switch frame {
+                case .text(let text): try await outbound.write(.text(text))
+                case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                }
+                sent(frame)
+            }
+        } catch {
+            logger.debug("writer stopped: \(error)")
+        }
+    }
+}
+
+/// The error events a session may be sent: 10 a second, bursts of 20. A client sending garbage
+/// gets a few errors a second, not one per frame.
+final class ErrorBudget: Sendable {
+    private let budget = Mutex(RateBudget(rate: 10, burst: 20))
+    func take() -> Bool { budget.withLock { $0.take() } }
 }
 
 /// A token bucket: `rate` events per second on average, `burst` at once.

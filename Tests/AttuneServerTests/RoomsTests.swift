@@ -1,0 +1,110 @@
+import AttuneBench
+import Foundation
+import Testing
+
+/// `/ws/rooms` through real sockets, several clients at once, on the real models.
+@Suite struct RoomsTests {
+    static func join(_ client: RoomsClient, room: String, user: String) async throws {
+        client.send(["type": "join_room", "room_id": room, "user_id": user, "user_info": ["name": user.capitalized]])
+        try await client.waitFor(type: "room_joined")
+    }
+
+    static func data(_ message: [String: Any]) -> [String: Any] { message["data"] as? [String: Any] ?? [:] }
+
+    @Test func aParticipantsEmotionReachesTheirRoomAndNoOther() async throws {
+        let speech = try ravdessSamples("03-01-01-01-01-01-01") + [Float](repeating: 0, count: 16_000 * 2)
+        try await withLiveServer { port in
+            let ann = try await RoomsClient.connect(port: port)
+            let bob = try await RoomsClient.connect(port: port)
+            let cy = try await RoomsClient.connect(port: port)
+            try await Self.join(ann, room: "r1", user: "ann")
+            try await Self.join(bob, room: "r1", user: "bob")
+            try await Self.join(cy, room: "r2", user: "cy")
+            let joined = try await ann.waitFor(type: "participant_joined")
+            #expect(Self.data(joined)["user_id"] as? String == "bob")
+
+            ann.send(["type": "audio_track_added", "track_id": "mic"])
+            try await ann.stream(speech, track: "mic")
+            for client in [ann, bob] {
+                let transcript = try await client.waitFor(type: "transcript")
+                #expect(Self.data(transcript)["user_id"] as? String == "ann")
+                #expect((Self.data(transcript)["text"] as? String ?? "").lowercased().contains("kids are talking"))
+                let update = Self.data(try await client.waitFor(type: "emotion_update"))
+                #expect(update["user_id"] as? String == "ann" && update["room_id"] as? String == "r1")
+                #expect((update["emotion_scores"] as? [String: Double])?.keys.sorted()
+                    == ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"])
+                #expect((update["timestamp"] as? String)?.hasSuffix("Z") == true)
+            }
+            // The status names both participants, ann's track and her latest emotion.
+            bob.send(["type": "get_room_status"])
+            let status = Self.data(try await bob.waitFor(type: "room_status"))
+            let participants = status["participants"] as? [[String: Any]] ?? []
+            #expect(participants.compactMap { $0["user_id"] as? String } == ["ann", "bob"])
+            #expect(participants.first?["tracks"] as? [String] == ["mic"])
+            #expect((participants.first?["emotion"] as? [String: Any])?["emotion"] != nil)
+            #expect((participants.first?["user_info"] as? [String: Any])?["name"] as? String == "Ann")
+
+            // Nothing of room r1 reached room r2.
+            #expect(await cy.messages().compactMap { $0["type"] as? String } == ["room_joined"])
+
+            // Leaving tells the room; a closed connection leaves too.
+            bob.send(["type": "leave_room"])
+            try await ann.waitFor("bob leaving") { $0["type"] as? String == "participant_left" && Self.data($0)["user_id"] as? String == "bob" }
+            await cy.close()
+            for client in [ann, bob] { await client.close() }
+        }
+    }
+
+    @Test func badMessagesGetTheirErrorAndTheSessionGoesOn() async throws {
+        try await withLiveServer { port in
+            let client = try await RoomsClient.connect(port: port)
+            func expectError(_ code: String, after send: () -> Void) async throws {
+                let before = await client.messages().count
+                send()
+                let error = try await client.waitFor(type: "error", skip: before)
+                #expect(Self.data(error)["code"] as? String == code, "\(error)")
+            }
+            try await expectError("not_joined") { client.send(["type": "get_room_status"]) }
+            try await expectError("bad_message") { client.send(text: "{not json") }
+            try await expectError("unknown_message") { client.send(["type": "dance"]) }
+            try await expectError("bad_message") { client.send(["type": "join_room", "room_id": "a room", "user_id": "u"]) }
+            try await Self.join(client, room: "r1", user: "ann")
+            try await expectError("already_joined") { client.send(["type": "join_room", "room_id": "r2", "user_id": "ann"]) }
+            try await expectError("unknown_track") {
+                client.send(["type": "audio_data", "track_id": "mic", "audio_data": "AAAA", "sample_rate": 16_000])
+            }
+            client.send(["type": "audio_track_added", "track_id": "mic"])
+            try await expectError("unsupported_sample_rate") {
+                client.send(["type": "audio_data", "track_id": "mic", "audio_data": "AAAA", "sample_rate": 96_000])
+            }
+            try await expectError("odd_frame") {
+                client.send(["type": "audio_data", "track_id": "mic", "audio_data": "AA==", "sample_rate": 16_000])
+            }
+            try await expectError("bad_message") { client.send(["type": "audio_data", "track_id": "mic", "audio_data": "AAAA", "sample_rate": 1e300]) }
+            // Still in the room, still answering.
+            client.send(["type": "ping"])
+            try await client.waitFor(type: "pong")
+            client.send(["type": "get_room_status"])
+            let status = Self.data(try await client.waitFor(type: "room_status"))
+            #expect((status["participants"] as? [[String: Any]])?.first?["tracks"] as? [String] == ["mic"])
+            await client.close()
+        }
+    }
+
+    @Test func aDisconnectedParticipantLeavesAndCanComeBack() async throws {
+        try await withLiveServer { port in
+            let ann = try await RoomsClient.connect(port: port)
+            try await Self.join(ann, room: "r1", user: "ann")
+            let bob = try await RoomsClient.connect(port: port)
+            try await Self.join(bob, room: "r1", user: "bob")
+            await bob.close()
+            try await ann.waitFor("bob's disconnect") { $0["type"] as? String == "participant_left" && Self.data($0)["user_id"] as? String == "bob" }
+            let again = try await RoomsClient.connect(port: port)
+            try await Self.join(again, room: "r1", user: "bob")
+            let joined = Self.data(try await again.waitFor(type: "room_joined"))
+            #expect((joined["participants"] as? [[String: Any]])?.compactMap { $0["user_id"] as? String } == ["ann", "bob"])
+            await again.close()
+            await ann.close()
+        }
+    }
+}
