@@ -70,7 +70,7 @@ let package = Package(
         // The conversation core: rooms, participants, their emotion and the typed rooms protocol.
         // It knows nothing of HTTP, SQL or the native libraries.
         .target(name: "AttuneConversation", dependencies: ["AttuneCore"]),
-        .target(name: "AttuneStorage", dependencies: ["AttuneCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "AttuneStorage", dependencies: ["AttuneCore", "AttuneConversation", .product(name: "GRDB", package: "GRDB.swift")]),
         // HTTP + WebSocket server.
         .target(
             name: "AttuneServer",

@@ -24,6 +24,7 @@ public actor Room {
     public nonisolated let id: RoomID
     private let limits: RoomLimits
     private let fusion: FusionSettings
+    private let recorder: RoomRecorder?
     private var participants: [ParticipantID: Participant] = [:]
     /// Set when the last participant left; a closed room takes nobody (the directory opens a
     /// new one under the same id).
@@ -38,10 +39,11 @@ public actor Room {
         let subscriber: any RoomSubscriber
     }
 
-    init(id: RoomID, limits: RoomLimits, fusion: FusionSettings) {
+    init(id: RoomID, limits: RoomLimits, fusion: FusionSettings, recorder: RoomRecorder?) {
         self.id = id
         self.limits = limits
         self.fusion = fusion
+        self.recorder = recorder
     }
 
     /// Adds a participant: they get `room_joined` with everyone present, the others get
@@ -56,6 +58,7 @@ public actor Room {
         }
         participants[user] = Participant(
             info: info, joinedAt: date, fusion: EmotionFusion(subject: user.rawValue, settings: fusion), subscriber: subscriber)
+        recorder?.record(.joined(id, user, info, date))
         subscriber.deliver(.roomJoined(room: id, user: user, participants: snapshot()))
         broadcast(.participantJoined(room: id, participant: snapshot(of: user)!), except: user)
     }
@@ -65,6 +68,7 @@ public actor Room {
     @discardableResult
     func leave(_ user: ParticipantID) -> Bool {
         guard participants.removeValue(forKey: user) != nil else { return participants.isEmpty }
+        recorder?.record(.left(id, user, .now))
         broadcast(.participantLeft(room: id, user: user))
         if participants.isEmpty { isClosed = true }
         return isClosed
@@ -97,6 +101,7 @@ public actor Room {
         let update = EmotionUpdate(room: id, participant: user, estimate: fused)
         participant.latest = update
         participants[user] = participant
+        recorder?.record(.emotion(update))
         broadcast(.emotionUpdate(update))
     }
 
@@ -127,11 +132,14 @@ public actor Room {
 public actor RoomDirectory {
     public let limits: RoomLimits
     private let fusion: FusionSettings
+    private let recorder: RoomRecorder?
     private var rooms: [RoomID: Room] = [:]
 
-    public init(limits: RoomLimits = .init(), fusion: FusionSettings = .init()) {
+    /// - Parameter recorder: where joins, leaves and emotions are stored, if anywhere.
+    public init(limits: RoomLimits = .init(), fusion: FusionSettings = .init(), recorder: RoomRecorder? = nil) {
         self.limits = limits
         self.fusion = fusion
+        self.recorder = recorder
     }
 
     /// Puts `user` into room `id`, opening it if needed, and returns the room.
@@ -169,7 +177,7 @@ public actor RoomDirectory {
         guard rooms.count < limits.maxRooms else {
             throw RoomError(.tooManyRooms, "\(limits.maxRooms) rooms are open, the most this server takes (setting rooms.max_rooms)")
         }
-        let room = Room(id: id, limits: limits, fusion: fusion)
+        let room = Room(id: id, limits: limits, fusion: fusion, recorder: recorder)
         rooms[id] = room
         return room
     }

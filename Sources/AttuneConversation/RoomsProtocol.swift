@@ -157,7 +157,7 @@ public func roomsTimestamp(_ date: Date) -> String {
 }
 
 /// One participant's emotion as broadcast to the room (`emotion_update`'s `data`).
-public struct EmotionUpdate: Encodable, Sendable, Equatable {
+public struct EmotionUpdate: Codable, Sendable, Equatable {
     public let userID: ParticipantID
     public let roomID: RoomID
     public let timestamp: String

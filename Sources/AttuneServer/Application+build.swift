@@ -89,6 +89,10 @@ func buildRouter(
     SpeechController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
         .addRoutes(to: router, catalog: routes)
     HistoryController(components: components).addRoutes(to: router, catalog: routes)
+    RoomsController(
+        repository: components.roomRecorder?.repository, directory: components.rooms, maxPage: components.historyMaxPage,
+        keptEmotions: components.roomSettings.keepEmotions
+    ).addRoutes(to: router, catalog: routes)
     ConversationController(components: components, access: access).addFallbackRoutes(to: router, catalog: routes)
     OpenAPIController().addRoutes(to: router, catalog: routes)
     return router

@@ -205,6 +205,7 @@ extension AttuneConfiguration {
         .integer("rooms.max_rooms", "rooms open at once; a join that would open another gets too_many_rooms", \.rooms.limits.maxRooms, 1...100_000),
         .integer("rooms.max_participants", "participants per room", \.rooms.limits.maxParticipantsPerRoom, 1...1_000),
         .integer("rooms.max_tracks", "audio tracks per participant", \.rooms.limits.maxTracksPerParticipant, 1...64),
+        .integer("rooms.keep_emotions", "emotions stored per participant and room (the newest)", \.rooms.keepEmotions, 1...100_000),
         Setting(key: "rooms.transcribe", summary: "true: transcribe each participant's utterances, broadcast the transcripts and read their emotion") {
             guard let value = Bool($1.lowercased()) else { throw ConfigurationError("rooms.transcribe: expected true or false, got '\($1)'") }
             $0.rooms.transcribe = value
@@ -363,6 +364,8 @@ public struct RoomSettings: Sendable, Equatable {
     public var limits = RoomLimits()
     /// Transcribe each participant's utterances, broadcast the transcripts and read their emotion.
     public var transcribe = true
+    /// Emotions stored per participant and room (the newest).
+    public var keepEmotions = 100
 
     public init() {}
 }

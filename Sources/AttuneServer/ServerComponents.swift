@@ -75,6 +75,8 @@ public struct ServerComponents: Sendable {
     /// The open rooms of `/ws/rooms`, and how they behave.
     public let rooms: RoomDirectory
     public let roomSettings: RoomSettings
+    /// Stores rooms' joins, leaves and emotions in the history database; nil without it.
+    public let roomRecorder: RoomRecorder?
     /// Live WebSocket sessions now, against `stream.max_sessions`.
     public let sessions: SessionCounter
     /// Whether `/api/health` may show paths, process ids and ports (only at log level debug or trace).
@@ -86,6 +88,7 @@ public struct ServerComponents: Sendable {
         if let transcriber { services.append(transcriber.pool) }
         if let synthesizer { services.append(synthesizer.pool) }
         if let embeddedLLM { services.append(embeddedLLM) }
+        if let roomRecorder { services.append(RoomRecorderService(recorder: roomRecorder)) }
         return services
     }
 
@@ -213,6 +216,7 @@ public struct ServerComponents: Sendable {
                 logger.error("could not load \(status.name): \(status.error ?? "unknown error")")
             }
         }
+        let roomRecorder = history.map { RoomRecorder(repository: $0, keep: configuration.rooms.keepEmotions) }
         return ServerComponents(
             statuses: statuses,
             vadModel: vadModel,
@@ -239,8 +243,9 @@ public struct ServerComponents: Sendable {
             reply: configuration.reply,
             server: configuration.server,
             historyMaxPage: configuration.historyMaxPage,
-            rooms: RoomDirectory(limits: configuration.rooms.limits, fusion: configuration.fusion),
+            rooms: RoomDirectory(limits: configuration.rooms.limits, fusion: configuration.fusion, recorder: roomRecorder),
             roomSettings: configuration.rooms,
+            roomRecorder: roomRecorder,
             sessions: SessionCounter(limit: configuration.stream.maxSessions),
             revealsInternals: revealsInternals
         )
@@ -287,5 +292,20 @@ public struct ServerComponents: Sendable {
             throw HTTPError(.serviceUnavailable, message: "speech recognition is unavailable: \(reason)")
         }
         return transcriber
+    }
+}
+
+/// Writes rooms' joins, leaves and emotions to the store for as long as the server runs; on
+/// shutdown, what is queued is written first.
+struct RoomRecorderService: Service {
+    let recorder: RoomRecorder
+
+    func run() async throws {
+        let logger = Logger(label: "attune.rooms")
+        await withGracefulShutdownHandler {
+            await recorder.run { logger.warning("could not store a room event: \($0)") }
+        } onGracefulShutdown: {
+            recorder.finish()
+        }
     }
 }

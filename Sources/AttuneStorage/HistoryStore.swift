@@ -73,7 +73,7 @@ public struct SessionRecord: Codable, Sendable, Equatable {
 /// open. Every turn is written in its own transaction when it completes, so a crash loses at
 /// most the turn in progress (WAL journal, synchronous=NORMAL).
 public final class HistoryStore: Sendable {
-    private let database: DatabasePool
+    let database: DatabasePool
     public let path: String
 
     public init(path: String) throws {
@@ -112,6 +112,24 @@ public final class HistoryStore: Sendable {
                 t.column("timings", .jsonText).notNull()
                 t.uniqueKey(["sessionId", "turnIndex"])
             }
+        }
+        migrator.registerMigration("v2: rooms") { db in
+            try db.create(table: "roomMember") { t in
+                t.column("roomId", .text).notNull()
+                t.column("userId", .text).notNull()
+                t.column("userInfo", .jsonText)
+                t.column("joinedAt", .double).notNull()
+                t.column("leftAt", .double)
+                t.primaryKey(["roomId", "userId"])
+            }
+            try db.create(table: "roomEmotion") { t in
+                t.autoIncrementedPrimaryKey("rowid")
+                t.column("roomId", .text).notNull()
+                t.column("userId", .text).notNull()
+                t.column("time", .double).notNull()
+                t.column("update", .jsonText).notNull()
+            }
+            try db.create(index: "roomEmotionByUser", on: "roomEmotion", columns: ["roomId", "userId", "time"])
         }
         return migrator
     }

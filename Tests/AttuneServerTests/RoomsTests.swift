@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import AttuneBench
 import Foundation
+import NIOCore
 import Testing
 
 /// `/ws/rooms` through real sockets, several clients at once, on the real models.
@@ -7,6 +9,21 @@ import Testing
     static func join(_ client: RoomsClient, room: String, user: String) async throws {
         client.send(["type": "join_room", "room_id": room, "user_id": user, "user_info": ["name": user.capitalized]])
         try await client.waitFor(type: "room_joined")
+    }
+
+    /// GETs `path` until its JSON satisfies `done`.
+    static func poll(_ what: String, port: Int, path: String, _ done: ([String: Any]) -> Bool) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            if response.status == .ok, let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any], done(object) {
+                return object
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("\(path) never showed \(what)")
+        return [:]
     }
 
     static func data(_ message: [String: Any]) -> [String: Any] { message["data"] as? [String: Any] ?? [:] }
@@ -43,6 +60,16 @@ import Testing
             #expect(participants.first?["tracks"] as? [String] == ["mic"])
             #expect((participants.first?["emotion"] as? [String: Any])?["emotion"] != nil)
             #expect((participants.first?["user_info"] as? [String: Any])?["name"] as? String == "Ann")
+
+            // The room's repository keeps the membership and the emotion (written in the background).
+            let stored = try await Self.poll("ann's stored emotion", port: port, path: "/api/rooms/r1/emotions?user_id=ann") {
+                ($0["emotions"] as? [[String: Any]])?.isEmpty == false
+            }
+            #expect((stored["emotions"] as? [[String: Any]])?.first?["user_id"] as? String == "ann")
+            let detail = try await Self.poll("room r1", port: port, path: "/api/rooms/r1") { ($0["members"] as? [Any])?.count == 2 }
+            #expect(detail["open"] as? Bool == true)
+            let list = try await Self.poll("the room list", port: port, path: "/api/rooms") { ($0["rooms"] as? [Any])?.count == 2 }
+            #expect((list["rooms"] as? [[String: Any]])?.compactMap { $0["room_id"] as? String }.sorted() == ["r1", "r2"])
 
             // Nothing of room r1 reached room r2.
             #expect(await cy.messages().compactMap { $0["type"] as? String } == ["room_joined"])

@@ -41,10 +41,10 @@ struct HistoryController: Sendable {
     }
 
     /// A whole-number query parameter within `range`, or 400.
-    private static func integer(_ name: String, in request: Request, default value: Int, range: ClosedRange<Int>) throws -> Int {
+    static func integer(_ name: String, in request: Request, default value: Int, range: ClosedRange<Int>) throws -> Int {
         guard let text = request.uri.queryParameters.get(name) else { return value }
         guard let number = Int(text), range.contains(number) else {
-            throw HTTPError(.badRequest, message: "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound) (setting history.max_page)")
+            throw HTTPError(.badRequest, message: "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return number
     }
