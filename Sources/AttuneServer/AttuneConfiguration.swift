@@ -205,6 +205,10 @@ extension AttuneConfiguration {
         .integer("rooms.max_rooms", "rooms open at once; a join that would open another gets too_many_rooms", \.rooms.limits.maxRooms, 1...100_000),
         .integer("rooms.max_participants", "participants per room", \.rooms.limits.maxParticipantsPerRoom, 1...1_000),
         .integer("rooms.max_tracks", "audio tracks per participant", \.rooms.limits.maxTracksPerParticipant, 1...64),
+        Setting(key: "rooms.token_secret", summary: "when set, join_room needs a JWT (HS256) signed with it naming the room and user (attune token mints one)") {
+            if !$1.isEmpty { _ = try RoomTokens(secret: $1) }  // refuses a secret too short for HS256
+            $0.rooms.tokenSecret = $1.isEmpty ? nil : $1
+        },
         .integer("rooms.keep_emotions", "emotions stored per participant and room (the newest)", \.rooms.keepEmotions, 1...100_000),
         Setting(key: "rooms.transcribe", summary: "true: transcribe each participant's utterances, broadcast the transcripts and read their emotion") {
             guard let value = Bool($1.lowercased()) else { throw ConfigurationError("rooms.transcribe: expected true or false, got '\($1)'") }
@@ -366,6 +370,8 @@ public struct RoomSettings: Sendable, Equatable {
     public var transcribe = true
     /// Emotions stored per participant and room (the newest).
     public var keepEmotions = 100
+    /// When set, `join_room` needs a JWT (HS256) signed with this secret naming the room and user.
+    public var tokenSecret: String?
 
     public init() {}
 }

@@ -77,6 +77,8 @@ public struct ServerComponents: Sendable {
     public let roomSettings: RoomSettings
     /// Stores rooms' joins, leaves and emotions in the history database; nil without it.
     public let roomRecorder: RoomRecorder?
+    /// Checks join tokens when `rooms.token_secret` is set.
+    public let roomAccess: (any RoomAccess)?
     /// Live WebSocket sessions now, against `stream.max_sessions`.
     public let sessions: SessionCounter
     /// Whether `/api/health` may show paths, process ids and ports (only at log level debug or trace).
@@ -246,6 +248,14 @@ public struct ServerComponents: Sendable {
             rooms: RoomDirectory(limits: configuration.rooms.limits, fusion: configuration.fusion, recorder: roomRecorder),
             roomSettings: configuration.rooms,
             roomRecorder: roomRecorder,
+            roomAccess: configuration.rooms.tokenSecret.map { secret -> any RoomAccess in
+                do {
+                    return try RoomTokens(secret: secret)
+                } catch {
+                    logger.error("rooms are closed: \(error)")
+                    return ClosedRooms(reason: "rooms are closed: the server's rooms.token_secret is unusable")
+                }
+            },
             sessions: SessionCounter(limit: configuration.stream.maxSessions),
             revealsInternals: revealsInternals
         )

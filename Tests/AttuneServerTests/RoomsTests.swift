@@ -1,8 +1,11 @@
 import AsyncHTTPClient
 import AttuneBench
+import AttuneConversation
 import Foundation
 import NIOCore
 import Testing
+
+@testable import AttuneServer
 
 /// `/ws/rooms` through real sockets, several clients at once, on the real models.
 @Suite struct RoomsTests {
@@ -133,5 +136,62 @@ import Testing
             await again.close()
             await ann.close()
         }
+    }
+
+    @Test func joinTokensAdmitTheirRoomAndUserOnly() async throws {
+        let tokens = try RoomTokens(secret: Self.secret)
+        let r1 = RoomID("r1")!, ann = ParticipantID("ann")!
+        let valid = try await tokens.mint(room: r1, user: ann, lifetime: 60)
+        try await tokens.authorize(token: valid, room: r1, user: ann)
+        let refused: [(String?, RoomID, ParticipantID)] = [
+            (nil, r1, ann), ("", r1, ann), ("garbage", r1, ann), (valid, RoomID("r2")!, ann), (valid, r1, ParticipantID("bob")!),
+            (try await tokens.mint(room: r1, user: ann, lifetime: -1), r1, ann),
+            (try await RoomTokens(secret: String(repeating: "o", count: 32)).mint(room: r1, user: ann, lifetime: 60), r1, ann),
+        ]
+        for (token, room, user) in refused {
+            await #expect(throws: RoomError.self) { try await tokens.authorize(token: token, room: room, user: user) }
+        }
+    }
+
+    /// With `rooms.token_secret`, a join without a valid token gets `unauthorized` and no room
+    /// data; a token from `attune token` lets the participant in.
+    @Test func aServerWithATokenSecretAdmitsOnlyTokenHolders() async throws {
+        try await withLiveServer({ $0.rooms.tokenSecret = Self.secret }) { port in
+            let client = try await RoomsClient.connect(port: port)
+            client.send(["type": "join_room", "room_id": "r1", "user_id": "ann"])
+            let error = Self.data(try await client.waitFor(type: "error"))
+            #expect(error["code"] as? String == "unauthorized")
+            let forBob = try Self.mint(room: "r1", user: "bob")
+            client.send(["type": "join_room", "room_id": "r1", "user_id": "ann", "token": forBob])
+            try await client.waitFor("a second refusal", skip: 1) { $0["type"] as? String == "error" }
+            client.send(["type": "get_room_status"])
+            try await client.waitFor("not_joined", skip: 2) { Self.data($0)["code"] as? String == "not_joined" }
+            #expect(await client.messages().allSatisfy { $0["type"] as? String == "error" })
+
+            client.send(["type": "join_room", "room_id": "r1", "user_id": "ann", "token": try Self.mint(room: "r1", user: "ann")])
+            try await client.waitFor(type: "room_joined")
+            await client.close()
+        }
+    }
+
+    static let secret = "a-test-secret-of-more-than-32-bytes"
+
+    @Test func aSecretTooShortForHS256IsRefused() {
+        #expect(throws: ConfigurationError.self) { try AttuneConfiguration.load(environment: ["ATTUNE_ROOMS_TOKEN_SECRET": "short"]) }
+        #expect(throws: (any Error).self) { try RoomTokens(secret: "short") }
+    }
+
+    /// `attune token`, as an operator would run it.
+    static func mint(room: String, user: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .deletingLastPathComponent().appendingPathComponent("attune")
+        process.arguments = ["token", "--room", room, "--user", user, "--secret", secret]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -108,7 +108,8 @@ struct RoomSession: Sendable {
         case (.ping, _):
             sink.deliver(.pong(timestamp: roomsTimestamp(.now)))
 
-        case let (.joinRoom(roomID, user, info, _), .none):
+        case let (.joinRoom(roomID, user, info, token), .none):
+            try await components.roomAccess?.authorize(token: token, room: roomID, user: user)
             let room = try await components.rooms.join(roomID, as: user, info: info, subscriber: sink)
             state = .joined(room: room, user: user, tracks: [:])
             logger.info("joined room \(roomID) as \(user)")
