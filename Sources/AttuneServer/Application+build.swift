@@ -72,6 +72,7 @@ func buildRouter(
         AccessMiddleware(policy: access)
         LogRequestsMiddleware(.debug)
         BodyLimitMiddleware(maxBytes: configuration.maxRequestBodyBytes)
+        FolderRedirectMiddleware(folders: ["/rooms"])
         FileMiddleware(
             configuration.publicDirectory ?? ServerResources.publicDirectory,
             searchForIndexHtml: true

@@ -130,6 +130,66 @@ extension BrowserTests {
     }
 }
 
+extension BrowserTests {
+    /// The rooms page in three browsers: two in room r1, each with a fake microphone playing a
+    /// different RAVDESS sentence, and one in room r2. Each of the two sees the other's emotion;
+    /// the third sees neither.
+    @Test func twoBrowsersInARoomSeeEachOthersEmotionAndAThirdRoomSeesNothing() async throws {
+        guard let driverPath = Self.driverPath else {
+            Issue.record("chromium-driver is not installed (make test installs it)")
+            return
+        }
+        let artifacts = TestData.packageRoot.appendingPathComponent(".build/artifacts")
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        let port = try EmbeddedLLMServer.freePort()
+        let server = try AttuneServerProcess(port: port, arguments: ["--set", "llm.embedded=false"])
+        defer { server.kill() }
+        try await waitUntilHealthy(port: port)
+
+        func microphone(_ clip: String) throws -> String {
+            let speech = try ravdessSamples(clip)
+            let url = URL(fileURLWithPath: TestData.temporaryDirectory() + ".wav")
+            try WAVFile.encode(AudioBuffer(samples: speech + [Float](repeating: 0, count: 16_000 * 2), sampleRate: 16_000)).write(to: url)
+            return url.path
+        }
+        let people = [("ann", "r1", "03-01-01-01-01-01-01"), ("bob", "r1", "03-01-05-02-02-01-02"), ("cy", "r2", "03-01-04-02-02-01-02")]
+        var drivers: [WebDriver] = []
+        defer { for driver in drivers { ProcessTree.kill(driver.driver.processIdentifier) } }
+        for (name, room, clip) in people {
+            let driver = try await WebDriver.launch(driverPath: driverPath, microphone: try microphone(clip))
+            drivers.append(driver)
+            try await driver.open("http://127.0.0.1:\(port)/rooms?room=\(room)&name=\(name)")
+            try await driver.click("join")
+            try await driver.waitFor("\(name) to join \(room)", timeout: 60) {
+                try await driver.script("return window.roomsStats.joined") as? Bool == true
+            }
+        }
+        let (ann, bob, cy) = (drivers[0], drivers[1], drivers[2])
+        for (driver, other) in [(ann, "bob"), (bob, "ann")] {
+            try await driver.waitFor("\(other)'s emotion on the page", timeout: 180) {
+                let shown = try await driver.script("""
+                    const tile = document.querySelector('.tile[data-user="\(other)"] .emotion');
+                    return { updates: (window.roomsStats.updates['\(other)'] || []).length, label: tile ? tile.textContent : '' }
+                    """) as? [String: Any] ?? [:]
+                return (shown["updates"] as? Int ?? 0) > 0 && ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
+                    .contains(shown["label"] as? String ?? "")
+            }
+        }
+        try await ann.screenshot(to: artifacts.appendingPathComponent("rooms-1-ann.png"))
+        try await bob.screenshot(to: artifacts.appendingPathComponent("rooms-2-bob.png"))
+        // cy heard herself at most: nothing of r1.
+        let seen = try await cy.script("""
+            return { participants: window.roomsStats.participants, updates: Object.keys(window.roomsStats.updates),
+                     tiles: [...document.querySelectorAll('.tile')].map(t => t.dataset.user) }
+            """) as? [String: Any] ?? [:]
+        #expect(seen["participants"] as? [String] == ["cy"], "\(seen)")
+        #expect((seen["updates"] as? [String] ?? []).allSatisfy { $0 == "cy" }, "\(seen)")
+        #expect(seen["tiles"] as? [String] == ["cy"], "\(seen)")
+        try await cy.screenshot(to: artifacts.appendingPathComponent("rooms-3-other-room.png"))
+        for driver in drivers { await driver.quit() }
+    }
+}
+
 /// A minimal W3C WebDriver client for chromium-driver.
 private final class WebDriver: Sendable {
     let driver: Process

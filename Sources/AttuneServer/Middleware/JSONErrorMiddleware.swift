@@ -114,3 +114,18 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 }
+
+/// Sends `GET /rooms?room=a` to `/rooms/?room=a`. `FileMiddleware` redirects a folder without
+/// its trailing slash too, but drops the query, and the pages read their links from it.
+struct FolderRedirectMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Page folders, without the trailing slash (`/rooms`).
+    let folders: Set<String>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.method == .get || request.method == .head, folders.contains(request.uri.path) else {
+            return try await next(request, context)
+        }
+        let query = request.uri.query.map { "?\($0)" } ?? ""
+        return Response(status: .movedPermanently, headers: [.location: request.uri.path + "/" + query])
+    }
+}
