@@ -121,6 +121,59 @@ import Testing
         }
     }
 
+    /// A participant whose client stops reading fills only its own bounded queue: the server
+    /// disconnects it, the room hears that it left, and everyone else receives every message.
+    @Test func aSlowSubscriberIsDisconnectedWithoutSlowingTheRoom() async throws {
+        try await withLiveServer({
+            $0.stream.maxOutboundMessages = 1_000
+            $0.stream.maxOutboundBytes = 1 << 20
+            $0.stream.maxMessagesPerSecond = 10_000
+        }) { port in
+            let ann = try await RoomsClient.connect(port: port)
+            try await Self.join(ann, room: "r1", user: "ann")
+            // A raw client that joins and never reads again.
+            let slow = try RawSocket(port: port)
+            try slow.upgradeToWebSocket(path: "/ws/rooms")
+            try slow.sendWebSocketText(#"{"type":"join_room","room_id":"r1","user_id":"slow"}"#)
+            try await ann.waitFor("slow joining") { $0["type"] as? String == "participant_joined" && Self.data($0)["user_id"] as? String == "slow" }
+
+            // A third participant joins and leaves again and again; each time its 4 KB user_info
+            // goes to everyone in the room, until the slow client's kernel buffers and queue are full.
+            let churn = try await RoomsClient.connect(port: port)
+            let info = String(repeating: "x", count: 4_000)
+            func slowLeft() async -> Bool {
+                await ann.messages().contains { $0["type"] as? String == "participant_left" && Self.data($0)["user_id"] as? String == "slow" }
+            }
+            func churnEvents() async -> [String] {
+                await ann.messages().filter { Self.data($0)["user_id"] as? String == "churn" }.compactMap { $0["type"] as? String }
+            }
+            // In batches of 10 cycles (40 KB, well inside the queue of a client that reads), each
+            // awaited through ann, until the server gives up on the slow client.
+            var cycles = 0
+            while cycles < 4_000, await !ann.isClosed {
+                for _ in 0..<10 {
+                    churn.send(["type": "join_room", "room_id": "r1", "user_id": "churn", "user_info": ["note": info]])
+                    churn.send(["type": "leave_room"])
+                }
+                cycles += 10
+                let deadline = ContinuousClock.now + .seconds(60)
+                while await churnEvents().count < 2 * cycles, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                if await slowLeft() { break }
+            }
+            try await ann.waitFor("the slow client's removal") { $0["type"] as? String == "participant_left" && Self.data($0)["user_id"] as? String == "slow" }
+
+            // ann missed nothing: every join and leave of the churning participant, in order.
+            #expect(await churnEvents() == Array(repeating: ["participant_joined", "participant_left"], count: cycles).flatMap { $0 })
+            #expect(cycles < 4_000, "the slow client was never disconnected")
+            print("slow subscriber: disconnected after \(cycles) cycles")
+            ann.send(["type": "get_room_status"])
+            let status = Self.data(try await ann.waitFor(type: "room_status"))
+            #expect((status["participants"] as? [[String: Any]])?.compactMap { $0["user_id"] as? String } == ["ann"])
+            await churn.close()
+            await ann.close()
+        }
+    }
+
     @Test func aDisconnectedParticipantLeavesAndCanComeBack() async throws {
         try await withLiveServer { port in
             let ann = try await RoomsClient.connect(port: port)
