@@ -37,6 +37,7 @@ bench: build
 	$(ATTUNE) bench emotion-text --data ../shared/data/text/goemotions-ekman/dev.tsv --threads 2 --json
 	$(ATTUNE) bench replies --prompts bench/emotional-prompts.tsv --details .build/replies.json
 	$(ATTUNE) bench conversation --data ../shared/data/speech/ravdess-16k --json
+	$(ATTUNE) bench rooms --data ../shared/data/speech/ravdess-16k --participants 4 --find-max --json
 
 clean:
 	rm -rf .build .deps

@@ -46,7 +46,7 @@ public final class RoomsClient: Sendable {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         for try await message in inbound.messages(maxSize: 1 << 22) {
-                            if case .text(let text) = message { await inbox.append(text) }
+                            if case .text(let text) = message { await inbox.append(text, at: .now) }
                         }
                     }
                     group.addTask {
@@ -88,6 +88,19 @@ public final class RoomsClient: Sendable {
         }
     }
 
+    /// Sends one binary audio frame of 16 kHz samples for `track`.
+    public func send(samples: [Float], track: String) {
+        outgoing.yield(.binary([UInt8(track.utf8.count)] + Array(track.utf8) + PCM.int16LittleEndian(from: samples)))
+    }
+
+    /// Every message received so far, parsed, with the moment it arrived.
+    public func timedMessages() async -> [(arrived: ContinuousClock.Instant, message: [String: Any])] {
+        let (texts, arrivals) = await (inbox.texts, inbox.arrivals)
+        return zip(arrivals, texts).compactMap { arrived, text in
+            (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]).map { (arrived, $0) }
+        }
+    }
+
     /// Every message received so far, parsed.
     public func messages() async -> [[String: Any]] {
         await inbox.texts.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -113,6 +126,9 @@ public final class RoomsClient: Sendable {
         try await waitFor(type, timeout: timeout, skip: skip) { $0["type"] as? String == type }
     }
 
+    /// How many messages have arrived.
+    public var messageCount: Int { get async { await inbox.texts.count } }
+
     /// True once the server closed the connection.
     public var isClosed: Bool { get async { await inbox.isClosed } }
 
@@ -125,9 +141,13 @@ public final class RoomsClient: Sendable {
 
     private actor Inbox {
         private(set) var texts: [String] = []
+        private(set) var arrivals: [ContinuousClock.Instant] = []
         private(set) var isOpen = false
         private(set) var isClosed = false
-        func append(_ text: String) { texts.append(text) }
+        func append(_ text: String, at instant: ContinuousClock.Instant) {
+            texts.append(text)
+            arrivals.append(instant)
+        }
         func markOpen() { isOpen = true }
         func markClosed() { isClosed = true }
     }

@@ -39,9 +39,8 @@ public struct EmotionFusion: Sendable {
         state.map { fusedEstimate($0, time: time) }
     }
 
-    /// Takes a new estimate; returns the fused estimate if it differs materially from the last
-    /// one reported (the first estimate is always reported).
-    public mutating func update(_ estimate: EmotionEstimate) -> EmotionEstimate? {
+    /// Takes a new estimate and returns the fused state, changed or not (nil for a `fused` input).
+    public mutating func fuse(_ estimate: EmotionEstimate) -> EmotionEstimate? {
         guard estimate.channel != .fused else { return nil }
         latest[estimate.channel] = estimate
         let mixture = combine(at: estimate.time)
@@ -50,7 +49,13 @@ public struct EmotionFusion: Sendable {
         } else {
             state = mixture
         }
-        let fused = fusedEstimate(state!, time: estimate.time)
+        return fusedEstimate(state!, time: estimate.time)
+    }
+
+    /// Takes a new estimate; returns the fused estimate if it differs materially from the last
+    /// one reported (the first estimate is always reported).
+    public mutating func update(_ estimate: EmotionEstimate) -> EmotionEstimate? {
+        guard let fused = fuse(estimate) else { return nil }
         if let reported {
             let distance = zip(reported.vector, fused.vector).map { abs($0 - $1) }.reduce(0, +)
             guard fused.label != reported.label || distance > settings.changeThreshold else { return nil }

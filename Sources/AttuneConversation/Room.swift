@@ -94,10 +94,10 @@ public actor Room {
         participants[user]?.tracks.contains(track) ?? false
     }
 
-    /// Folds a new estimate of one channel into the participant's fused emotion and, when it
-    /// changed materially, broadcasts the new state to everyone in the room, the speaker included.
+    /// Folds a new estimate of one channel into the participant's fused emotion and broadcasts
+    /// the new state to everyone in the room, the speaker included.
     public func report(_ estimate: EmotionEstimate, from user: ParticipantID) {
-        guard var participant = participants[user], let fused = participant.fusion.update(estimate) else { return }
+        guard var participant = participants[user], let fused = participant.fusion.fuse(estimate) else { return }
         let update = EmotionUpdate(room: id, participant: user, estimate: fused)
         participant.latest = update
         participants[user] = participant

@@ -29,7 +29,7 @@ public enum ServerEvent: Sendable, Equatable {
     case pong
 
     /// Machine-readable reasons in `error` events.
-    public enum ErrorCode: String, Sendable, Codable {
+    public enum ErrorCode: String, Sendable, Codable, CaseIterable {
         case emptyFrame = "empty_frame"
         case oddFrame = "odd_frame"
         case frameTooLarge = "frame_too_large"

@@ -7,7 +7,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Attune's components; each prints one JSON object.",
-        subcommands: [SpeechToText.self, TextEmotion.self, Replies.self, Conversation.self]
+        subcommands: [SpeechToText.self, TextEmotion.self, Replies.self, Conversation.self, Rooms.self]
     )
 
     struct SpeechToText: AsyncParsableCommand {
@@ -111,6 +111,42 @@ struct Bench: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+
+    struct Rooms: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Participants streaming speech into rooms in real time: chunk-to-broadcast latency, drops and memory."
+        )
+
+        @Option(help: "Folder of RAVDESS-named WAV files, or a TSV manifest of path<TAB>reference.") var data: String
+        @Option(help: "Participants streaming at once (with --find-max: the first load tried).") var participants = 16
+        @Option(help: "Participants per room.") var roomSize = 4
+        @Option(help: "Seconds of speech each participant streams.") var seconds = 30.0
+        @Option(help: "Seconds of audio per binary frame.") var chunkSeconds = 0.1
+        @Flag(help: "Raise the load a room at a time until p95 passes --budget-ms or chunks drop.") var findMax = false
+        @Option(help: "The real-time budget for --find-max, in milliseconds.") var budgetMs = 200.0
+        @Option(help: "The largest load --find-max tries.") var maxParticipants = 64
+        @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
+
+        func run() async throws {
+            // ATTUNE_* variables apply, to measure other settings (ATTUNE_WHISPER_PARALLEL=2 …).
+            let settings = try AttuneConfiguration.load(environment: ProcessInfo.processInfo.environment)
+            var benchmark = RoomsBenchmark(configuration: settings) { message in
+                FileHandle.standardError.write(Data("[bench rooms] \(message)\n".utf8))
+            }
+            benchmark.roomSize = roomSize
+            benchmark.seconds = seconds
+            benchmark.chunkSeconds = chunkSeconds
+            let audios = try RoomsBenchmark.audios(try SpeechBenchmark.clips(from: data))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            if findMax {
+                let search = try await benchmark.findMax(audios: audios, start: participants, limit: maxParticipants, budgetMs: budgetMs)
+                print(String(decoding: try encoder.encode(search), as: UTF8.self))
+            } else {
+                print(String(decoding: try encoder.encode(try await benchmark.run(participants: participants, audios: audios)), as: UTF8.self))
+            }
         }
     }
 }

@@ -96,6 +96,10 @@ final class Inbox: RoomSubscriber {
         #expect(cyBox.types == ["room_joined"])
         // The room's status carries the latest emotion.
         #expect(await room.snapshot().first { $0.userID == ann }?.emotion?.emotion == "anger")
+        // Every estimate is broadcast, even one that changes nothing.
+        let before = bobBox.types.count
+        await room.report(EmotionEstimate(scores: [.anger: 1], channel: .text, subject: "ann", time: 101), from: ann)
+        #expect(bobBox.types.dropFirst(before) == ["emotion_update"])
     }
 
     @Test func leavingTellsTheRoomAndAnEmptyRoomCloses() async throws {

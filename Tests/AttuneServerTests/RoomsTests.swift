@@ -248,3 +248,19 @@ import Testing
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
+
+/// The rooms benchmark pairs every update with the chunk that ended its utterance (speed is
+/// reported by `attune bench rooms`, never asserted here).
+@Suite struct RoomsBenchmarkTests {
+    @Test func everyUtteranceReachesEveryMemberAndIsMeasured() async throws {
+        let clips = ["03-01-01-01-01-01-01", "03-01-05-02-02-01-02", "03-01-04-02-02-01-02", "03-01-03-02-01-01-02"]
+        var benchmark = RoomsBenchmark(configuration: TestSupport.configuration()) { _ in }
+        benchmark.seconds = 6
+        let report = try await benchmark.run(participants: 4, audios: try clips.map(ravdessSamples))
+        #expect(report.rooms == 1 && report.chunks > 4 * 60)
+        #expect(report.utterances >= 4, "\(report)")
+        // Four members receive each utterance's update; a refused utterance would show as dropped.
+        #expect(report.updates == 4 * report.utterances || report.droppedChunks > 0, "\(report)")
+        #expect(report.chunkToBroadcastP50 > 0 && report.chunkToBroadcastP95 >= report.chunkToBroadcastP50)
+    }
+}

@@ -11,7 +11,8 @@ import Synchronization
 ///
 /// Each audio track the participant adds gets its own turn detector (Silero VAD on the listening
 /// threads). A finished utterance goes to this connection's transcription task, which decodes it
-/// with Whisper, broadcasts the transcript (when `rooms.transcribe` is on), reads its emotion
+/// with Whisper (reusing the decode started in the pause that ended it, as the companion does),
+/// broadcasts the transcript (when `rooms.transcribe` is on), reads its emotion
 /// with the text sensor and reports it to the room, which fuses it per participant and
 /// broadcasts `emotion_update` to everyone present. The room delivers into this connection's
 /// bounded outbound queue and never waits for it; the watcher disconnects a client that
@@ -170,18 +171,28 @@ struct RoomSession: Sendable {
         }
     }
 
-    /// Queues finished utterances for transcription, refusing one when too many wait.
+    /// Queues utterances for transcription: a finished one (refused with `busy` when too many
+    /// wait), and a pause's audio as a guess that its final reuses when the pause ends the turn
+    /// (skipped silently when too many wait).
     private func submit(
         _ events: [ListenerEvent], room: Room, user: ParticipantID, track: TrackID, sink: RoomSink,
         pending: PendingUtterances, enqueue: AsyncStream<UtteranceJob>.Continuation
     ) {
         guard components.roomSettings.transcribe else { return }
-        for case let .ended(_, start, end, audio, _) in events {
-            guard pending.claim() else {
-                sink.error(RoomError(.busy, "\(pending.limit) utterances are already waiting for transcription (setting stream.max_pending_turns); this one is skipped"))
+        for event in events {
+            switch event {
+            case let .paused(utterance, audio):
+                guard pending.claim() else { continue }
+                enqueue.yield(UtteranceJob(room: room, user: user, track: track, utterance: utterance, audio: audio, span: nil))
+            case let .ended(utterance, start, end, audio, _):
+                guard pending.claim() else {
+                    sink.error(RoomError(.busy, "\(pending.limit) utterances are already waiting for transcription (setting stream.max_pending_turns); this one is skipped"))
+                    continue
+                }
+                enqueue.yield(UtteranceJob(room: room, user: user, track: track, utterance: utterance, audio: audio, span: (start, end)))
+            case .started:
                 continue
             }
-            enqueue.yield(UtteranceJob(room: room, user: user, track: track, audio: audio, start: start, end: end))
         }
     }
 
@@ -194,17 +205,28 @@ struct RoomSession: Sendable {
 
     private func transcribe(_ jobs: AsyncStream<UtteranceJob>, pending: PendingUtterances, sink: RoomSink) async {
         let sensor = components.textSensor
+        // Per track, the latest guess decoded in a pause; the final with the same audio reuses it.
+        var guesses: [TrackID: (utterance: Int, audio: [Float], transcript: Transcript)] = [:]
         for await job in jobs {
             defer { pending.release() }
             guard let transcriber = components.transcriber else {
-                sink.error(RoomError(.unavailable, "speech recognition is unavailable: the Whisper model did not load"))
+                if job.span != nil { sink.error(RoomError(.unavailable, "speech recognition is unavailable: the Whisper model did not load")) }
+                continue
+            }
+            guard let (start, end) = job.span else {
+                guesses[job.track] = (try? await transcriber.transcribe(job.audio, pass: .final)).map { (job.utterance, job.audio, $0) }
                 continue
             }
             do {
-                let transcript = try await transcriber.transcribe(job.audio, pass: .final)
+                let transcript: Transcript
+                if let guess = guesses.removeValue(forKey: job.track), guess.utterance == job.utterance, guess.audio == job.audio {
+                    transcript = guess.transcript
+                } else {
+                    transcript = try await transcriber.transcribe(job.audio, pass: .final)
+                }
                 guard !transcript.text.isEmpty else { continue }
                 await job.room.broadcast(.transcript(
-                    room: job.room.id, user: job.user, track: job.track, text: transcript.text, start: job.start, end: job.end))
+                    room: job.room.id, user: job.user, track: job.track, text: transcript.text, start: start, end: end))
                 if let estimate = try await sensor?.estimate(.text(transcript.text), subject: job.user.rawValue, time: Date().timeIntervalSince1970) {
                     await job.room.report(estimate, from: job.user)
                 }
@@ -217,15 +239,16 @@ struct RoomSession: Sendable {
     }
 }
 
-/// A finished utterance of one track, waiting for Whisper.
+/// An utterance of one track, waiting for Whisper: finished, or a guess made in a pause.
 struct UtteranceJob: Sendable {
     let room: Room
     let user: ParticipantID
     let track: TrackID
+    /// The utterance's number on its track.
+    let utterance: Int
     let audio: [Float]
-    /// Seconds since the track's first audio.
-    let start: Double
-    let end: Double
+    /// Seconds since the track's first audio, for a finished utterance; nil for a guess.
+    let span: (start: Double, end: Double)?
 }
 
 /// Utterances waiting for transcription on one connection, at most `limit`.
