@@ -281,12 +281,28 @@ public struct ServerComponents: Sendable {
         }
     }
 
-    /// The text emotion model, or a 503 that says why there is none.
     /// The text channel as an ``EmotionSensor`` (on the emotion threads), or nil without its model.
     var textSensor: (any EmotionSensor)? {
         textEmotion.map { TextEmotionSensor(model: $0, pool: emotionPool) }
     }
 
+    /// The engines a room participant's audio goes through, as the conversation core sees them.
+    var participantEngines: ParticipantEngines {
+        let components = self
+        return ParticipantEngines(
+            makeListener: { try Listener(components: components) }, listenPool: listenPool,
+            transcriber: transcriber, textSensors: textSensor.map { [$0] } ?? [])
+    }
+
+    var participantSettings: ParticipantSettings {
+        var settings = ParticipantSettings()
+        settings.transcribe = roomSettings.transcribe
+        settings.maxPendingUtterances = stream.maxPendingTurns
+        settings.maxRealtimeFactor = stream.maxRealtimeFactor
+        return settings
+    }
+
+    /// The text emotion model, or a 503 that says why there is none.
     func requireTextEmotion() throws -> TextEmotionModel {
         guard let textEmotion else {
             let reason = statuses.first { $0.name == "text-emotion" }?.error ?? "not loaded"

@@ -96,7 +96,7 @@ struct ConversationSession: Sendable {
             for try await message in inbound.messages(maxSize: limit) {
                 activity.touch()
                 do {
-                    let audio: ListenerInput
+                    let audio: AudioInput
                     switch message {
                     case .binary(let buffer):
                         audio = .init(bytes: Array(buffer.readableBytesView), sampleRate: 16_000, encoding: .pcm16)
@@ -159,7 +159,7 @@ struct ConversationSession: Sendable {
     private func control(
         _ text: String, budget: inout RateBudget, listener: Listener, progress: TranscriptionProgress,
         emit: EventSink, enqueue: AsyncStream<TranscriptionJob>.Continuation, responder: Responder
-    ) async throws -> ListenerInput? {
+    ) async throws -> AudioInput? {
         let parsed = Result { () throws(ClientMessage.ParseError) in
             try ClientMessage(json: text, maxTextBytes: components.stream.maxTextBytes)
         }
@@ -218,7 +218,7 @@ struct ConversationSession: Sendable {
         case let .paused(utterance, audio):
             enqueue.yield(.speculative(utterance: utterance, audio: audio))
         case let .ended(utterance, start, end, audio, reason):
-            emit.yield(.speechEnded(utterance: utterance, start: start, end: end, reason: reason.rawValue))
+            emit.yield(.speechEnded(utterance: utterance, start: start, end: end, reason: reason))
             progress.finalize(utterance)
             enqueue.yield(.final(utterance: utterance, start: start, end: end, audio: audio, endedAt: .now))
         }
@@ -396,26 +396,3 @@ final class TranscriptionProgress: Sendable {
     func isFinalized(_ utterance: Int) -> Bool { state.withLock { utterance <= $0.finalized } }
 }
 
-/// Admits audio at most `maxRealtimeFactor` times faster than real time, with a few seconds
-/// of burst, so one client cannot monopolise the detector.
-struct StreamPace {
-    let maxRealtimeFactor: Double
-    private let started = ContinuousClock.now
-    private var received = 0.0
-    private let burst = 5.0
-
-    init(maxRealtimeFactor: Double) {
-        self.maxRealtimeFactor = maxRealtimeFactor
-    }
-
-    /// Counts `seconds` of audio, or returns why the frame is refused (and does not count it).
-    mutating func admit(seconds: Double) -> String? {
-        let elapsed = (ContinuousClock.now - started).milliseconds / 1_000
-        guard received + seconds <= elapsed * maxRealtimeFactor + burst else {
-            return String(format: "audio arrives faster than %.0f× real time (setting stream.max_realtime_factor); frame refused",
-                          maxRealtimeFactor)
-        }
-        received += seconds
-        return nil
-    }
-}

@@ -1,40 +1,26 @@
 import AttuneAudio
+import AttuneConversation
 import AttuneCore
 import AttuneSpeech
 
 /// One incoming audio frame, before validation.
-struct ListenerInput: Sendable {
-    let bytes: [UInt8]
-    let sampleRate: Int
-    let encoding: ClientMessage.SampleEncoding
-
-    /// The frame's length in seconds, judged from its size.
-    var seconds: Double {
-        let width = encoding == .pcm16 ? 2 : 4
-        return Double(bytes.count / width) / Double(max(sampleRate, 1))
-    }
-}
-
-/// What the listener noticed in the stream.
-enum ListenerEvent: Sendable {
-    case started(utterance: Int, start: Double)
-    case paused(utterance: Int, audio: [Float])
-    case ended(utterance: Int, start: Double, end: Double, audio: [Float], reason: TurnEvent.EndReason)
-}
-
 /// The per-session listening pipeline: validate a frame, resample it to 16 kHz, and find turns
 /// with Silero VAD.
 ///
 /// `@unchecked Sendable`: it runs blocking native code, so the session calls it on the speech
 /// threads, one call at a time (each call is awaited before the next is made); nothing else
 /// touches it.
-final class Listener: @unchecked Sendable {
+final class Listener: TrackListener, @unchecked Sendable {
     private var turns: TurnDetector<SileroVoiceActivityDetector>
     private var resampler: Resampler?
     private var utterance = 0
     private(set) var currentUtterance: Int?
 
+    /// The largest frame ``accept(_:)`` takes (`stream.max_frame_bytes`).
+    private let maxFrameBytes: Int
+
     init(components: ServerComponents) throws {
+        maxFrameBytes = components.stream.maxFrameBytes
         let detector = try SileroVoiceActivityDetector(model: components.vadModel, settings: .forTurns(components.turn))
         turns = TurnDetector(detector: detector, settings: components.turn)
     }
@@ -48,7 +34,7 @@ final class Listener: @unchecked Sendable {
     /// The audio of the utterance in progress, for partial transcripts.
     var utteranceSamples: [Float] { turns.utterance }
 
-    func accept(_ input: ListenerInput, maxBytes: Int) throws(AudioFrameError) -> [ListenerEvent] {
+    func accept(_ input: AudioInput, maxBytes: Int) throws(AudioFrameError) -> [ListenerEvent] {
         guard StreamLimits.sampleRates.contains(input.sampleRate) else {
             throw AudioFrameError(
                 code: .unsupportedSampleRate,
@@ -62,6 +48,15 @@ final class Listener: @unchecked Sendable {
             samples = resampler?.process(samples) ?? []
         }
         return turns.accept(samples).map(translate)
+    }
+
+    /// The core's view of ``accept(_:maxBytes:)``.
+    func accept(_ input: AudioInput) throws(ListenerError) -> [ListenerEvent] {
+        do {
+            return try accept(input, maxBytes: maxFrameBytes)
+        } catch {
+            throw ListenerError(code: error.code.rawValue, description: error.description)
+        }
     }
 
     func endTurn() -> [ListenerEvent] {
@@ -78,7 +73,7 @@ final class Listener: @unchecked Sendable {
             return .paused(utterance: utterance, audio: audio)
         case let .speechEnded(start, end, audio, reason):
             currentUtterance = nil
-            return .ended(utterance: utterance, start: start, end: end, audio: audio, reason: reason)
+            return .ended(utterance: utterance, start: start, end: end, audio: audio, reason: reason.rawValue)
         }
     }
 }
