@@ -71,6 +71,8 @@ let package = Package(
         // The conversation core: rooms, participants, their emotion and the typed rooms protocol.
         // It knows nothing of HTTP, SQL or the native libraries.
         .target(name: "AttuneConversation", dependencies: ["AttuneCore"]),
+        // ONNX models on ONNX Runtime's C API (the library sherpa-onnx ships): voice, face and end-of-turn models.
+        .target(name: "AttuneONNX", dependencies: ["AttuneCore", "CSherpaOnnx"]),
         .target(name: "AttuneStorage", dependencies: ["AttuneCore", "AttuneConversation", .product(name: "GRDB", package: "GRDB.swift")]),
         // HTTP + WebSocket server.
         .target(
@@ -114,6 +116,7 @@ let package = Package(
             name: "AttuneCoreTests",
             dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneTestSupport"]),
         .testTarget(name: "AttuneConversationTests", dependencies: ["AttuneConversation", "AttuneCore"]),
+        .testTarget(name: "AttuneONNXTests", dependencies: ["AttuneONNX", "AttuneTestSupport"]),
         .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
         .testTarget(name: "AttuneAgentTests", dependencies: ["AttuneAgent", "AttuneCore", "AttuneEmotion", "AttuneTestSupport"]),
         .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneTestSupport"]),

@@ -17,10 +17,8 @@ public enum NativeRuntime {
     public static let whisperSystemInfo: String =
         String(cString: whisper_print_system_info()).trimmingCharacters(in: CharacterSet(charactersIn: " |\n"))
 
-    /// Held while a sherpa-onnx object is created or destroyed. Each one owns an ONNX Runtime
-    /// environment, and ONNX Runtime fails ("Only one instance of LoggingManager ... can exist")
-    /// when one environment is set up while another is torn down on a different thread.
-    public static let onnxLifecycle = NSLock()
+    /// Held while a sherpa-onnx object is created or destroyed (see ``NativeLifecycle/onnx``).
+    public static var onnxLifecycle: NSLock { NativeLifecycle.onnx }
 
     /// Health entries for the libraries themselves (models report their own).
     public static func componentStatuses() -> [ComponentStatus] {
