@@ -35,6 +35,7 @@ let package = Package(
         .systemLibrary(name: "CSndFile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
         .systemLibrary(name: "CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
         .systemLibrary(name: "CEspeakNG", pkgConfig: "espeak-ng", providers: [.apt(["libespeak-ng-dev"])]),
+        .systemLibrary(name: "CKissFFT", pkgConfig: "kissfft-float", providers: [.apt(["libkissfft-dev"])]),
 
         // Core types, protocol messages and the bounded pool that runs blocking inference.
         .target(
@@ -73,6 +74,8 @@ let package = Package(
         .target(name: "AttuneConversation", dependencies: ["AttuneCore"]),
         // ONNX models on ONNX Runtime's C API (the library sherpa-onnx ships): voice, face and end-of-turn models.
         .target(name: "AttuneONNX", dependencies: ["AttuneCore", "CSherpaOnnx"]),
+        // Emotion in the voice: acoustic features (KISS FFT) and the voice model (ONNX).
+        .target(name: "AttuneVoice", dependencies: ["AttuneCore", "AttuneONNX", "CKissFFT"]),
         .target(name: "AttuneStorage", dependencies: ["AttuneCore", "AttuneConversation", .product(name: "GRDB", package: "GRDB.swift")]),
         // HTTP + WebSocket server.
         .target(
@@ -117,6 +120,7 @@ let package = Package(
             dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneTestSupport"]),
         .testTarget(name: "AttuneConversationTests", dependencies: ["AttuneConversation", "AttuneCore"]),
         .testTarget(name: "AttuneONNXTests", dependencies: ["AttuneONNX", "AttuneTestSupport"]),
+        .testTarget(name: "AttuneVoiceTests", dependencies: ["AttuneVoice", "AttuneAudio", "AttuneTestSupport"]),
         .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
         .testTarget(name: "AttuneAgentTests", dependencies: ["AttuneAgent", "AttuneCore", "AttuneEmotion", "AttuneTestSupport"]),
         .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneTestSupport"]),

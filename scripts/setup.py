@@ -41,10 +41,11 @@ LOCK_FILE = ROOT / "scripts" / "packages.lock"
 
 # Debian packages that the build and the tests need: pkg-config for SwiftPM, libsndfile for
 # WAV/FLAC/OGG/Opus/MP3 decoding, libsoxr for resampling, cmake and g++ to build llama-server,
-# libespeak-ng (with its data) to phonemize text for the Piper voice and to speak the other voices.
+# libespeak-ng (with its data) to phonemize text for the Piper voice and to speak the other voices,
+# libkissfft-dev (BSD-3) for the FFTs of the acoustic features.
 # ffmpeg (WebM and M4A uploads) and Chromium with its WebDriver (the page's real-browser test) are
 # optional: `--with ffmpeg --with browser` or ATTUNE_SETUP_WITH="ffmpeg browser" installs them.
-DEBIAN_PACKAGES = ["pkg-config", "libsndfile1-dev", "libsoxr-dev", "cmake", "g++", "libespeak-ng-dev", "espeak-ng-data"]
+DEBIAN_PACKAGES = ["pkg-config", "libsndfile1-dev", "libsoxr-dev", "cmake", "g++", "libespeak-ng-dev", "espeak-ng-data", "libkissfft-dev"]
 OPTIONAL_DEBIAN_PACKAGES = {"ffmpeg": ["ffmpeg"], "browser": ["chromium", "chromium-driver"]}
 
 # Wheels are fetched for a fixed interpreter and platform so that the pinned file is the one
