@@ -75,13 +75,15 @@ let package = Package(
         // ONNX models on ONNX Runtime's C API (the library sherpa-onnx ships): voice, face and end-of-turn models.
         .target(name: "AttuneONNX", dependencies: ["AttuneCore", "CSherpaOnnx"]),
         // Emotion in the voice: acoustic features (KISS FFT) and the voice model (ONNX).
-        .target(name: "AttuneVoice", dependencies: ["AttuneCore", "AttuneONNX", "CKissFFT"]),
+        .target(
+            name: "AttuneVoice", dependencies: ["AttuneCore", "AttuneONNX", "CKissFFT"],
+            resources: [.copy("Resources/voice-emotion.onnx")]),
         .target(name: "AttuneStorage", dependencies: ["AttuneCore", "AttuneConversation", .product(name: "GRDB", package: "GRDB.swift")]),
         // HTTP + WebSocket server.
         .target(
             name: "AttuneServer",
             dependencies: [
-                "AttuneCore", "AttuneAudio", "AttuneSpeech", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation",
+                "AttuneCore", "AttuneAudio", "AttuneSpeech", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneVoice",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
@@ -108,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "attune",
             dependencies: [
-                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneBench", "AttuneEmotion", "AttuneConversation",
+                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneBench", "AttuneEmotion", "AttuneConversation", "AttuneVoice",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -120,7 +122,7 @@ let package = Package(
             dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneTestSupport"]),
         .testTarget(name: "AttuneConversationTests", dependencies: ["AttuneConversation", "AttuneCore"]),
         .testTarget(name: "AttuneONNXTests", dependencies: ["AttuneONNX", "AttuneTestSupport"]),
-        .testTarget(name: "AttuneVoiceTests", dependencies: ["AttuneVoice", "AttuneAudio", "AttuneTestSupport"]),
+        .testTarget(name: "AttuneVoiceTests", dependencies: ["AttuneVoice", "AttuneONNX", "AttuneCore", "AttuneAudio", "AttuneTestSupport"]),
         .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
         .testTarget(name: "AttuneAgentTests", dependencies: ["AttuneAgent", "AttuneCore", "AttuneEmotion", "AttuneTestSupport"]),
         .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneTestSupport"]),

@@ -8,11 +8,13 @@ import Foundation
 /// Each participant joins a room of `roomSize`, adds the track `mic` and streams RAVDESS clips
 /// (looping, each followed by a short silence, starting at a different clip) in binary frames of
 /// `chunkSeconds`, all participants at once. For every `emotion_update` a participant receives,
-/// the latency is measured from the moment its speaker's client sent the chunk that ended the
-/// utterance to the moment the update arrived. That chunk is the one covering the utterance's
-/// end (the `end` of its `transcript`) plus the silence that ends a turn (`turn.silence_ms`):
-/// the earliest moment the server could know the utterance was over. Every participant receives
-/// every update of its room, so each utterance gives `roomSize` samples.
+/// the latency is measured from the moment its speaker's client sent the audio frame that let the
+/// server make the reading, to the moment the update arrived. The update's `source` says what it
+/// was read from: for a chunk of speech (the voice), the frame covering the chunk's `end`; for a
+/// whole utterance (the voice, or the text of its transcript), the frame covering its `end` plus
+/// the silence that ends a turn (`turn.silence_ms`), the earliest moment the server could know
+/// the utterance was over. Every participant receives every update of its room, so each reading
+/// gives `roomSize` samples.
 ///
 /// Dropped chunks are the audio frames and utterances the server refused (`error` events with
 /// `rate_limited`, `busy`, `unavailable` or `transcription_failed`).
@@ -29,6 +31,8 @@ public struct RoomsBenchmark {
         public var droppedChunks: Int
         public var errors: [String: Int]
         public var rssMB: Double
+        /// The same latency by what the update was read from: `voice chunk`, `voice utterance`, `text utterance`.
+        public var bySource: [String: Latency]
 
         enum CodingKeys: String, CodingKey {
             case participants, rooms, seconds, chunks, utterances, updates, errors
@@ -36,11 +40,24 @@ public struct RoomsBenchmark {
             case chunkToBroadcastP95 = "chunk_to_broadcast_ms_p95"
             case droppedChunks = "dropped_chunks"
             case rssMB = "rss_mb"
+            case bySource = "by_source"
         }
 
         /// Whether this load was served in real time: p95 under `budgetMs` and nothing dropped.
         public func isRealtime(budgetMs: Double) -> Bool {
             droppedChunks == 0 && updates > 0 && chunkToBroadcastP95 <= budgetMs
+        }
+    }
+
+    public struct Latency: Encodable, Sendable {
+        public var updates: Int
+        public var p50: Double
+        public var p95: Double
+
+        enum CodingKeys: String, CodingKey {
+            case updates
+            case p50 = "ms_p50"
+            case p95 = "ms_p95"
         }
     }
 
@@ -154,22 +171,24 @@ public struct RoomsBenchmark {
             var latencies: [Double] = []
             var errors: [String: Int] = [:]
             var utterances = 0
+            var byKind: [String: [Double]] = [:]
             for (index, client) in clients.enumerated() {
-                var ends: [String: [Double]] = [:]
                 for (arrived, message) in await client.timedMessages() {
                     let data = message["data"] as? [String: Any] ?? [:]
                     let user = data["user_id"] as? String ?? ""
                     switch message["type"] as? String {
                     case "transcript":
-                        ends[user, default: []].append(data["end"] as? Double ?? 0)
                         if user == "p\(index)" { utterances += 1 }
                     case "emotion_update":
-                        // The update follows the transcript it was read from.
-                        guard let speaker = Int(user.dropFirst()), speaker < sends.count, let end = ends[user]?.last else { continue }
-                        ends[user] = []
-                        let closing = end + trailingSilence
+                        // The update names the chunk or utterance it was read from.
+                        guard let speaker = Int(user.dropFirst()), speaker < sends.count,
+                            let source = data["source"] as? [String: Any], let end = source["end"] as? Double
+                        else { continue }
+                        let closing = source["kind"] as? String == "chunk" ? end : end + trailingSilence
                         guard let chunk = sends[speaker].first(where: { $0.trackEnd >= closing - 1e-6 }) else { continue }
-                        latencies.append(Self.milliseconds(arrived - chunk.at))
+                        let latency = Self.milliseconds(arrived - chunk.at)
+                        latencies.append(latency)
+                        byKind[(source["channel"] as? String ?? "?") + " " + (source["kind"] as? String ?? "?"), default: []].append(latency)
                     case "error":
                         errors[data["code"] as? String ?? "?", default: 0] += 1
                     default:
@@ -182,7 +201,8 @@ public struct RoomsBenchmark {
                 participants: participants, rooms: (participants + roomSize - 1) / roomSize, seconds: seconds,
                 chunks: sends.map(\.count).reduce(0, +), utterances: utterances, updates: latencies.count,
                 chunkToBroadcastP50: percentile(latencies, 0.5), chunkToBroadcastP95: percentile(latencies, 0.95),
-                droppedChunks: errors.filter { Self.droppingCodes.contains($0.key) }.values.reduce(0, +), errors: errors, rssMB: rss)
+                droppedChunks: errors.filter { Self.droppingCodes.contains($0.key) }.values.reduce(0, +), errors: errors, rssMB: rss,
+                bySource: byKind.mapValues { Latency(updates: $0.count, p50: percentile($0, 0.5), p95: percentile($0, 0.95)) })
             progress(String(format: "%d participants: p50 %.0f ms, p95 %.0f ms, %d updates, %d dropped, %.0f MB",
                             participants, report.chunkToBroadcastP50, report.chunkToBroadcastP95, report.updates, report.droppedChunks, rss))
             return report

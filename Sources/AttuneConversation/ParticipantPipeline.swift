@@ -28,6 +28,9 @@ public enum ListenerEvent: Sendable {
     case paused(utterance: Int, audio: [Float])
     /// `reason`: `silence`, `max_length` or `client`.
     case ended(utterance: Int, start: Double, end: Double, audio: [Float], reason: String)
+    /// Another chunk of the utterance in progress (when the listener cuts chunks): its audio and
+    /// its span in seconds since the track's first audio.
+    case chunk(utterance: Int, start: Double, end: Double, audio: [Float])
 }
 
 /// A frame the listener refused; `code` is one of the protocols' error codes (`odd_frame`, …).
@@ -57,17 +60,20 @@ public struct ParticipantEngines: Sendable {
     /// The bounded pool listeners run on (they call blocking native code).
     public var listenPool: InferencePool
     public var transcriber: (any SpeechTranscribing)?
-    /// The sensors a finished utterance's transcript goes to (the text channel today).
+    /// The sensors a finished utterance's transcript goes to (the text channel).
     public var textSensors: [any EmotionSensor]
+    /// The sensors each chunk and each finished utterance's audio goes to (the voice channel).
+    public var speechSensors: [any EmotionSensor]
 
     public init(
         makeListener: @escaping @Sendable () throws -> any TrackListener, listenPool: InferencePool,
-        transcriber: (any SpeechTranscribing)?, textSensors: [any EmotionSensor]
+        transcriber: (any SpeechTranscribing)?, textSensors: [any EmotionSensor], speechSensors: [any EmotionSensor] = []
     ) {
         self.makeListener = makeListener
         self.listenPool = listenPool
         self.transcriber = transcriber
         self.textSensors = textSensors
+        self.speechSensors = speechSensors
     }
 }
 
@@ -79,14 +85,18 @@ public struct ParticipantSettings: Sendable {
     public var maxPendingUtterances = 4
     /// Audio seconds accepted per wall-clock second, per track.
     public var maxRealtimeFactor = 3.0
+    /// Chunks and utterances waiting for the speech sensors before more are skipped with `busy`.
+    public var maxPendingSpeech = 8
 
     public init() {}
 }
 
-/// One connection's audio in a room: a listener per track finds utterances; one task
-/// transcribes them in order (starting in the pause before a turn ends, and reusing that decode
-/// when the turn ends with the same audio), broadcasts the transcript, reads its emotion with the
-/// text sensors and reports it to the room, which fuses and broadcasts it.
+/// One connection's audio in a room: a listener per track finds utterances and cuts them into
+/// chunks. One task transcribes utterances in order (starting in the pause before a turn ends,
+/// and reusing that decode when the turn ends with the same audio), broadcasts the transcript,
+/// reads its emotion with the text sensors and reports it to the room; another reads each chunk
+/// and each whole utterance with the speech sensors (the voice) and reports that. The room
+/// fuses every estimate per participant and broadcasts it, with the chunk or utterance it came from.
 ///
 /// The reader calls ``addTrack(_:in:as:)``, ``accept(_:track:in:as:)`` and the other methods one at a
 /// time; the owner runs ``run()`` in its task group and ends it with ``finish()``.
@@ -98,6 +108,9 @@ public final class ParticipantPipeline: Sendable {
     private let pending: PendingUtterances
     private let jobs: AsyncStream<Job>
     private let enqueue: AsyncStream<Job>.Continuation
+    private let pendingSpeech: PendingUtterances
+    private let speechJobs: AsyncStream<SpeechJob>
+    private let enqueueSpeech: AsyncStream<SpeechJob>.Continuation
 
     /// - Parameter report: where errors of work done in the background go (the participant's connection).
     public init(engines: ParticipantEngines, settings: ParticipantSettings, report: @escaping @Sendable (RoomError) -> Void) {
@@ -106,6 +119,8 @@ public final class ParticipantPipeline: Sendable {
         self.report = report
         pending = PendingUtterances(limit: settings.maxPendingUtterances)
         (jobs, enqueue) = AsyncStream.makeStream(of: Job.self)
+        pendingSpeech = PendingUtterances(limit: settings.maxPendingSpeech)
+        (speechJobs, enqueueSpeech) = AsyncStream.makeStream(of: SpeechJob.self)
     }
 
     private struct Track: Sendable {
@@ -158,8 +173,11 @@ public final class ParticipantPipeline: Sendable {
         }
     }
 
-    /// Ends the transcription task once what is queued is done.
-    public func finish() { enqueue.finish() }
+    /// Ends ``run()`` once what is queued is done.
+    public func finish() {
+        enqueue.finish()
+        enqueueSpeech.finish()
+    }
 
     // MARK: - Transcribing
 
@@ -173,11 +191,39 @@ public final class ParticipantPipeline: Sendable {
         let span: (start: Double, end: Double)?
     }
 
+    private struct SpeechJob: Sendable {
+        let room: Room
+        let user: ParticipantID
+        let audio: [Float]
+        let source: EmotionSource
+    }
+
+    /// Queues audio for the speech sensors, skipping it with `busy` when too much waits.
+    private func submitSpeech(_ audio: [Float], kind: EmotionSource.Kind, start: Double, end: Double, room: Room, user: ParticipantID, track: TrackID) {
+        guard !engines.speechSensors.isEmpty else { return }
+        guard pendingSpeech.claim() else {
+            report(RoomError(.busy, "\(pendingSpeech.limit) chunks are already waiting for voice analysis; this \(kind.rawValue) is skipped"))
+            return
+        }
+        let source = EmotionSource(channel: .voice, kind: kind, track: track, start: start, end: end)
+        enqueueSpeech.yield(SpeechJob(room: room, user: user, audio: audio, source: source))
+    }
+
     /// Queues a finished utterance (refused with `busy` when too many wait) and a pause's audio
-    /// as a guess (skipped silently when too many wait).
+    /// as a guess (skipped silently when too many wait); chunks and finished utterances also go
+    /// to the speech sensors.
     private func submit(_ events: [ListenerEvent], room: Room, user: ParticipantID, track: TrackID) {
-        guard settings.transcribe else { return }
         for event in events {
+            switch event {
+            case let .chunk(_, start, end, audio):
+                submitSpeech(audio, kind: .chunk, start: start, end: end, room: room, user: user, track: track)
+                continue
+            case let .ended(_, start, end, audio, _):
+                submitSpeech(audio, kind: .utterance, start: start, end: end, room: room, user: user, track: track)
+            default:
+                break
+            }
+            guard settings.transcribe else { continue }
             switch event {
             case let .paused(utterance, audio):
                 guard pending.claim() else { continue }
@@ -188,14 +234,37 @@ public final class ParticipantPipeline: Sendable {
                     continue
                 }
                 enqueue.yield(Job(room: room, user: user, track: track, utterance: utterance, audio: audio, span: (start, end)))
-            case .started:
+            case .started, .chunk:
                 continue
             }
         }
     }
 
-    /// Transcribes queued utterances in order until ``finish()``.
+    /// Transcribes queued utterances and reads queued speech, each in order, until ``finish()``.
     public func run() async {
+        async let transcribing: Void = transcribe()
+        async let listening: Void = readSpeech()
+        _ = await (transcribing, listening)
+    }
+
+    private func readSpeech() async {
+        for await job in speechJobs {
+            defer { pendingSpeech.release() }
+            for sensor in engines.speechSensors {
+                do {
+                    if let estimate = try await sensor.estimate(.speech(job.audio), subject: job.user.rawValue, time: Date().timeIntervalSince1970) {
+                        await job.room.report(estimate, from: job.user, source: job.source)
+                    }
+                } catch let error as InferencePoolBusyError {
+                    report(RoomError(.busy, error.description))
+                } catch {
+                    report(RoomError(.unavailable, "could not read the voice of a \(job.source.kind.rawValue) of track \(job.source.trackID): \(error)"))
+                }
+            }
+        }
+    }
+
+    private func transcribe() async {
         // Per track, the latest guess decoded in a pause; the final with the same audio reuses it.
         var guesses: [TrackID: (utterance: Int, audio: [Float], transcript: Transcript)] = [:]
         for await job in jobs {
@@ -218,9 +287,10 @@ public final class ParticipantPipeline: Sendable {
                 guard !transcript.text.isEmpty else { continue }
                 await job.room.broadcast(.transcript(
                     room: job.room.id, user: job.user, track: job.track, text: transcript.text, start: start, end: end))
+                let source = EmotionSource(channel: .text, kind: .utterance, track: job.track, start: start, end: end)
                 for sensor in engines.textSensors {
                     if let estimate = try await sensor.estimate(.text(transcript.text), subject: job.user.rawValue, time: Date().timeIntervalSince1970) {
-                        await job.room.report(estimate, from: job.user)
+                        await job.room.report(estimate, from: job.user, source: source)
                     }
                 }
             } catch let error as InferencePoolBusyError {

@@ -96,9 +96,10 @@ public actor Room {
 
     /// Folds a new estimate of one channel into the participant's fused emotion and broadcasts
     /// the new state to everyone in the room, the speaker included.
-    public func report(_ estimate: EmotionEstimate, from user: ParticipantID) {
+    /// - Parameter source: what the estimate was read from (its chunk or utterance of a track).
+    public func report(_ estimate: EmotionEstimate, from user: ParticipantID, source: EmotionSource? = nil) {
         guard var participant = participants[user], let fused = participant.fusion.fuse(estimate) else { return }
-        let update = EmotionUpdate(room: id, participant: user, estimate: fused)
+        let update = EmotionUpdate(room: id, participant: user, estimate: fused, source: source)
         participant.latest = update
         participants[user] = participant
         recorder?.record(.emotion(update))

@@ -157,6 +157,33 @@ public func roomsTimestamp(_ date: Date) -> String {
 }
 
 /// One participant's emotion as broadcast to the room (`emotion_update`'s `data`).
+/// What an emotion update was read from: a channel's reading of a chunk of a track or of a
+/// whole utterance, with its span in seconds since the track's first audio.
+public struct EmotionSource: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        case chunk, utterance
+    }
+
+    public let channel: String
+    public let kind: Kind
+    public let trackID: TrackID
+    public let start: Double
+    public let end: Double
+
+    public init(channel: EmotionChannel, kind: Kind, track: TrackID, start: Double, end: Double) {
+        self.channel = channel.rawValue
+        self.kind = kind
+        trackID = track
+        self.start = (start * 1_000).rounded() / 1_000
+        self.end = (end * 1_000).rounded() / 1_000
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case channel, kind, start, end
+        case trackID = "track_id"
+    }
+}
+
 public struct EmotionUpdate: Codable, Sendable, Equatable {
     public let userID: ParticipantID
     public let roomID: RoomID
@@ -167,8 +194,11 @@ public struct EmotionUpdate: Codable, Sendable, Equatable {
     public let channel: String
     public let valence: Double
     public let arousal: Double
+    /// The reading that produced this update, when it came from a participant's audio.
+    public let source: EmotionSource?
 
-    public init(room: RoomID, participant: ParticipantID, estimate: EmotionEstimate) {
+    public init(room: RoomID, participant: ParticipantID, estimate: EmotionEstimate, source: EmotionSource? = nil) {
+        self.source = source
         userID = participant
         roomID = room
         timestamp = roomsTimestamp(Date(timeIntervalSince1970: estimate.time))
@@ -182,7 +212,7 @@ public struct EmotionUpdate: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case userID = "user_id", roomID = "room_id", timestamp, emotion, confidence, emotionScores = "emotion_scores", channel,
-            valence, arousal
+            valence, arousal, source
     }
 }
 

@@ -7,6 +7,9 @@ public struct OnnxError: Error, CustomStringConvertible, Sendable {
     public let description: String
 
     init(_ description: String) { self.description = description }
+
+    /// An error about a model, from code that checks more than the runner does.
+    public init(message: String) { self.description = message }
 }
 
 /// An input or output of a model: its name, element type and shape (nil for a dimension the

@@ -66,6 +66,8 @@ public struct AttuneConfiguration: Sendable {
     public var historyMaxPage = 1_000
     /// Rooms of several participants (`/ws/rooms`).
     public var rooms = RoomSettings()
+    /// The voice emotion model.
+    public var voice = VoiceSettings()
 
     public init() {}
 
@@ -105,8 +107,8 @@ extension AttuneConfiguration {
     public struct Setting: Sendable {
         public let key: String
         public let summary: String
-        /// A shorter environment variable that also sets this key (the key's own one wins).
-        public var environmentAlias: String? = nil
+        /// Other environment variables that also set this key (the key's own one wins, then the first).
+        public var environmentAliases: [String] = []
         let apply: @Sendable (inout AttuneConfiguration, String) throws -> Void
 
         /// The environment variable that sets this key.
@@ -138,7 +140,7 @@ extension AttuneConfiguration {
         },
         Setting(
             key: "server.api_token", summary: "when set, every /api/* route and WebSocket needs it (Authorization: Bearer, or ?token=)",
-            environmentAlias: "ATTUNE_API_TOKEN"
+            environmentAliases: ["ATTUNE_API_TOKEN"]
         ) {
             $0.server.apiToken = $1.isEmpty ? nil : $1
         },
@@ -209,6 +211,17 @@ extension AttuneConfiguration {
             if !$1.isEmpty { _ = try RoomTokens(secret: $1) }  // refuses a secret too short for HS256
             $0.rooms.tokenSecret = $1.isEmpty ? nil : $1
         },
+        Setting(
+            key: "voice.model_path", summary: "ONNX voice emotion model (features [N, 56] or waveform [N, samples] in, [N, 7] scores out); default: the bundled one",
+            environmentAliases: ["ATTUNE_VOICE_MODEL", "MODEL_PATH"]
+        ) {
+            $0.voice.modelPath = $1.isEmpty ? nil : $1
+        },
+        .integer("voice.threads", "threads one voice model run uses", \.voice.threads, 1...64),
+        .integer("voice.workers", "voice model runs at once", \.voice.workers, 1...64),
+        .integer("voice.queue_limit", "voice model runs that may wait before callers get 'busy'", \.voice.queueLimit, 0...10_000),
+        .decimal("rooms.chunk_seconds", "seconds of a participant's speech read by the voice model at a time", \.rooms.chunkSeconds, 0.5...5),
+        .integer("rooms.max_pending_chunks", "chunks and utterances waiting for voice analysis per connection before more are skipped", \.rooms.maxPendingChunks, 1...1_000),
         .integer("rooms.keep_emotions", "emotions stored per participant and room (the newest)", \.rooms.keepEmotions, 1...100_000),
         Setting(key: "rooms.transcribe", summary: "true: transcribe each participant's utterances, broadcast the transcripts and read their emotion") {
             guard let value = Bool($1.lowercased()) else { throw ConfigurationError("rooms.transcribe: expected true or false, got '\($1)'") }
@@ -246,7 +259,7 @@ extension AttuneConfiguration {
             }
         }
         for setting in settings {
-            if let value = environment[setting.environmentName] ?? setting.environmentAlias.flatMap({ environment[$0] }) {
+            if let value = ([setting.environmentName] + setting.environmentAliases).lazy.compactMap({ environment[$0] }).first {
                 try setting.apply(&configuration, value)
             }
         }
@@ -364,12 +377,28 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Rooms of several participants.
+public struct VoiceSettings: Sendable, Equatable {
+    /// An ONNX model to use instead of the bundled one.
+    public var modelPath: String?
+    /// Threads one run uses (ONNX Runtime's intra-op threads).
+    public var threads = 1
+    /// Runs at once, and runs that may wait.
+    public var workers = 1
+    public var queueLimit = 32
+
+    public init() {}
+}
+
 public struct RoomSettings: Sendable, Equatable {
     public var limits = RoomLimits()
     /// Transcribe each participant's utterances, broadcast the transcripts and read their emotion.
     public var transcribe = true
     /// Emotions stored per participant and room (the newest).
     public var keepEmotions = 100
+    /// Seconds of speech the voice model reads at a time, while a participant speaks.
+    public var chunkSeconds = 1.5
+    /// Chunks and utterances waiting for voice analysis per connection before more are skipped.
+    public var maxPendingChunks = 8
     /// When set, `join_room` needs a JWT (HS256) signed with this secret naming the room and user.
     public var tokenSecret: String?
 

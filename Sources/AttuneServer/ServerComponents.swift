@@ -5,6 +5,7 @@ import AttuneConversation
 import AttuneEmotion
 import AttuneSpeech
 import AttuneStorage
+import AttuneVoice
 import Foundation
 import Hummingbird
 import Logging
@@ -83,10 +84,13 @@ public struct ServerComponents: Sendable {
     public let sessions: SessionCounter
     /// Whether `/api/health` may show paths, process ids and ports (only at log level debug or trace).
     public let revealsInternals: Bool
+    /// The voice emotion model (bundled, or `voice.model_path`), run on its own pool.
+    public let voiceEmotion: VoiceEmotionModel?
+    public let voicePool: InferencePool
 
     /// Long-lived parts that the application's service group starts and stops.
     public var services: [any Service] {
-        var services: [any Service] = [speechPool, listenPool, emotionPool]
+        var services: [any Service] = [speechPool, listenPool, emotionPool, voicePool]
         if let transcriber { services.append(transcriber.pool) }
         if let synthesizer { services.append(synthesizer.pool) }
         if let embeddedLLM { services.append(embeddedLLM) }
@@ -159,6 +163,13 @@ public struct ServerComponents: Sendable {
             .measure("text-emotion", version: manifest.version(of: "minilm.gguf")) {
                 textEmotion = try TextEmotionModel(models: models, maxBytes: configuration.maxEmotionTextBytes)
                 return "all-MiniLM-L6-v2 on ggml + trained head"
+            })
+        var voiceEmotion: VoiceEmotionModel?
+        statuses.append(
+            .measure("voice-emotion") {
+                let model = try VoiceEmotionModel(path: configuration.voice.modelPath.map { URL(fileURLWithPath: $0) }, threads: configuration.voice.threads)
+                voiceEmotion = model
+                return "\(model.path.lastPathComponent) (\(model.input == .features ? "acoustic features" : "waveform") in)"
             })
         var history: HistoryStore?
         statuses.append(
@@ -257,7 +268,9 @@ public struct ServerComponents: Sendable {
                 }
             },
             sessions: SessionCounter(limit: configuration.stream.maxSessions),
-            revealsInternals: revealsInternals
+            revealsInternals: revealsInternals,
+            voiceEmotion: voiceEmotion,
+            voicePool: InferencePool(name: "voice", workers: configuration.voice.workers, maxQueued: configuration.voice.queueLimit)
         )
     }
 
@@ -286,12 +299,23 @@ public struct ServerComponents: Sendable {
         textEmotion.map { TextEmotionSensor(model: $0, pool: emotionPool) }
     }
 
+    /// The voice channel as an ``EmotionSensor`` (on the voice threads), or nil without its model.
+    var voiceSensor: (any EmotionSensor)? {
+        voiceEmotion.map { VoiceEmotionSensor(model: $0, pool: voicePool) }
+    }
+
     /// The engines a room participant's audio goes through, as the conversation core sees them.
     var participantEngines: ParticipantEngines {
         let components = self
+        let chunkSeconds = roomSettings.chunkSeconds
         return ParticipantEngines(
-            makeListener: { try Listener(components: components) }, listenPool: listenPool,
-            transcriber: transcriber, textSensors: textSensor.map { [$0] } ?? [])
+            makeListener: {
+                let listener = try Listener(components: components)
+                listener.chunkSeconds = chunkSeconds
+                return listener
+            },
+            listenPool: listenPool, transcriber: transcriber, textSensors: textSensor.map { [$0] } ?? [],
+            speechSensors: voiceSensor.map { [$0] } ?? [])
     }
 
     var participantSettings: ParticipantSettings {
@@ -299,6 +323,7 @@ public struct ServerComponents: Sendable {
         settings.transcribe = roomSettings.transcribe
         settings.maxPendingUtterances = stream.maxPendingTurns
         settings.maxRealtimeFactor = stream.maxRealtimeFactor
+        settings.maxPendingSpeech = roomSettings.maxPendingChunks
         return settings
     }
 

@@ -152,6 +152,22 @@ public struct AcousticFeatures: Sendable {
         return vector
     }
 
+    /// `samples` without the leading and trailing 10 ms frames more than 35 dB below the loudest
+    /// one (or below -60 dBFS): the speech of a clip or a turn, as the voice model is trained and
+    /// run on it. Silence gives nothing.
+    public static func trimmed(_ samples: [Float]) -> [Float] {
+        let frames = samples.count / hop
+        guard frames > 2 else { return samples }
+        let levels = (0..<frames).map { frame -> Float in
+            var energy: Float = 0
+            for index in frame * hop..<(frame + 1) * hop { energy += samples[index] * samples[index] }
+            return 10 * log10(energy / Float(hop) + 1e-12)
+        }
+        let floor = max((levels.max() ?? 0) - 35, -60)
+        guard let first = levels.firstIndex(where: { $0 > floor }), let last = levels.lastIndex(where: { $0 > floor }) else { return [] }
+        return Array(samples[first * hop..<min(samples.count, (last + 1) * hop)])
+    }
+
     // MARK: - Pitch
 
     /// Voiced ratio, F0 mean, std, range and slope, in semitones above 55 Hz.

@@ -125,7 +125,8 @@ import Testing
         let room = RoomID("r1")!, ann = ParticipantID("ann")!, mic = TrackID("mic")!
         let update = EmotionUpdate(
             room: room, participant: ann,
-            estimate: EmotionEstimate(scores: [.joy: 0.7, .neutral: 0.3], channel: .fused, subject: "ann", time: 1))
+            estimate: EmotionEstimate(scores: [.joy: 0.7, .neutral: 0.3], channel: .fused, subject: "ann", time: 1),
+            source: EmotionSource(channel: .voice, kind: .chunk, track: mic, start: 1, end: 2.5))
         let snapshot = ParticipantSnapshot(userID: ann, userInfo: .object(["name": .string("Ann")]), joinedAt: "2026-01-01T00:00:00.000Z", tracks: [mic], emotion: update)
         let messages: [RoomServerMessage] = [
             .roomJoined(room: room, user: ann, participants: [snapshot]),
@@ -163,6 +164,12 @@ import Testing
         #expect(Set(try samples.map { try Self.keys($0.json).type }).isSubset(of: Set(documented.keys)))
         for message in samples {
             let (type, keys) = try Self.keys(message.json, under: "data")
+            if type == "emotion_update" {
+                let object = try JSONSerialization.jsonObject(with: Data(message.json.utf8)) as? [String: Any]
+                let source = try #require((object?["data"] as? [String: Any])?["source"] as? [String: Any])
+                let sourceKeys = Set(source.keys)
+                #expect(sourceKeys.subtracting(documented[type] ?? []).isEmpty, "\(source)")
+            }
             #expect(keys.subtracting(documented[type] ?? []).isEmpty, "\(type) sends \(keys.subtracting(documented[type] ?? []).sorted()) that the README does not name")
         }
         let codes = documented["error"] ?? []

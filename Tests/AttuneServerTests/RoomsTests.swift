@@ -259,8 +259,11 @@ import Testing
         let report = try await benchmark.run(participants: 4, audios: try clips.map(ravdessSamples))
         #expect(report.rooms == 1 && report.chunks > 4 * 60)
         #expect(report.utterances >= 4, "\(report)")
-        // Four members receive each utterance's update; a refused utterance would show as dropped.
-        #expect(report.updates == 4 * report.utterances || report.droppedChunks > 0, "\(report)")
+        // Four members receive each reading: the text of every utterance, the voice of every
+        // utterance and of its chunks. A refused one would show as dropped.
+        #expect(report.bySource["text utterance"]?.updates == 4 * report.utterances || report.droppedChunks > 0, "\(report)")
+        #expect((report.bySource["voice utterance"]?.updates ?? 0) >= 4 * report.utterances || report.droppedChunks > 0, "\(report)")
+        #expect((report.bySource["voice chunk"]?.updates ?? 0) > 0, "\(report)")
         #expect(report.chunkToBroadcastP50 > 0 && report.chunkToBroadcastP95 >= report.chunkToBroadcastP50)
     }
 }

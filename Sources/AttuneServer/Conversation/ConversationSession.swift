@@ -221,6 +221,8 @@ struct ConversationSession: Sendable {
             emit.yield(.speechEnded(utterance: utterance, start: start, end: end, reason: reason))
             progress.finalize(utterance)
             enqueue.yield(.final(utterance: utterance, start: start, end: end, audio: audio, endedAt: .now))
+        case .chunk:
+            break  // the companion's listener cuts no chunks
         }
     }
 

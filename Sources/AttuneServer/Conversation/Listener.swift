@@ -18,6 +18,10 @@ final class Listener: TrackListener, @unchecked Sendable {
 
     /// The largest frame ``accept(_:)`` takes (`stream.max_frame_bytes`).
     private let maxFrameBytes: Int
+    /// When set, every this many seconds of an utterance in progress is reported as a chunk.
+    var chunkSeconds: Double?
+    /// Samples of the utterance in progress already reported in chunks.
+    private var chunked = 0
 
     init(components: ServerComponents) throws {
         maxFrameBytes = components.stream.maxFrameBytes
@@ -47,7 +51,28 @@ final class Listener: TrackListener, @unchecked Sendable {
             }
             samples = resampler?.process(samples) ?? []
         }
-        return turns.accept(samples).map(translate)
+        let events = turns.accept(samples).map(translate)
+        return events + chunks(after: events)
+    }
+
+    /// The chunks of the utterance in progress that are complete now.
+    private func chunks(after events: [ListenerEvent]) -> [ListenerEvent] {
+        for event in events {
+            if case .started = event { chunked = 0 }
+            if case .ended = event { chunked = 0 }
+        }
+        guard let chunkSeconds, let utterance = currentUtterance else { return [] }
+        let size = Int(chunkSeconds * Double(VoiceActivitySettings.sampleRate))
+        let audio = turns.utterance
+        let rate = Double(VoiceActivitySettings.sampleRate)
+        var chunks: [ListenerEvent] = []
+        while size > 0, audio.count - chunked >= size {
+            // The utterance's audio ends at the stream's current time.
+            let end = turns.time - Double(audio.count - chunked - size) / rate
+            chunks.append(.chunk(utterance: utterance, start: end - Double(size) / rate, end: end, audio: Array(audio[chunked..<chunked + size])))
+            chunked += size
+        }
+        return chunks
     }
 
     /// The core's view of ``accept(_:maxBytes:)``.

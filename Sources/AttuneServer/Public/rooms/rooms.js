@@ -54,7 +54,8 @@ function showEmotion(update) {
   const meter = entry.item.querySelector('.meter');
   meter.setAttribute('aria-valuenow', String(percent));
   meter.querySelector('span').style.width = `${percent}%`;
-  entry.item.querySelector('.confidence').textContent = `${percent}% sure, from ${update.channel}`;
+  const source = update.source ? `${update.source.channel} (${update.source.kind})` : update.channel;
+  entry.item.querySelector('.confidence').textContent = `${percent}% sure, latest from ${source}`;
   entry.history.push(update);
   if (entry.history.length > 60) entry.history.shift();
   drawTimeline(entry.item.querySelector('canvas'), entry.history);
