@@ -6,7 +6,7 @@ export PKG_CONFIG_PATH := $(CURDIR)/.deps/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:
 SWIFT ?= swift
 ATTUNE := .build/release/attune
 
-.PHONY: all setup build run test bench clean train-emotion
+.PHONY: all setup build run test bench clean train-emotion train-voice
 
 all: build
 
@@ -54,3 +54,17 @@ train-emotion: build
 		--train $(DATA)/train.tsv .build/emotion/train.f32 .build/emotion/train.tokens \
 		--dev $(DATA)/dev.tsv .build/emotion/dev.f32 .build/emotion/dev.tokens \
 		--out Sources/AttuneEmotion/Resources/emotion-head.json
+
+# Re-train the voice emotion model on RAVDESS actors 01-12 (writes
+# Sources/AttuneVoice/Resources/voice-emotion.onnx and bench/voice-emotion-report.json). The
+# features come from `attune voice-features`; scikit-learn, skl2onnx and onnx go into a virtual
+# environment in the cache. Runs on the CPU in about a minute.
+SPEECH ?= ../shared/data/speech/ravdess-16k
+TRAIN_VENV := $(ATTUNE_CACHE)/train-venv
+train-voice: build
+	test -x $(TRAIN_VENV)/bin/python || python3 -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install -q scikit-learn==1.7.2 skl2onnx==1.19.1 onnx==1.19.1 packaging "numpy<2.3"
+	mkdir -p .build/voice
+	$(ATTUNE) voice-features --data $(SPEECH) --chunk-seconds 1.5 --hop-seconds 0.5 --output .build/voice/features.tsv
+	$(TRAIN_VENV)/bin/python scripts/train_voice_emotion.py --features .build/voice/features.tsv \
+		--out Sources/AttuneVoice/Resources/voice-emotion.onnx --report bench/voice-emotion-report.json

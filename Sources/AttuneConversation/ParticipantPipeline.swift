@@ -202,7 +202,7 @@ public final class ParticipantPipeline: Sendable {
     private func submitSpeech(_ audio: [Float], kind: EmotionSource.Kind, start: Double, end: Double, room: Room, user: ParticipantID, track: TrackID) {
         guard !engines.speechSensors.isEmpty else { return }
         guard pendingSpeech.claim() else {
-            report(RoomError(.busy, "\(pendingSpeech.limit) chunks are already waiting for voice analysis; this \(kind.rawValue) is skipped"))
+            report(RoomError(.busy, "\(pendingSpeech.limit) readings are already waiting for voice analysis (setting rooms.max_pending_chunks); this \(kind.rawValue) is skipped"))
             return
         }
         let source = EmotionSource(channel: .voice, kind: kind, track: track, start: start, end: end)
@@ -256,7 +256,7 @@ public final class ParticipantPipeline: Sendable {
                         await job.room.report(estimate, from: job.user, source: job.source)
                     }
                 } catch let error as InferencePoolBusyError {
-                    report(RoomError(.busy, error.description))
+                    report(RoomError(.busy, "\(error.description); this \(job.source.kind.rawValue) is skipped"))
                 } catch {
                     report(RoomError(.unavailable, "could not read the voice of a \(job.source.kind.rawValue) of track \(job.source.trackID): \(error)"))
                 }
