@@ -219,6 +219,7 @@ extension AttuneConfiguration {
         },
         .integer("voice.threads", "threads one voice model run uses", \.voice.threads, 1...64),
         .integer("voice.workers", "voice model runs at once", \.voice.workers, 1...64),
+        .decimal("voice.stream_seconds", "seconds of speech between the companion's streaming voice estimates of an utterance in progress", \.voice.streamSeconds, 0.5...30),
         .integer("voice.queue_limit", "voice model runs that may wait before callers get 'busy'", \.voice.queueLimit, 0...10_000),
         .decimal("rooms.chunk_seconds", "seconds of a participant's speech read by the voice model at a time", \.rooms.chunkSeconds, 0.5...5),
         .integer("rooms.max_pending_chunks", "chunks and utterances waiting for voice analysis per connection before more are skipped", \.rooms.maxPendingChunks, 1...1_000),
@@ -385,6 +386,8 @@ public struct VoiceSettings: Sendable, Equatable {
     /// Runs at once, and runs that may wait.
     public var workers = 1
     public var queueLimit = 32
+    /// How often the companion reads the voice of an utterance in progress, in seconds of speech.
+    public var streamSeconds = 3.0
 
     public init() {}
 }

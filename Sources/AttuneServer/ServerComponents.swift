@@ -87,6 +87,8 @@ public struct ServerComponents: Sendable {
     /// The voice emotion model (bundled, or `voice.model_path`), run on its own pool.
     public let voiceEmotion: VoiceEmotionModel?
     public let voicePool: InferencePool
+    /// How often the companion reads the voice of an utterance in progress (`voice.stream_seconds`).
+    public let voiceStreamSeconds: Double
 
     /// Long-lived parts that the application's service group starts and stops.
     public var services: [any Service] {
@@ -270,7 +272,8 @@ public struct ServerComponents: Sendable {
             sessions: SessionCounter(limit: configuration.stream.maxSessions),
             revealsInternals: revealsInternals,
             voiceEmotion: voiceEmotion,
-            voicePool: InferencePool(name: "voice", workers: configuration.voice.workers, maxQueued: configuration.voice.queueLimit)
+            voicePool: InferencePool(name: "voice", workers: configuration.voice.workers, maxQueued: configuration.voice.queueLimit),
+            voiceStreamSeconds: configuration.voice.streamSeconds
         )
     }
 

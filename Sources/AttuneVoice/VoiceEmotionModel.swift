@@ -70,6 +70,47 @@ public final class VoiceEmotionModel: Sendable {
     }
 }
 
+/// The voice's reading of a clip: the whole of it, and each chunk that holds speech.
+public struct VoiceReading: Encodable, Sendable {
+    public struct Chunk: Encodable, Sendable {
+        public let start: Double
+        public let end: Double
+        public let estimate: EmotionEstimate
+    }
+
+    public let durationSeconds: Double
+    /// Nil when the clip holds too little speech.
+    public let whole: EmotionEstimate?
+    public let chunks: [Chunk]
+
+    enum CodingKeys: String, CodingKey {
+        case durationSeconds = "duration_s", whole, chunks
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(durationSeconds, forKey: .durationSeconds)
+        try container.encode(whole, forKey: .whole)  // null, not absent
+        try container.encode(chunks, forKey: .chunks)
+    }
+}
+
+extension VoiceEmotionModel {
+    /// Reads a whole clip and each `chunkSeconds` of it; chunks shorter than half a second or
+    /// without enough speech are left out.
+    public func read(_ samples: [Float], chunkSeconds: Double, subject: String = "request") throws -> VoiceReading {
+        let rate = Double(AcousticFeatures.sampleRate)
+        let size = max(1, Int(chunkSeconds * rate))
+        var chunks: [VoiceReading.Chunk] = []
+        for start in stride(from: 0, to: samples.count, by: size) {
+            let piece = Array(samples[start..<min(samples.count, start + size)])
+            guard Double(piece.count) >= 0.5 * rate, let estimate = try estimate(piece, subject: subject) else { continue }
+            chunks.append(.init(start: Double(start) / rate, end: Double(start + piece.count) / rate, estimate: estimate))
+        }
+        return VoiceReading(durationSeconds: Double(samples.count) / rate, whole: try estimate(samples, subject: subject), chunks: chunks)
+    }
+}
+
 extension OnnxError {
     static var missingBundledModel: OnnxError { OnnxError(message: "the bundled voice-emotion.onnx is missing from the build") }
 

@@ -49,11 +49,14 @@ import Testing
                 const s = window.attuneStats;
                 return { heard: s.transcripts.join(' ').toLowerCase(), tags: document.querySelectorAll('.bubble.user .tag').length,
                          reply: [...document.querySelectorAll('.bubble.bot .text')].map(e => e.textContent).join(' '),
-                         played: s.replyFramesPlayed, emotion: document.getElementById('emotion-label').textContent }
+                         played: s.replyFramesPlayed, emotion: document.getElementById('emotion-label').textContent,
+                         voice: document.getElementById('channel-voice').textContent, words: document.getElementById('channel-text').textContent }
                 """) as? [String: Any] ?? [:]
+            // The panel shows the voice and the words side by side.
             return (state["heard"] as? String ?? "").contains("kids are talking") && (state["tags"] as? Int ?? 0) > 0
                 && !(state["reply"] as? String ?? "").isEmpty && (state["played"] as? Int ?? 0) > 0
                 && (state["emotion"] as? String ?? "—") != "—"
+                && (state["voice"] as? String ?? "—") != "—" && (state["words"] as? String ?? "—") != "—"
         }
         try await driver.screenshot(to: artifacts.appendingPathComponent("browser-2-conversation.png"))
 

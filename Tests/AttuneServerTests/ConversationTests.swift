@@ -29,7 +29,7 @@ func ravdessSamples(_ name: String) throws -> [Float] {
         try await withLiveServer { port in
             var client = ConversationClient(port: port)
             client.pace = 1
-            let events = try await client.stream(audio) { events in events.contains { $0.type == "emotion_update" } }
+            let events = try await client.stream(audio) { events in events.contains { $0.type == "emotion" && $0["channel"] == "text" } }
                 .filter { $0.type != "client_audio_started" }
             let types = events.map(\.type)
             #expect(types.first == "session_started")
@@ -42,8 +42,29 @@ func ravdessSamples(_ name: String) throws -> [Float] {
             #expect((transcript.number("confidence") ?? 0) > 0.5)
             #expect(abs((events[ended].number("start") ?? 0) - 1.0) < 0.4)
             // The final transcript's words get a text emotion estimate, and the fused state its first update.
-            let emotion = try #require(events.first { $0.type == "emotion" })
-            #expect(emotion["channel"] == "text" && emotion["utterance"] == "1")
+            let emotion = try #require(events.first { $0.type == "emotion" && $0["channel"] == "text" })
+            #expect(emotion["utterance"] == "1")
+            #expect(events.contains { $0.type == "emotion_update" && $0["channel"] == "fused" })
+        }
+    }
+
+    /// The voice channel: streaming estimates while the person speaks (every
+    /// `voice.stream_seconds`), then the whole utterance, fused with the words.
+    @Test func theVoiceIsReadWhileSpeakingAndForTheWholeUtterance() async throws {
+        let audio = try ravdessSamples("03-01-05-02-02-01-02")  // angry, strong: about 2.5 s of speech
+        try await withLiveServer({ $0.voice.streamSeconds = 0.8 }) { port in
+            var client = ConversationClient(port: port)
+            client.pace = 1
+            let events = try await client.stream(audio) { events in events.contains { $0.type == "emotion" && $0["channel"] == "text" } }
+            let ended = try #require(events.firstIndex { $0.type == "speech_ended" })
+            let voice = events.enumerated().filter { $0.element.type == "emotion" && $0.element["channel"] == "voice" }
+            // At least one estimate while speaking, and one for the utterance after it ended.
+            #expect(voice.contains { $0.offset < ended }, "\(events.map(\.type))")
+            #expect(voice.contains { $0.offset > ended }, "\(events.map(\.type))")
+            for (_, estimate) in voice {
+                #expect(estimate["utterance"] == "1")
+                #expect(["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"].contains(estimate["label"] ?? ""))
+            }
             #expect(events.contains { $0.type == "emotion_update" && $0["channel"] == "fused" })
         }
     }

@@ -28,7 +28,13 @@ struct ConversationSession: Sendable {
     let logger: Logger
     let id = UUID().uuidString.lowercased()
 
+    /// Chunks of speech in progress for the voice channel's streaming estimates; when the voice
+    /// falls behind, the oldest waiting chunk is dropped.
+    private let voiceChunks: AsyncStream<VoiceChunk>
+    private let enqueueVoice: AsyncStream<VoiceChunk>.Continuation
+
     init(components: ServerComponents, connection: SessionConnection, logger: Logger) {
+        (voiceChunks, enqueueVoice) = AsyncStream.makeStream(of: VoiceChunk.self, bufferingPolicy: .bufferingNewest(2))
         self.components = components
         self.connection = connection
         var logger = logger
@@ -58,6 +64,7 @@ struct ConversationSession: Sendable {
                 await transcribe(jobs, progress: progress, emit: emit, responder: responder)
                 await responder.close()
             }
+            group.addTask { await readVoice(emit: emit) }
             group.addTask {
                 await SessionWatcher(connection: connection, idleTimeout: stream.idleTimeout, logger: logger)
                     .run(activity: activity, queue: queue)
@@ -66,6 +73,7 @@ struct ConversationSession: Sendable {
             await read(inbound, progress: progress, activity: activity, emit: emit, enqueue: enqueue, responder: responder)
             activity.end()
             enqueue.finish()
+            enqueueVoice.finish()
         }
         logger.info("conversation ended")
     }
@@ -146,12 +154,19 @@ struct ConversationSession: Sendable {
         let components = self.components
         for _ in 0..<50 {
             do {
-                return try await components.listenPool.run { try Listener(components: components) }
+                return try await components.listenPool.run { try Self.listener(components) }
             } catch is InferencePoolBusyError {
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
-        return try await components.listenPool.run { try Listener(components: components) }
+        return try await components.listenPool.run { try Self.listener(components) }
+    }
+
+    /// A listener that also cuts `voice.stream_seconds` chunks for the voice channel, if there is one.
+    private static func listener(_ components: ServerComponents) throws -> Listener {
+        let listener = try Listener(components: components)
+        if components.voiceEmotion != nil { listener.chunkSeconds = components.voiceStreamSeconds }
+        return listener
     }
 
     /// Handles a text frame: control messages are answered here and give nil; `audio_data`
@@ -221,8 +236,8 @@ struct ConversationSession: Sendable {
             emit.yield(.speechEnded(utterance: utterance, start: start, end: end, reason: reason))
             progress.finalize(utterance)
             enqueue.yield(.final(utterance: utterance, start: start, end: end, audio: audio, endedAt: .now))
-        case .chunk:
-            break  // the companion's listener cuts no chunks
+        case let .chunk(utterance, _, _, audio):
+            enqueueVoice.yield(VoiceChunk(utterance: utterance, audio: audio))
         }
     }
 
@@ -278,8 +293,8 @@ struct ConversationSession: Sendable {
                     emit.yield(.transcriptFinal(utterance: utterance, start: start, end: end, transcript: transcript, latencyMilliseconds: latency))
                     if !transcript.text.isEmpty {
                         await answer(
-                            transcript.text, utterance: utterance, start: sessionStart + start, endedAt: endedAt, fusion: &fusion,
-                            emit: emit, responder: responder)
+                            transcript.text, audio: audio, utterance: utterance, start: sessionStart + start, endedAt: endedAt,
+                            fusion: &fusion, emit: emit, responder: responder)
                     }
                 } catch let error as InferencePoolBusyError {
                     emit.error(.busy, error.description)
@@ -293,14 +308,19 @@ struct ConversationSession: Sendable {
         }
     }
 
-    /// Reads the emotion in a finished utterance, folds it into the fused state, and hands the
-    /// turn to the responder.
+    /// Reads the emotion in a finished utterance (its voice, when there is audio, and its words),
+    /// folds each reading into the fused state, and hands the turn to the responder.
     private func answer(
-        _ text: String, utterance: Int, start: Double, endedAt: ContinuousClock.Instant, fusion: inout EmotionFusion,
-        emit: EventSink, responder: Responder
+        _ text: String, audio: [Float]? = nil, utterance: Int, start: Double, endedAt: ContinuousClock.Instant,
+        fusion: inout EmotionFusion, emit: EventSink, responder: Responder
     ) async {
         let transcribedAt = ContinuousClock.now
+        async let voiceReading = voiceEmotion(of: audio)
         let estimate = await textEmotion(of: text)
+        if let voice = await voiceReading {
+            emit.yield(.emotion(utterance: utterance, estimate: voice))
+            if let fused = fusion.update(voice) { emit.yield(.emotionUpdate(estimate: fused)) }
+        }
         if let estimate {
             emit.yield(.emotion(utterance: utterance, estimate: estimate))
             if let fused = fusion.update(estimate) { emit.yield(.emotionUpdate(estimate: fused)) }
@@ -314,7 +334,34 @@ struct ConversationSession: Sendable {
     }
 }
 
+/// A chunk of the utterance in progress, for the voice channel.
+struct VoiceChunk: Sendable {
+    let utterance: Int
+    let audio: [Float]
+}
+
 extension ConversationSession {
+    /// Sends the voice channel's estimate of each chunk of speech in progress as an `emotion`
+    /// event; the utterance's whole voice is fused when it ends.
+    fileprivate func readVoice(emit: EventSink) async {
+        for await chunk in voiceChunks {
+            if let estimate = await voiceEmotion(of: chunk.audio) {
+                emit.yield(.emotion(utterance: chunk.utterance, estimate: estimate))
+            }
+        }
+    }
+
+    /// The voice channel's estimate of some speech, or nil without audio, model or enough speech.
+    fileprivate func voiceEmotion(of audio: [Float]?) async -> EmotionEstimate? {
+        guard let audio, let sensor = components.voiceSensor else { return nil }
+        do {
+            return try await sensor.estimate(.speech(audio), subject: id, time: Date().timeIntervalSince1970)
+        } catch {
+            logger.warning("voice emotion failed: \(error)")
+            return nil
+        }
+    }
+
     /// The text channel's estimate for a final transcript, or nil when there is nothing to read.
     fileprivate func textEmotion(of text: String) async -> EmotionEstimate? {
         guard let model = components.textEmotion, !text.isEmpty else { return nil }

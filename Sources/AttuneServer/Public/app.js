@@ -7,7 +7,7 @@ const COLORS = Object.fromEntries(LABELS.map((l) => [l, getComputedStyle(documen
 const $ = (id) => document.getElementById(id);
 
 // What tests and curious people can inspect: counters of what happened on the page.
-const stats = window.attuneStats = { connected: 0, audioFramesSent: 0, replyFramesReceived: 0, replyFramesPlayed: 0, stopped: 0, transcripts: [] };
+const stats = window.attuneStats = { connected: 0, audioFramesSent: 0, replyFramesReceived: 0, replyFramesPlayed: 0, stopped: 0, transcripts: [], channels: {} };
 
 // MARK: - Connection
 
@@ -246,6 +246,9 @@ function handleEvent(event) {
       }
       break;
     case 'emotion':
+      showChannel(event);
+      // The words of an utterance tag its bubble and mark the timeline; the voice shows beside them.
+      if (event.channel !== 'text') break;
       tagUserBubble(event);
       timeline.push({ time: event.time, probabilities: event.probabilities, text: pendingUserText || '' });
       drawTimeline($('timeline'), timeline);
@@ -336,6 +339,15 @@ function buildPanel() {
     legend.append(swatch, document.createTextNode(label));
     $('legend').append(legend);
   }
+}
+
+// One channel's latest reading (voice while you speak and per utterance, words per utterance).
+function showChannel(estimate) {
+  const cell = $(`channel-${estimate.channel}`);
+  if (!cell) return;
+  cell.textContent = `${EMOJI[estimate.label]} ${estimate.label} ${Math.round(estimate.confidence * 100)}%`;
+  cell.dataset.label = estimate.label;
+  (stats.channels[estimate.channel] = stats.channels[estimate.channel] || []).push(estimate.label);
 }
 
 function showEmotion(estimate) {
