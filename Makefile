@@ -55,10 +55,13 @@ train-emotion: build
 		--dev $(DATA)/dev.tsv .build/emotion/dev.f32 .build/emotion/dev.tokens \
 		--out Sources/AttuneEmotion/Resources/emotion-head.json
 
-# Re-train the voice emotion model on RAVDESS actors 01-12 (writes
-# Sources/AttuneVoice/Resources/voice-emotion.onnx and bench/voice-emotion-report.json). The
-# features come from `attune voice-features`; scikit-learn, skl2onnx and onnx go into a virtual
-# environment in the cache. Runs on the CPU in about a minute.
+# Re-train the voice emotion model on RAVDESS actors 01-12 and the fusion weights (writes
+# Sources/AttuneVoice/Resources/voice-emotion.onnx, Sources/AttuneConversation/Resources/
+# fusion-weights.json, bench/voice-emotion-report.json and bench/fusion-report.json; also
+# .build/voice/voice-emotion-a01-08.onnx, trained without actors 09-12, for the benchmark).
+# The features come from `attune voice-features`, the text of each clip from Whisper and the
+# text model (`attune bench emotion-voice --dump`); scikit-learn, skl2onnx and onnx go into a
+# virtual environment in the cache. Runs on the CPU in about ten minutes.
 SPEECH ?= ../shared/data/speech/ravdess-16k
 TRAIN_VENV := $(ATTUNE_CACHE)/train-venv
 train-voice: build
@@ -67,4 +70,8 @@ train-voice: build
 	mkdir -p .build/voice
 	$(ATTUNE) voice-features --data $(SPEECH) --chunk-seconds 1.5 --hop-seconds 0.5 --output .build/voice/features.tsv
 	$(TRAIN_VENV)/bin/python scripts/train_voice_emotion.py --features .build/voice/features.tsv \
-		--out Sources/AttuneVoice/Resources/voice-emotion.onnx --report bench/voice-emotion-report.json
+		--out Sources/AttuneVoice/Resources/voice-emotion.onnx --report bench/voice-emotion-report.json \
+		--heldout-out .build/voice/voice-emotion-a01-08.onnx --oof .build/voice/oof.tsv
+	$(ATTUNE) bench emotion-voice --data $(SPEECH) --dump .build/voice/clips.tsv > /dev/null
+	$(TRAIN_VENV)/bin/python scripts/train_fusion.py --oof .build/voice/oof.tsv --clips .build/voice/clips.tsv \
+		--out Sources/AttuneConversation/Resources/fusion-weights.json --report bench/fusion-report.json

@@ -71,7 +71,7 @@ let package = Package(
         // Persistent state on disk.
         // The conversation core: rooms, participants, their emotion and the typed rooms protocol.
         // It knows nothing of HTTP, SQL or the native libraries.
-        .target(name: "AttuneConversation", dependencies: ["AttuneCore"]),
+        .target(name: "AttuneConversation", dependencies: ["AttuneCore"], resources: [.copy("Resources/fusion-weights.json")]),
         // ONNX models on ONNX Runtime's C API (the library sherpa-onnx ships): voice, face and end-of-turn models.
         .target(name: "AttuneONNX", dependencies: ["AttuneCore", "CSherpaOnnx"]),
         // Emotion in the voice: acoustic features (KISS FFT) and the voice model (ONNX).
@@ -102,6 +102,7 @@ let package = Package(
             name: "AttuneBench",
             dependencies: [
                 "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneEmotion", "AttuneAgent",
+                "AttuneConversation", "AttuneVoice",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]
@@ -129,7 +130,7 @@ let package = Package(
         .testTarget(
             name: "AttuneServerTests",
             dependencies: [
-                "AttuneServer", "AttuneBench", "AttuneAudio", "AttuneAgent", "AttuneConversation", "AttuneTestSupport",
+                "AttuneServer", "AttuneBench", "AttuneAudio", "AttuneAgent", "AttuneConversation", "AttuneTestSupport", "AttuneVoice",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

@@ -39,31 +39,17 @@ public struct TextEmotionBenchmark {
             rows.append((String(fields[0]), id))
         }
         if limit > 0 { rows = Array(rows.prefix(limit)) }
-        var confusion = [[Int]](repeating: [Int](repeating: 0, count: labels.count), count: labels.count)
+        var scores = ClassificationScores()
         var times: [Double] = []
         let clock = ContinuousClock()
         for (text, truth) in rows {
             let started = clock.now
-            let predicted = (try? model.estimate(text, subject: "bench").label).flatMap(labels.firstIndex(of:)) ?? labels.firstIndex(of: .neutral)!
+            let predicted = (try? model.estimate(text, subject: "bench").label) ?? .neutral
             times.append((clock.now - started).milliseconds)
-            confusion[truth][predicted] += 1
+            scores.add(truth: labels[truth], predicted: predicted)
         }
-        var perClass: [String: [String: Double]] = [:]
-        var f1s: [Double] = []
-        for (index, label) in labels.enumerated() {
-            let tp = Double(confusion[index][index])
-            let predicted = Double(confusion.map { $0[index] }.reduce(0, +))
-            let actual = Double(confusion[index].reduce(0, +))
-            let precision = predicted > 0 ? tp / predicted : 0
-            let recall = actual > 0 ? tp / actual : 0
-            let f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0
-            perClass[label.rawValue] = ["precision": precision, "recall": recall, "f1": f1, "support": actual]
-            f1s.append(f1)
-        }
-        let correct = labels.indices.map { confusion[$0][$0] }.reduce(0, +)
         return Report(
-            texts: rows.count, accuracy: Double(correct) / Double(max(rows.count, 1)),
-            macroF1: f1s.reduce(0, +) / Double(f1s.count), p50: percentile(times, 0.5), p95: percentile(times, 0.95),
-            perClass: perClass, confusion: confusion)
+            texts: rows.count, accuracy: scores.accuracy, macroF1: scores.macroF1,
+            p50: percentile(times, 0.5), p95: percentile(times, 0.95), perClass: scores.perClass, confusion: scores.confusion)
     }
 }

@@ -1,13 +1,16 @@
 import ArgumentParser
 import AttuneBench
+import AttuneConversation
 import AttuneEmotion
 import AttuneServer
+import AttuneSpeech
+import AttuneVoice
 import Foundation
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Attune's components; each prints one JSON object.",
-        subcommands: [SpeechToText.self, TextEmotion.self, Replies.self, Conversation.self, Rooms.self]
+        subcommands: [SpeechToText.self, TextEmotion.self, VoiceEmotion.self, Replies.self, Conversation.self, Rooms.self]
     )
 
     struct SpeechToText: AsyncParsableCommand {
@@ -61,6 +64,61 @@ struct Bench: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+
+    struct VoiceEmotion: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "emotion-voice",
+            abstract: "Accuracy and macro-F1 of the voice channel, fused and text-only accuracy, and ms per clip, on labelled clips."
+        )
+
+        @Option(help: "Folder of RAVDESS-named WAV files (actor subfolders), or a TSV of path<TAB>label.") var data: String
+        @Option(help: "Only these RAVDESS actors, e.g. 9-12 or 1,3,5 (default: all).") var actors: String?
+        @Option(help: "Voice emotion model (ONNX; default: the bundled one).") var voiceModel: String?
+        @Option(help: "Fusion weights file (default: the bundled one; `equal` for equal weights).") var fusionWeights: String?
+        @Option(help: "Whisper model for the text channel: tiny.en, base, or a path.") var whisperModel = AttuneConfiguration().whisperModel
+        @Flag(help: "Skip the text channel (no Whisper): voice figures only.") var noText = false
+        @Option(help: "Use only the first N clips (0: all).") var limit = 0
+        @Option(help: "Write each clip's transcript and text and voice probabilities to this TSV.") var dump: String?
+        @Flag(help: "Add per-class figures and confusion matrices.") var details = false
+        @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
+
+        func run() async throws {
+            var clips = try VoiceEmotionBenchmark.clips(from: data, actors: try actors.map(Self.parseActors))
+            if limit > 0 { clips = Array(clips.prefix(limit)) }
+            var configuration = AttuneConfiguration()
+            configuration.whisperModel = whisperModel
+            let voice = try VoiceEmotionModel(path: voiceModel.map { URL(fileURLWithPath: $0) }, threads: 1)
+            let text = noText ? nil : (
+                transcriber: WhisperTranscriber(
+                    model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath)), settings: configuration.whisper),
+                model: try TextEmotionModel(models: URL(fileURLWithPath: configuration.modelsDirectory)))
+            var benchmark = VoiceEmotionBenchmark(voiceModel: voice, text: text) { message in
+                FileHandle.standardError.write(Data("[bench emotion-voice] \(message)\n".utf8))
+            }
+            switch fusionWeights {
+            case nil: break
+            case "equal"?: benchmark.fusion.weights = .equal
+            case let path?: benchmark.fusion.weights = try FusionWeights(contentsOf: URL(fileURLWithPath: path))
+            }
+            let report = try await benchmark.run(clips: clips, dump: dump, details: details)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+
+        /// "9-12" or "1,3,5" (or both: "1-3,7").
+        static func parseActors(_ text: String) throws -> Set<Int> {
+            var actors = Set<Int>()
+            for part in text.split(separator: ",") {
+                let bounds = part.split(separator: "-").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard (1...2).contains(bounds.count), bounds.count == part.split(separator: "-").count, bounds[0] <= bounds.last! else {
+                    throw ValidationError("--actors: cannot read \(part); write e.g. 9-12 or 1,3,5")
+                }
+                actors.formUnion(bounds[0]...bounds.last!)
+            }
+            return actors
         }
     }
 

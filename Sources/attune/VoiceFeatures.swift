@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttuneAudio
+import AttuneBench
 import AttuneCore
 import AttuneVoice
 import Foundation
@@ -18,11 +19,6 @@ struct VoiceFeatures: ParsableCommand {
     @Option(help: "Seconds between chunk starts.") var hopSeconds = 1.0
     @Option(help: "Output file.") var output: String
 
-    /// RAVDESS emotion codes in Attune's vocabulary (calm counts as neutral).
-    static let labels: [String: EmotionLabel] = [
-        "01": .neutral, "02": .neutral, "03": .joy, "04": .sadness, "05": .anger, "06": .fear, "07": .disgust, "08": .surprise,
-    ]
-
     func run() throws {
         let root = URL(fileURLWithPath: data)
         guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) else {
@@ -34,8 +30,7 @@ struct VoiceFeatures: ParsableCommand {
         let decoder = AudioFileDecoder()
         var lines = [(["path", "label", "actor", "chunk"] + AcousticFeatures.names).joined(separator: "\t")]
         for (index, file) in files.enumerated() {
-            let parts = file.deletingPathExtension().lastPathComponent.split(separator: "-").map(String.init)
-            guard parts.count == 7, let label = Self.labels[parts[2]] else { continue }
+            guard let (label, actor) = VoiceEmotionBenchmark.ravdess(file) else { continue }
             let speech = AcousticFeatures.trimmed(try Resampler.resample(try decoder.read(contentsOf: file), to: 16_000).samples)
             var pieces: [(String, [Float])] = [("whole", speech)]
             let chunk = Int(chunkSeconds * 16_000), hop = max(1, Int(hopSeconds * 16_000))
@@ -46,7 +41,7 @@ struct VoiceFeatures: ParsableCommand {
             }
             for (name, samples) in pieces {
                 let vector = features.vector(samples).map { String(format: "%.6g", $0) }
-                lines.append(([file.path, label.rawValue, parts[6], name] + vector).joined(separator: "\t"))
+                lines.append(([file.path, label.rawValue, String(format: "%02d", actor), name] + vector).joined(separator: "\t"))
             }
             if (index + 1) % 100 == 0 { FileHandle.standardError.write(Data("[voice-features] \(index + 1)/\(files.count)\n".utf8)) }
         }

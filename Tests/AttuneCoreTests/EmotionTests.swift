@@ -55,15 +55,68 @@ import Testing
         }
     }
 
-    @Test func confidentChannelsOutweighUnsureOnes() {
+    /// The rules of combination, apart from learned weights.
+    static var equalWeights: FusionSettings {
+        var settings = FusionSettings()
+        settings.weights = .equal
+        return settings
+    }
+
+    @Test func aLoneChannelIsTheFusedEstimateUnchanged() throws {
+        // Without a voice (typed text, GoEmotions), fusion costs the text nothing.
+        let text = EmotionEstimate(scores: [.anger: 0.5, .disgust: 0.3, .neutral: 0.2], channel: .text, subject: "s", time: 0)
         var fusion = EmotionFusion(subject: "s")
+        let result = fusion.fuse(text)
+        let fused = try #require(result)
+        for label in EmotionLabel.allCases { #expect(abs(fused.probabilities[label]! - text.probabilities[label]!) < 1e-12) }
+    }
+
+    @Test func theLearnedWeightsLetAnAngryVoiceOutweighNeutralWords() throws {
+        // RAVDESS: "Kids are talking by the door", shouted. Equal weights call it neutral.
+        #expect(FusionWeights.bundled != .equal)
+        let words = EmotionEstimate(scores: [.neutral: 0.9, .joy: 0.1], channel: .text, subject: "s", time: 0)
+        let voice = EmotionEstimate(scores: [.anger: 0.6, .neutral: 0.4], channel: .voice, subject: "s", time: 0)
+        var unsmoothed = FusionSettings()
+        unsmoothed.smoothing = 1  // look at the combination alone, not the running state
+        var equalUnsmoothed = Self.equalWeights
+        equalUnsmoothed.smoothing = 1
+        var learned = EmotionFusion(subject: "s", settings: unsmoothed)
+        var equal = EmotionFusion(subject: "s", settings: equalUnsmoothed)
+        for estimate in [words, voice] {
+            _ = learned.fuse(estimate)
+            _ = equal.fuse(estimate)
+        }
+        #expect(equal.current(at: 0)?.label == .neutral)
+        #expect(learned.current(at: 0)?.label == .anger)
+        // Emotional words still count beside a voice that sounds neutral.
+        var upset = EmotionFusion(subject: "s", settings: unsmoothed)
+        _ = upset.fuse(EmotionEstimate(scores: [.sadness: 0.85, .neutral: 0.15], channel: .text, subject: "s", time: 0))
+        _ = upset.fuse(EmotionEstimate(scores: [.neutral: 0.5, .sadness: 0.3, .joy: 0.2], channel: .voice, subject: "s", time: 0))
+        #expect(upset.current(at: 0)?.label == .sadness)
+    }
+
+    @Test func aWeightsFileIsCheckedWithItsName() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("weights-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(#"{"classes": ["anger", "joy"], "weights": {}}"#.utf8).write(to: file)
+        #expect { try FusionWeights(contentsOf: file) } throws: { "\($0)".contains(file.path) && "\($0)".contains("classes") }
+        let classes = EmotionLabel.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ",")
+        try Data(#"{"classes": [\#(classes)], "weights": {"smell": [1,1,1,1,1,1,1]}}"#.utf8).write(to: file)
+        #expect { try FusionWeights(contentsOf: file) } throws: { "\($0)".contains("smell") }
+        try Data(#"{"classes": [\#(classes)], "weights": {"voice": [1,1,1,1,1,1,2]}}"#.utf8).write(to: file)
+        #expect(try FusionWeights(contentsOf: file).weight(.voice, 6) == 2)
+        #expect(try FusionWeights(contentsOf: file).weight(.text, 6) == 1)
+    }
+
+    @Test func confidentChannelsOutweighUnsureOnes() {
+        var fusion = EmotionFusion(subject: "s", settings: Self.equalWeights)
         _ = fusion.update(estimate(.joy, 0.95, .text, at: 0))
         _ = fusion.update(EmotionEstimate(scores: [.anger: 0.3, .neutral: 0.35, .sadness: 0.35], channel: .voice, subject: "s", time: 0))
         #expect(fusion.current(at: 0)?.label == .joy)
     }
 
     @Test func oldEvidenceDecays() {
-        var settings = FusionSettings()
+        var settings = Self.equalWeights
         settings.smoothing = 1  // no smoothing: look at decay alone
         var fusion = EmotionFusion(subject: "s", settings: settings)
         _ = fusion.update(estimate(.anger, 0.9, .text, at: 0))

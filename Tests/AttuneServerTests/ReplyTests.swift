@@ -284,7 +284,9 @@ extension ConversationClient {
     ) async throws -> [ReceivedEvent] {
         var client = self
         client.trailingSilence = 0
-        client.settleTimeout = .seconds(60)
+        // A cap against a hung server, not a timing check: a loaded 2-core machine can take
+        // more than a minute for one reply of the local LLM.
+        client.settleTimeout = .seconds(180)
         return try await client.stream([], before: messages.map { .text($0) }, until: done, react: react)
     }
 
