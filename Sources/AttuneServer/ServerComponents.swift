@@ -64,8 +64,9 @@ public struct ServerComponents: Sendable {
     /// Speech out; nil when espeak-ng (and so every voice) is unavailable.
     public let synthesizer: SpeechSynthesizer?
     public let synthesis: SynthesisSettings
-    /// Conversation history; nil when the database could not be opened (health says why).
-    public let history: HistoryStore?
+    /// Conversation history (the SQLite `HistoryStore`); nil when the database could not be
+    /// opened (health says why).
+    public let history: (any ConversationRepository)?
     /// Built-in personas and the custom one, if configured.
     public let personas: [Persona]
     public let reply: ReplySettings
@@ -173,7 +174,7 @@ public struct ServerComponents: Sendable {
                 voiceEmotion = model
                 return "\(model.path.lastPathComponent) (\(model.input == .features ? "acoustic features" : "waveform") in)"
             })
-        var history: HistoryStore?
+        var history: HistoryStore?  // both the conversation and the room repository
         statuses.append(
             .measure("storage") {
                 let directory = DataDirectory(URL(fileURLWithPath: configuration.dataDirectory))

@@ -1,78 +1,12 @@
+import AttuneConversation
 import AttuneCore
 import Foundation
 import GRDB
 
-/// A conversation as the history API lists it.
-public struct SessionSummary: Codable, Sendable, Equatable, FetchableRecord {
-    public var id: String
-    public var startedAt: Double
-    public var endedAt: Double?
-    public var persona: String
-    public var voice: String
-    public var turnCount: Int
-}
-
-/// Per-turn timings, in milliseconds from the end of the person's speech.
-public struct TurnTimings: Codable, Sendable, Equatable {
-    public var transcriptMs: Double?
-    public var firstTokenMs: Double?
-    public var firstAudioMs: Double?
-    public var totalMs: Double?
-
-    public init(transcriptMs: Double? = nil, firstTokenMs: Double? = nil, firstAudioMs: Double? = nil, totalMs: Double? = nil) {
-        self.transcriptMs = transcriptMs
-        self.firstTokenMs = firstTokenMs
-        self.firstAudioMs = firstAudioMs
-        self.totalMs = totalMs
-    }
-}
-
-/// One completed turn: what the person said and felt, and what Attune answered.
-public struct StoredTurn: Codable, Sendable, Equatable {
-    public var index: Int
-    public var startedAt: Double
-    public var userText: String
-    /// What Attune said; for an interrupted turn, what the person heard before interrupting.
-    public var replyText: String
-    public var interrupted: Bool
-    /// Estimates by channel name (`text`, `voice`, `face`).
-    public var emotions: [String: EmotionEstimate]
-    public var fusedEmotion: EmotionEstimate?
-    public var timings: TurnTimings
-
-    public init(
-        index: Int, startedAt: Double, userText: String, replyText: String, interrupted: Bool,
-        emotions: [String: EmotionEstimate], fusedEmotion: EmotionEstimate?, timings: TurnTimings
-    ) {
-        self.index = index
-        self.startedAt = startedAt
-        self.userText = userText
-        self.replyText = replyText
-        self.interrupted = interrupted
-        self.emotions = emotions
-        self.fusedEmotion = fusedEmotion
-        self.timings = timings
-    }
-}
-
-/// A session with all its turns.
-public struct SessionRecord: Codable, Sendable, Equatable {
-    public var session: SessionSummary
-    /// One page of the session's turns, in order.
-    public var turns: [StoredTurn]
-    /// Where the next page starts (`?offset=`), or nil on the last page.
-    public var nextOffset: Int?
-
-    enum CodingKeys: String, CodingKey {
-        case session, turns
-        case nextOffset = "next_offset"
-    }
-}
-
 /// Conversation history in SQLite through GRDB: one file under the data directory, migrated on
 /// open. Every turn is written in its own transaction when it completes, so a crash loses at
 /// most the turn in progress (WAL journal, synchronous=NORMAL).
-public final class HistoryStore: Sendable {
+public final class HistoryStore: ConversationRepository {
     let database: DatabasePool
     public let path: String
 
@@ -179,16 +113,16 @@ public final class HistoryStore: Sendable {
         """
 
     /// Sessions, newest first.
-    public func sessions(limit: Int = 100) async throws -> [SessionSummary] {
+    public func sessions(limit: Int) async throws -> [SessionSummary] {
         try await database.read { db in
-            try SessionSummary.fetchAll(db, sql: Self.summaries + " GROUP BY s.id ORDER BY s.startedAt DESC LIMIT ?", arguments: [limit])
+            try SummaryRow.fetchAll(db, sql: Self.summaries + " GROUP BY s.id ORDER BY s.startedAt DESC LIMIT ?", arguments: [limit]).map(\.summary)
         }
     }
 
     /// A session and `limit` of its turns from `offset` (in turn order).
-    public func session(id: String, offset: Int = 0, limit: Int = 1_000) async throws -> SessionRecord? {
+    public func session(id: String, offset: Int, limit: Int) async throws -> SessionRecord? {
         try await database.read { db in
-            guard let summary = try SessionSummary.fetchOne(db, sql: Self.summaries + " WHERE s.id = ? GROUP BY s.id", arguments: [id])
+            guard let summary = try SummaryRow.fetchOne(db, sql: Self.summaries + " WHERE s.id = ? GROUP BY s.id", arguments: [id])?.summary
             else { return nil }
             let decoder = JSONDecoder()
             let rows = try Row.fetchAll(
@@ -216,5 +150,19 @@ public final class HistoryStore: Sendable {
             try db.execute(sql: "DELETE FROM session WHERE id = ?", arguments: [id])
             return db.changesCount > 0
         }
+    }
+}
+
+/// A row of the session summaries query.
+private struct SummaryRow: Decodable, FetchableRecord {
+    var id: String
+    var startedAt: Double
+    var endedAt: Double?
+    var persona: String
+    var voice: String
+    var turnCount: Int
+
+    var summary: SessionSummary {
+        SessionSummary(id: id, startedAt: startedAt, endedAt: endedAt, persona: persona, voice: voice, turnCount: turnCount)
     }
 }

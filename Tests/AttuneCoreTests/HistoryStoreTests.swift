@@ -1,3 +1,4 @@
+import AttuneConversation
 import AttuneCore
 import AttuneStorage
 import AttuneTestSupport

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import AttuneAudio
 import AttuneBench
+import AttuneConversation
 import AttuneCore
 import AttuneStorage
 import AttuneTestSupport

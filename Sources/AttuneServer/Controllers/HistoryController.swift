@@ -1,4 +1,4 @@
-import AttuneStorage
+import AttuneConversation
 import Foundation
 import Hummingbird
 
@@ -58,7 +58,7 @@ struct HistoryController: Sendable {
         return id
     }
 
-    private func requireHistory() throws -> HistoryStore {
+    private func requireHistory() throws -> any ConversationRepository {
         guard let history = components.history else {
             let reason = components.statuses.first { $0.name == "storage" }?.error ?? "not loaded"
             throw HTTPError(.serviceUnavailable, message: "history is unavailable: \(reason)")

@@ -1,5 +1,6 @@
 import AttuneAgent
 import AttuneAudio
+import AttuneConversation
 import AttuneCore
 import AttuneEmotion
 import AttuneSpeech
