@@ -55,13 +55,15 @@ train-emotion: build
 		--dev $(DATA)/dev.tsv .build/emotion/dev.f32 .build/emotion/dev.tokens \
 		--out Sources/AttuneEmotion/Resources/emotion-head.json
 
-# Re-train the voice emotion model on RAVDESS actors 01-12 and the fusion weights (writes
-# Sources/AttuneVoice/Resources/voice-emotion.onnx, Sources/AttuneConversation/Resources/
-# fusion-weights.json, bench/voice-emotion-report.json and bench/fusion-report.json; also
-# .build/voice/voice-emotion-a01-08.onnx, trained without actors 09-12, for the benchmark).
+# Re-train the voice emotion models on RAVDESS actors 01-12 and the fusion weights (writes
+# Sources/AttuneVoice/Resources/voice-emotion.onnx (features), voice-whisper-head.json (the
+# Whisper-encoder model's head; setup builds the model from it), Sources/AttuneConversation/
+# Resources/fusion-weights.json (learned on the Whisper model's out-of-fold probabilities) and
+# the reports in bench/; also .build/voice/*-a01-08.*, trained without actors 09-12, for the
+# benchmark).
 # The features come from `attune voice-features`, the text of each clip from Whisper and the
 # text model (`attune bench emotion-voice --dump`); scikit-learn, skl2onnx and onnx go into a
-# virtual environment in the cache. Runs on the CPU in about ten minutes.
+# virtual environment in the cache. Runs on the CPU in about fifteen minutes.
 SPEECH ?= ../shared/data/speech/ravdess-16k
 TRAIN_VENV := $(ATTUNE_CACHE)/train-venv
 train-voice: build
@@ -72,6 +74,12 @@ train-voice: build
 	$(TRAIN_VENV)/bin/python scripts/train_voice_emotion.py --features .build/voice/features.tsv \
 		--out Sources/AttuneVoice/Resources/voice-emotion.onnx --report bench/voice-emotion-report.json \
 		--heldout-out .build/voice/voice-emotion-a01-08.onnx --oof .build/voice/oof.tsv
-	$(ATTUNE) bench emotion-voice --data $(SPEECH) --dump .build/voice/clips.tsv > /dev/null
-	$(TRAIN_VENV)/bin/python scripts/train_fusion.py --oof .build/voice/oof.tsv --clips .build/voice/clips.tsv \
+	$(TRAIN_VENV)/bin/pip install -q onnxruntime==1.20.1
+	$(TRAIN_VENV)/bin/python scripts/train_voice_whisper.py --data $(SPEECH) --smart-turn $(ATTUNE_CACHE)/models/smart-turn-v3.2-cpu.onnx \
+		--head Sources/AttuneVoice/Resources/voice-whisper-head.json --heldout-head .build/voice/voice-whisper-head-a01-08.json \
+		--report bench/voice-whisper-report.json --oof .build/voice/oof-whisper.tsv
+	$(TRAIN_VENV)/bin/python scripts/voice_whisper_model.py --smart-turn $(ATTUNE_CACHE)/models/smart-turn-v3.2-cpu.onnx \
+		--head .build/voice/voice-whisper-head-a01-08.json --out .build/voice/voice-emotion-whisper-a01-08.onnx
+	$(ATTUNE) bench emotion-voice --data $(SPEECH) --voice-model features --dump .build/voice/clips.tsv > /dev/null
+	$(TRAIN_VENV)/bin/python scripts/train_fusion.py --oof .build/voice/oof-whisper.tsv --clips .build/voice/clips.tsv \
 		--out Sources/AttuneConversation/Resources/fusion-weights.json --report bench/fusion-report.json

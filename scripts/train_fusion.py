@@ -4,8 +4,8 @@
 Attune's fusion (EmotionFusion in Sources/AttuneConversation) combines the channels heard as
     p[k] ∝ Σ_c w[c][k] · p_c[k]
 and passes a lone channel through unchanged. This script learns w from RAVDESS, where every
-clip has a voice (the voice model's out-of-fold probabilities, from
-`train_voice_emotion.py --oof`) and words (the text model's probabilities of what Whisper heard,
+clip has a voice (the default voice model's out-of-fold probabilities, from
+`train_voice_whisper.py --oof`, or the feature model's from `train_voice_emotion.py --oof`) and words (the text model's probabilities of what Whisper heard,
 from `attune bench emotion-voice --dump`). It minimises the log-loss of the fused probability of
 the true label, with w = exp(θ) and a penalty pulling θ towards 0 (w = 1), so a weight the data
 says nothing about stays at 1. RAVDESS's words carry no emotion ("Kids are talking by the
@@ -17,11 +17,12 @@ fourth, and the report compares text alone, voice alone, equal weights and learn
 The weights written to --out are fitted on all clips.
 
     make train-voice     # or:
-    python3 scripts/train_fusion.py --oof .build/voice/oof.tsv --clips .build/voice/clips.tsv \
+    python3 scripts/train_fusion.py --oof .build/voice/oof-whisper.tsv --clips .build/voice/clips.tsv \
         --out Sources/AttuneConversation/Resources/fusion-weights.json
 """
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -41,10 +42,10 @@ def read(path):
 
 def load(oof_path, clips_path):
     """Text and voice probabilities [N, 2, 7], labels and actors of the clips in both files."""
-    text = {row["path"]: row for row in read(clips_path)}
+    text = {os.path.realpath(row["path"]): row for row in read(clips_path)}
     probabilities, labels, actors = [], [], []
     for row in read(oof_path):
-        words = text.get(row["path"])
+        words = text.get(os.path.realpath(row["path"]))
         if words is None or words.get(f"text_{CLASSES[0]}", "") == "":
             continue
         probabilities.append([[float(words[f"text_{name}"]) for name in CLASSES],

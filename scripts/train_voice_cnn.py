@@ -54,9 +54,11 @@ def trimmed(samples):
     return samples[loud[0] * HOP: min(len(samples), (loud[-1] + 1) * HOP)] if len(loud) else samples[:0]
 
 
-def load(folder):
+def load(folder, with_paths=False):
+    """Trimmed clips, labels and actors (and paths) of a folder of RAVDESS-named WAVs."""
     clips, labels, actors = [], [], []
-    for path in sorted(glob.glob(os.path.join(folder, "**", "*.wav"), recursive=True)):
+    paths = sorted(glob.glob(os.path.join(folder, "**", "*.wav"), recursive=True))
+    for path in paths:
         parts = os.path.basename(path)[:-4].split("-")
         with wave.open(path) as handle:
             assert handle.getframerate() == RATE and handle.getnchannels() == 1
@@ -64,6 +66,8 @@ def load(folder):
         clips.append(trimmed(samples))
         labels.append(RAVDESS[parts[2]])
         actors.append(int(parts[6]))
+    if with_paths:
+        return clips, np.array(labels), np.array(actors), paths
     return clips, np.array(labels), np.array(actors)
 
 

@@ -74,17 +74,24 @@ def main():
     parser.add_argument("--head", required=True, help="head JSON to write (all actors)")
     parser.add_argument("--heldout-head", help=f"head JSON trained without actors {BENCH_ACTORS}")
     parser.add_argument("--report", help="evaluation JSON to write")
+    parser.add_argument("--oof", help="write each clip's out-of-fold probabilities here (TSV), for scripts/train_fusion.py")
     args = parser.parse_args()
 
     def log(message):
         print(f"[voice-whisper] {message}", file=sys.stderr, flush=True)
 
-    clips, labels, actors = load(args.data)
+    clips, labels, actors, paths = load(args.data, with_paths=True)
     features = embeddings(args.smart_turn, clips, log)
-    predicted = np.zeros(len(labels), dtype=int)
+    probabilities = np.zeros((len(labels), len(CLASSES)))
     for held_out in FOLDS:
         test = np.isin(actors, held_out)
-        predicted[test] = head(features[~test], labels[~test]).predict(features[test])
+        probabilities[test] = head(features[~test], labels[~test]).predict_proba(features[test])
+    predicted = probabilities.argmax(axis=1)
+    if args.oof:
+        with open(args.oof, "w") as handle:
+            handle.write("\t".join(["path", "label", "actor"] + [f"voice_{name}" for name in CLASSES]) + "\n")
+            for path, label, actor, row in zip(paths, labels, actors, probabilities):
+                handle.write("\t".join([path, CLASSES[label], str(actor)] + [f"{value:.6f}" for value in row]) + "\n")
     report = {"clips": len(labels), "folds": FOLDS, "whole_clips": scores(labels, predicted), "C": C,
               "per_actor": {int(actor): round(float((predicted[actors == actor] == labels[actors == actor]).mean()), 3)
                             for actor in sorted(set(actors.tolist()))}}
