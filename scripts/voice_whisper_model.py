@@ -6,13 +6,18 @@ of a turn; its hidden states also carry how something is said. This script wraps
 graph so that Attune can run it like any waveform model (`voice.model_path`):
 
   waveform [1, samples] (16 kHz speech trimmed of silence)
-  -> the last 8 s, zero-padded at the start; zero mean, unit variance
+  -> the last 8 s at most (the encoder has 400 positions); zero mean, unit variance
   -> Whisper log-mel: 400-point periodic Hann DFT every 160 samples (a convolution with fixed
      cosine and sine kernels, reflect-padded by 200), power, 80 Slaney mel bands, log10,
-     floored at max - 8, (x + 4) / 4, 800 frames: exactly Smart Turn's own feature extractor
-  -> Smart Turn's encoder: hidden states [1, 400, 384] and its attention-pooled vector [384]
-  -> embedding [1, 1152]: mean and standard deviation of the hidden states over the frames
-     that hold speech (the last ceil(samples / 320)), and the pooled vector
+     floored at max - 8, (x + 4) / 4, the last frame dropped: Smart Turn's own feature
+     extractor, except that it is not padded to 8 s
+  -> Smart Turn's encoder, made to read any length up to 8 s (its reshapes take the length
+     from the input, and only the position embeddings of the frames present are added): hidden
+     states [1, T, 384] and its attention-pooled vector [384]. Smart Turn itself always reads
+     8 s, zero-padded at the start; reading only the speech is three to five times faster for
+     utterances of a few seconds (BENCHMARKS.md compares the two)
+  -> embedding [1, 1152]: mean and standard deviation of the hidden states over time, and the
+     pooled vector
   -> with a head (--head, from train_voice_whisper.py): standardise, linear, softmax
   -> probabilities [1, 7] in Attune's class order.
 
@@ -26,9 +31,10 @@ import json
 
 import numpy as np
 
-RATE, WINDOW, FFT, HOP, MELS, FRAMES = 16_000, 8 * 16_000, 400, 160, 80, 800
+RATE, WINDOW, FFT, HOP, MELS = 16_000, 8 * 16_000, 400, 160, 80
 HIDDEN = "layer_norm_8_DequantizeLinear_Output"
 POOLED = "sum_1_DequantizeLinear_Output"
+POSITIONS = "inner.encoder.embed_positions.weight"
 CLASSES = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 
 
@@ -81,26 +87,21 @@ def build(smart_turn_path, head=None):
         return name
 
     c = {
-        "window": constant("w_window", [WINDOW]), "minus_window": constant("w_minus_window", [-WINDOW]),
+        "minus_window": constant("w_minus_window", [-WINDOW]),
         "big": constant("w_big", [2 ** 62]), "axis1": constant("w_axis1", [1]),
         "axis2": constant("w_axis2", [2]), "zero": constant("w_zero", [0]), "axes12": constant("w_axes12", [1, 2]),
-        "reflect": constant("w_reflect", [0, FFT // 2, 0, FFT // 2]), "frames": constant("w_frames", [FRAMES]),
+        "reflect": constant("w_reflect", [0, FFT // 2, 0, FFT // 2]), 
         "halves": constant("w_halves", [FFT // 2 + 1, FFT // 2 + 1]),
         "dft": constant("w_dft", dft_kernels(), np.float32), "mel": constant("w_mel", mel_filters(), np.float32),
         "eps_var": constant("w_eps_var", 1e-7, np.float32), "floor": constant("w_floor", 1e-10, np.float32),
         "ln10": constant("w_ln10", np.log(10.0), np.float32), "eight": constant("w_eight", 8.0, np.float32),
-        "four": constant("w_four", 4.0, np.float32), "stride": constant("w_stride", [320 - 1]),
-        "per_frame": constant("w_per_frame", [320]), "one": constant("w_one", [1]), "most": constant("w_most", [400]),
+        "four": constant("w_four", 4.0, np.float32),
+        "minus_one": constant("w_minus_one", [-1]),
     }
     node = helper.make_node
     front = [
-        # The last 8 s, zero-padded at the start.
-        node("Slice", ["waveform", c["minus_window"], c["big"], c["axis1"]], ["w_last"]),
-        node("Shape", ["w_last"], ["w_shape"]),
-        node("Gather", ["w_shape", c["axis1"]], ["w_n"], axis=0),
-        node("Sub", [c["window"], "w_n"], ["w_missing"]),
-        node("Concat", [c["zero"], "w_missing", c["zero"], c["zero"]], ["w_pads"], axis=0),
-        node("Pad", ["w_last", "w_pads"], ["w_padded"]),
+        # The last 8 s (the encoder's positions); shorter speech is read as it is.
+        node("Slice", ["waveform", c["minus_window"], c["big"], c["axis1"]], ["w_padded"]),
         # Zero mean, unit variance.
         node("ReduceMean", ["w_padded", c["axis1"]], ["w_mean"], keepdims=1),
         node("Sub", ["w_padded", "w_mean"], ["w_centred"]),
@@ -121,24 +122,18 @@ def build(smart_turn_path, head=None):
         node("Max", ["w_melspec", c["floor"]], ["w_floored"]),
         node("Log", ["w_floored"], ["w_ln"]),
         node("Div", ["w_ln", c["ln10"]], ["w_log10"]),
-        node("Slice", ["w_log10", c["zero"], c["frames"], c["axis2"]], ["w_800"]),
-        node("ReduceMax", ["w_800", c["axes12"]], ["w_top"], keepdims=1),
+        node("Slice", ["w_log10", c["zero"], c["minus_one"], c["axis2"]], ["w_frames"]),  # drop the last, as Whisper does
+        node("ReduceMax", ["w_frames", c["axes12"]], ["w_top"], keepdims=1),
         node("Sub", ["w_top", c["eight"]], ["w_bottom"]),
-        node("Max", ["w_800", "w_bottom"], ["w_clamped"]),
+        node("Max", ["w_frames", "w_bottom"], ["w_clamped"]),
         node("Add", ["w_clamped", c["four"]], ["w_shifted"]),
         node("Div", ["w_shifted", c["four"]], ["input_features"]),
     ]
     back = [
-        # The encoder frames that hold speech: the last ceil(n / 320), 1…400.
-        node("Add", ["w_n", c["stride"]], ["w_n_up"]),
-        node("Div", ["w_n_up", c["per_frame"]], ["w_k_raw"]),
-        node("Max", ["w_k_raw", c["one"]], ["w_k_low"]),
-        node("Min", ["w_k_low", c["most"]], ["w_k"]),
-        node("Neg", ["w_k"], ["w_minus_k"]),
-        node("Slice", [HIDDEN, "w_minus_k", c["big"], c["axis1"]], ["w_speech"]),
-        node("ReduceMean", ["w_speech", c["axis1"]], ["w_hidden_mean"], keepdims=0),
-        node("ReduceMean", ["w_speech", c["axis1"]], ["w_hidden_mean_k"], keepdims=1),
-        node("Sub", ["w_speech", "w_hidden_mean_k"], ["w_hidden_centred"]),
+        # Mean and spread of the hidden states over time.
+        node("ReduceMean", [HIDDEN, c["axis1"]], ["w_hidden_mean"], keepdims=0),
+        node("ReduceMean", [HIDDEN, c["axis1"]], ["w_hidden_mean_k"], keepdims=1),
+        node("Sub", [HIDDEN, "w_hidden_mean_k"], ["w_hidden_centred"]),
         node("Mul", ["w_hidden_centred", "w_hidden_centred"], ["w_hidden_square"]),
         node("ReduceMean", ["w_hidden_square", c["axis1"]], ["w_hidden_var"], keepdims=0),
         node("Sqrt", ["w_hidden_var"], ["w_hidden_std"]),
@@ -158,7 +153,26 @@ def build(smart_turn_path, head=None):
             node("Softmax", ["h_scores"], ["probabilities"], axis=1),
         ]
         outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, len(CLASSES)])]
-    nodes = front + list(graph.node) + back
+    # Smart Turn reads exactly 800 frames; let it read any number up to that: its reshapes
+    # name the 400 positions (val_21), and it adds all 400 position embeddings.
+    for initializer in graph.initializer:
+        if initializer.name == "val_21":
+            assert list(numpy_helper.to_array(initializer)) == [400]
+            initializer.CopyFrom(numpy_helper.from_array(np.array([-1], np.int64), "val_21"))
+    encoder = []
+    for original in graph.node:
+        if original.op_type == "Add" and POSITIONS in original.input:
+            other = [name for name in original.input if name != POSITIONS][0]
+            encoder += [
+                node("Shape", [other], ["w_encoded_shape"]),
+                node("Gather", ["w_encoded_shape", c["axis1"]], ["w_positions"], axis=0),
+                node("Slice", [POSITIONS, c["zero"], "w_positions", c["zero"]], ["w_used_positions"]),
+                node("Add", [other, "w_used_positions"], list(original.output)),
+            ]
+        else:
+            encoder.append(original)
+    del graph.value_info[:]  # shapes recorded for 800 frames; ONNX Runtime infers the real ones
+    nodes = front + encoder + back
     del graph.node[:]
     graph.node.extend(nodes)
     del graph.input[:]
