@@ -7,7 +7,7 @@ import Testing
 
 @testable import AttuneServer
 
-/// `POST /api/emotion/audio` on the bundled voice model.
+/// `POST /api/emotion/audio` on the default voice model.
 @Suite struct VoiceEmotionRouteTests {
     @Test func aClipGetsTheVoiceOfTheWholeAndOfEachChunk() async throws {
         let speech = try ravdessSamples("03-01-05-02-02-01-02")
