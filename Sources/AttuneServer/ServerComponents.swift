@@ -50,7 +50,7 @@ public struct ServerComponents: Sendable {
     /// Threads for emotion in text (API, transcripts, the reply guard).
     public let emotionPool: InferencePool
     /// Whisper on its own threads; nil when the model could not be loaded (health says why).
-    public let transcriber: WhisperTranscriber?
+    public let transcriber: (any SpeechTranscribing)?
     public let decoder: AudioFileDecoder
     public let turn: TurnSettings
     public let stream: StreamSettings
@@ -62,7 +62,7 @@ public struct ServerComponents: Sendable {
     /// The managed llama-server, when no external LLM is configured.
     public let embeddedLLM: EmbeddedLLMServer?
     /// Speech out; nil when espeak-ng (and so every voice) is unavailable.
-    public let synthesizer: SpeechSynthesizer?
+    public let synthesizer: (any SpeechSynthesizing)?
     public let synthesis: SynthesisSettings
     /// Conversation history (the SQLite `HistoryStore`); nil when the database could not be
     /// opened (health says why).
@@ -90,12 +90,13 @@ public struct ServerComponents: Sendable {
     public let voicePool: InferencePool
     /// How often the companion reads the voice of an utterance in progress (`voice.stream_seconds`).
     public let voiceStreamSeconds: Double
+    /// The worker pools of the engines above (Whisper's, the synthesizer's), which the service
+    /// group starts and stops; the engines themselves are seen only through their protocols.
+    private let enginePools: [any Service]
 
     /// Long-lived parts that the application's service group starts and stops.
     public var services: [any Service] {
-        var services: [any Service] = [speechPool, listenPool, emotionPool, voicePool]
-        if let transcriber { services.append(transcriber.pool) }
-        if let synthesizer { services.append(synthesizer.pool) }
+        var services: [any Service] = [speechPool, listenPool, emotionPool, voicePool] + enginePools
         if let embeddedLLM { services.append(embeddedLLM) }
         if let roomRecorder { services.append(RoomRecorderService(recorder: roomRecorder)) }
         return services
@@ -233,6 +234,8 @@ public struct ServerComponents: Sendable {
             }
         }
         let roomRecorder = history.map { RoomRecorder(repository: $0, keep: configuration.rooms.keepEmotions) }
+        let transcriber = whisper.map { WhisperTranscriber(model: $0, settings: configuration.whisper) }
+        let enginePools: [any Service] = [transcriber?.pool, synthesizer?.pool].compactMap { $0 }
         return ServerComponents(
             statuses: statuses,
             vadModel: vadModel,
@@ -243,7 +246,7 @@ public struct ServerComponents: Sendable {
                 name: "listen", workers: configuration.listenWorkers, maxQueued: configuration.listenQueueLimit),
             emotionPool: InferencePool(
                 name: "emotion", workers: configuration.emotionWorkers, maxQueued: configuration.emotionQueueLimit),
-            transcriber: whisper.map { WhisperTranscriber(model: $0, settings: configuration.whisper) },
+            transcriber: transcriber,
             decoder: AudioFileDecoder(
                 ffmpegPath: configuration.ffmpegPath ?? AudioFileDecoder.findFFmpeg(), limits: configuration.upload),
             turn: configuration.turn,
@@ -274,7 +277,8 @@ public struct ServerComponents: Sendable {
             revealsInternals: revealsInternals,
             voiceEmotion: voiceEmotion,
             voicePool: InferencePool(name: "voice", workers: configuration.voice.workers, maxQueued: configuration.voice.queueLimit),
-            voiceStreamSeconds: configuration.voice.streamSeconds
+            voiceStreamSeconds: configuration.voice.streamSeconds,
+            enginePools: enginePools
         )
     }
 
@@ -341,7 +345,7 @@ public struct ServerComponents: Sendable {
     }
 
     /// The transcriber, or a 503 that says why there is none.
-    func requireTranscriber() throws -> WhisperTranscriber {
+    func requireTranscriber() throws -> any SpeechTranscribing {
         guard let transcriber else {
             let reason = statuses.first { $0.name == "whisper-model" }?.error ?? "not loaded"
             throw HTTPError(.serviceUnavailable, message: "speech recognition is unavailable: \(reason)")

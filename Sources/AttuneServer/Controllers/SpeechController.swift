@@ -57,7 +57,7 @@ struct SpeechController: Sendable {
         }
     }
 
-    private func requireSynthesizer() throws -> SpeechSynthesizer {
+    private func requireSynthesizer() throws -> any SpeechSynthesizing {
         guard let synthesizer = components.synthesizer else {
             throw HTTPError(.serviceUnavailable, message: "speech synthesis is unavailable: \(components.ttsUnavailableReason)")
         }
