@@ -24,51 +24,20 @@ clips with ONNX Runtime.
 Needs jax[cpu], numpy, onnx (and onnxruntime to check the export).
 """
 import argparse
-import glob
 import json
 import os
 import sys
 import time
-import wave
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ravdess import load  # noqa: E402
 from train_voice_emotion import CLASSES, FOLDS, scores  # noqa: E402
 
-RAVDESS = {"01": 4, "02": 4, "03": 3, "04": 5, "05": 0, "06": 2, "07": 1, "08": 6}
 RATE, FFT, HOP, MELS = 16_000, 512, 160, 64
 CHANNELS = [16, 32, 48, 64]
 CROP = 2 * RATE
-
-
-def trimmed(samples):
-    """Attune's trim (AcousticFeatures.trimmed): 10 ms frames within 35 dB of the loudest."""
-    frames = len(samples) // HOP
-    if frames <= 2:
-        return samples
-    energy = (samples[: frames * HOP].reshape(frames, HOP) ** 2).mean(axis=1)
-    levels = 10 * np.log10(energy + 1e-12)
-    floor = max(levels.max() - 35, -60)
-    loud = np.where(levels > floor)[0]
-    return samples[loud[0] * HOP: min(len(samples), (loud[-1] + 1) * HOP)] if len(loud) else samples[:0]
-
-
-def load(folder, with_paths=False):
-    """Trimmed clips, labels and actors (and paths) of a folder of RAVDESS-named WAVs."""
-    clips, labels, actors = [], [], []
-    paths = sorted(glob.glob(os.path.join(folder, "**", "*.wav"), recursive=True))
-    for path in paths:
-        parts = os.path.basename(path)[:-4].split("-")
-        with wave.open(path) as handle:
-            assert handle.getframerate() == RATE and handle.getnchannels() == 1
-            samples = np.frombuffer(handle.readframes(handle.getnframes()), dtype=np.int16).astype(np.float32) / 32768
-        clips.append(trimmed(samples))
-        labels.append(RAVDESS[parts[2]])
-        actors.append(int(parts[6]))
-    if with_paths:
-        return clips, np.array(labels), np.array(actors), paths
-    return clips, np.array(labels), np.array(actors)
 
 
 def constants():

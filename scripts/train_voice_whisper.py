@@ -24,7 +24,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_voice_cnn import load  # noqa: E402
+from ravdess import load  # noqa: E402
 from train_voice_emotion import BENCH_ACTORS, CLASSES, FOLDS, scores  # noqa: E402
 from voice_whisper_model import build  # noqa: E402
 
