@@ -64,12 +64,18 @@ public struct EmotionFusion: Sendable {
     /// one reported (the first estimate is always reported).
     public mutating func update(_ estimate: EmotionEstimate) -> EmotionEstimate? {
         guard let fused = fuse(estimate) else { return nil }
+        return markReported(fused) ? fused : nil
+    }
+
+    /// Whether `fused` differs materially from the last fused state reported (the first always
+    /// does); if so, it becomes the last one reported.
+    public mutating func markReported(_ fused: EmotionEstimate) -> Bool {
         if let reported {
             let distance = zip(reported.vector, fused.vector).map { abs($0 - $1) }.reduce(0, +)
-            guard fused.label != reported.label || distance > settings.changeThreshold else { return nil }
+            guard fused.label != reported.label || distance > settings.changeThreshold else { return false }
         }
         reported = fused
-        return fused
+        return true
     }
 
     private func combine(at time: Double) -> [Double] {

@@ -50,6 +50,10 @@ public protocol TrackListener: AnyObject, Sendable {
     func accept(_ input: AudioInput) throws(ListenerError) -> [ListenerEvent]
     /// Ends the turn in progress, if any.
     func endTurn() -> [ListenerEvent]
+    /// The silence that ends a turn, in seconds.
+    var trailingSilence: Double { get set }
+    /// The utterance in progress and its audio so far (for partial transcripts), if one is.
+    var utteranceInProgress: (utterance: Int, audio: [Float])? { get }
 }
 
 /// The engines a participant's audio goes through, behind protocols: the server builds them
@@ -60,9 +64,9 @@ public struct ParticipantEngines: Sendable {
     /// The bounded pool listeners run on (they call blocking native code).
     public var listenPool: InferencePool
     public var transcriber: (any SpeechTranscribing)?
-    /// The sensors a finished utterance's transcript goes to (the text channel).
+    /// The sensors a finished utterance's transcript (or typed text) goes to: the text channel.
     public var textSensors: [any EmotionSensor]
-    /// The sensors each chunk and each finished utterance's audio goes to (the voice channel).
+    /// The sensors each chunk and each finished utterance's audio goes to: the voice channel.
     public var speechSensors: [any EmotionSensor]
 
     public init(
@@ -79,31 +83,77 @@ public struct ParticipantEngines: Sendable {
 
 /// The limits of one participant's pipeline.
 public struct ParticipantSettings: Sendable {
-    /// Transcribe utterances (and so read their text emotion); off, audio only finds turns.
+    /// Transcribe utterances (and so read their text emotion); off, audio only finds turns and
+    /// feeds the voice.
     public var transcribe = true
-    /// Utterances waiting for transcription before more are refused with `busy`.
+    /// How often the utterance in progress is decoded again for a partial transcript, in
+    /// seconds; nil for no partials (a pause still gives its speculative transcript).
+    public var partialInterval: Double?
+    /// Utterances (and typed texts) waiting for transcription before more are refused with `busy`.
     public var maxPendingUtterances = 4
     /// Audio seconds accepted per wall-clock second, per track.
     public var maxRealtimeFactor = 3.0
-    /// Chunks and utterances waiting for the speech sensors before more are skipped with `busy`.
+    /// Chunks waiting for the speech sensors before more are skipped with `busy`.
     public var maxPendingSpeech = 8
 
     public init() {}
 }
 
-/// One connection's audio in a room: a listener per track finds utterances and cuts them into
-/// chunks. One task transcribes utterances in order (starting in the pause before a turn ends,
-/// and reusing that decode when the turn ends with the same audio), broadcasts the transcript,
-/// reads its emotion with the text sensors and reports it to the room; another reads each chunk
-/// and each whole utterance with the speech sensors (the voice) and reports that. The room
-/// fuses every estimate per participant and broadcasts it, with the chunk or utterance it came from.
+/// A finished turn with words: a transcribed utterance, or typed text.
+public struct ParticipantTurn: Sendable {
+    /// The track it was said on; nil for typed text.
+    public let track: TrackID?
+    /// The track's utterance number; 0 for typed text.
+    public let utterance: Int
+    public let text: String
+    /// The text channel's reading of `text`, if it had one.
+    public let textEstimate: EmotionEstimate?
+    /// When the person stopped speaking (when typed text was taken up); timings count from here.
+    public let speechEndedAt: ContinuousClock.Instant
+    public let transcribedAt: ContinuousClock.Instant
+    /// When the utterance began, in seconds since 1970.
+    public let startedAt: Double
+}
+
+/// Where a participant's pipeline sends what it finds: the room (rooms protocol) or the
+/// companion. Calls for one participant come in order; errors must not wait.
+public protocol ParticipantOutput: Sendable {
+    /// Whom sensors' estimates are about.
+    var subject: String { get }
+    func speechStarted(track: TrackID, utterance: Int, start: Double) async
+    func speechEnded(track: TrackID, utterance: Int, start: Double, end: Double, reason: String) async
+    /// A provisional transcript of an utterance still in progress (or in a pause).
+    func partialTranscript(track: TrackID, utterance: Int, text: String) async
+    /// The final transcript of an utterance (its text may be empty), `latency` after it ended.
+    func finalTranscript(track: TrackID, utterance: Int, start: Double, end: Double, transcript: Transcript, latency: Duration) async
+    /// One channel's reading: of a chunk or a whole utterance (`source`), or of typed text
+    /// (no source, utterance 0).
+    func estimate(_ estimate: EmotionEstimate, utterance: Int, source: EmotionSource?) async
+    /// A turn with words, after its readings.
+    func turn(_ turn: ParticipantTurn) async
+    /// Something went wrong in the background; the pipeline goes on.
+    func error(_ error: RoomError)
+}
+
+extension ParticipantOutput {
+    public func speechStarted(track: TrackID, utterance: Int, start: Double) async {}
+    public func speechEnded(track: TrackID, utterance: Int, start: Double, end: Double, reason: String) async {}
+    public func partialTranscript(track: TrackID, utterance: Int, text: String) async {}
+    public func turn(_ turn: ParticipantTurn) async {}
+}
+
+/// One participant's audio (and typed text): a listener per track finds utterances and cuts
+/// them into chunks. One task transcribes in order: partial transcripts of an utterance in
+/// progress (at most one waiting), a speculative decode in each pause (reused when the turn
+/// ends with the same audio), then each finished utterance — its transcript, the voice of the
+/// whole utterance (read while Whisper decodes) and the emotion in its words, and the turn.
+/// Another task reads each chunk's voice. Everything goes to the track's ``ParticipantOutput``.
 ///
-/// The reader calls ``addTrack(_:in:as:)``, ``accept(_:track:in:as:)`` and the other methods one at a
-/// time; the owner runs ``run()`` in its task group and ends it with ``finish()``.
+/// The reader calls ``addTrack(_:output:)``, ``accept(_:track:)`` and the other methods one at
+/// a time; the owner runs ``run()`` in its task group and ends it with ``finish()``.
 public final class ParticipantPipeline: Sendable {
     private let engines: ParticipantEngines
     private let settings: ParticipantSettings
-    private let report: @Sendable (RoomError) -> Void
     private let tracks = Mutex<[TrackID: Track]>([:])
     private let pending: PendingUtterances
     private let jobs: AsyncStream<Job>
@@ -111,12 +161,11 @@ public final class ParticipantPipeline: Sendable {
     private let pendingSpeech: PendingUtterances
     private let speechJobs: AsyncStream<SpeechJob>
     private let enqueueSpeech: AsyncStream<SpeechJob>.Continuation
+    private let progress = TranscriptionProgress()
 
-    /// - Parameter report: where errors of work done in the background go (the participant's connection).
-    public init(engines: ParticipantEngines, settings: ParticipantSettings, report: @escaping @Sendable (RoomError) -> Void) {
+    public init(engines: ParticipantEngines, settings: ParticipantSettings) {
         self.engines = engines
         self.settings = settings
-        self.report = report
         pending = PendingUtterances(limit: settings.maxPendingUtterances)
         (jobs, enqueue) = AsyncStream.makeStream(of: Job.self)
         pendingSpeech = PendingUtterances(limit: settings.maxPendingSpeech)
@@ -124,27 +173,44 @@ public final class ParticipantPipeline: Sendable {
     }
 
     private struct Track: Sendable {
+        let id: TrackID
         let listener: any TrackListener
+        let output: any ParticipantOutput
         var pace: StreamPace
+        /// The wall-clock time of the track's first audio (its time zero), seconds since 1970.
+        let startedAt: Double
+        var lastPartial = ContinuousClock.now
     }
 
     // MARK: - The reader's side
 
-    public func addTrack(_ track: TrackID, in room: Room, as user: ParticipantID) async throws {
+    /// Opens a track whose results go to `output`. Its listener (a voice activity model) is
+    /// loaded on the listening pool, waiting up to `loadAttempts` × 0.1 s while that is busy.
+    public func addTrack(_ track: TrackID, output: any ParticipantOutput, loadAttempts: Int = 1) async throws {
         guard tracks.withLock({ $0[track] }) == nil else { return }
-        try await room.addTrack(track, for: user)
         let make = engines.makeListener
-        let listener = try await engines.listenPool.run { try make() }
-        let pace = StreamPace(maxRealtimeFactor: settings.maxRealtimeFactor)
-        tracks.withLock { $0[track] = Track(listener: listener, pace: pace) }
+        var attempt = 1
+        let listener: any TrackListener
+        while true {
+            do {
+                listener = try await engines.listenPool.run { try make() }
+                break
+            } catch is InferencePoolBusyError where attempt < loadAttempts {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let entry = Track(
+            id: track, listener: listener, output: output, pace: StreamPace(maxRealtimeFactor: settings.maxRealtimeFactor),
+            startedAt: Date().timeIntervalSince1970)
+        tracks.withLock { $0[track] = entry }
     }
 
     /// Removes the track; what was said last on it is still transcribed.
-    public func removeTrack(_ track: TrackID, in room: Room, as user: ParticipantID) async throws {
-        try await room.removeTrack(track, for: user)
+    public func removeTrack(_ track: TrackID) async throws {
         guard let ending = tracks.withLock({ $0.removeValue(forKey: track) }) else { return }
         let events = try await engines.listenPool.run { ending.listener.endTurn() }
-        submit(events, room: room, user: user, track: track)
+        await submit(events, on: ending)
     }
 
     /// Forgets every track (the participant left the room).
@@ -152,25 +218,65 @@ public final class ParticipantPipeline: Sendable {
         tracks.withLock { $0.removeAll() }
     }
 
-    public func accept(_ input: AudioInput, track: TrackID, in room: Room, as user: ParticipantID) async throws {
-        let admitted = tracks.withLock { tracks -> Result<any TrackListener, RoomError> in
+    /// Listens to one frame of a track. Throws a ``ListenerError`` for a frame the listener
+    /// refused, a ``RoomError`` for an unknown track or audio too fast, or
+    /// `InferencePoolBusyError` when the listening pool is full.
+    public func accept(_ input: AudioInput, track: TrackID) async throws {
+        let now = ContinuousClock.now
+        let partialInterval = settings.partialInterval
+        let admitted = tracks.withLock { tracks -> Result<(Track, partialDue: Bool), RoomError> in
             guard var entry = tracks[track] else {
                 return .failure(RoomError(.unknownTrack, "no audio track \(track); send audio_track_added first"))
             }
             if let refusal = entry.pace.admit(seconds: input.seconds) { return .failure(RoomError(.rateLimited, refusal)) }
             tracks[track] = entry
-            return .success(entry.listener)
+            return .success((entry, partialInterval.map { now - entry.lastPartial >= .seconds($0) } ?? false))
         }
-        let listener = try admitted.get()
-        let outcome = try await engines.listenPool.run { () -> Result<[ListenerEvent], ListenerError> in
-            Result { () throws(ListenerError) in try listener.accept(input) }
+        let (entry, partialDue) = try admitted.get()
+        let listener = entry.listener
+        // A partial needs at least a second of speech to be worth decoding.
+        let minimumPartial = 16_000
+        let outcome = try await engines.listenPool.run { () -> Result<([ListenerEvent], (Int, [Float])?), ListenerError> in
+            Result { () throws(ListenerError) in
+                let events = try listener.accept(input)
+                let partial = partialDue ? listener.utteranceInProgress.flatMap { $0.audio.count >= minimumPartial ? $0 : nil } : nil
+                return (events, partial)
+            }
         }
         switch outcome {
         case .failure(let error):
-            throw RoomError(RoomError.Code(rawValue: error.code) ?? .badMessage, error.description)
-        case .success(let events):
-            submit(events, room: room, user: user, track: track)
+            throw error
+        case .success(let (events, partial)):
+            await submit(events, on: entry)
+            if let (utterance, audio) = partial, engines.transcriber != nil, settings.transcribe, progress.claimPartialSlot() {
+                tracks.withLock { $0[track]?.lastPartial = now }
+                enqueue.yield(.partial(track: track, output: entry.output, utterance: utterance, audio: audio))
+            }
         }
+    }
+
+    /// Ends the turn in progress on `track` now (the client says the person has finished).
+    public func endTurn(track: TrackID) async throws {
+        let entry = try self.entry(track)
+        let events = try await engines.listenPool.run { entry.listener.endTurn() }
+        await submit(events, on: entry)
+    }
+
+    /// Sets the silence that ends a turn on `track` (when `seconds` is given) and returns it.
+    public func trailingSilence(track: TrackID, set seconds: Double? = nil) async throws -> Double {
+        let listener = try entry(track).listener
+        return try await engines.listenPool.run {
+            if let seconds { listener.trailingSilence = seconds }
+            return listener.trailingSilence
+        }
+    }
+
+    /// Queues typed text, answered like a transcript in order with the utterances; false (and
+    /// nothing queued) when `maxPendingUtterances` already wait.
+    public func submitText(_ text: String, output: any ParticipantOutput) -> Bool {
+        guard pending.claim() else { return false }
+        enqueue.yield(.typed(text: text, output: output))
+        return true
     }
 
     /// Ends ``run()`` once what is queued is done.
@@ -179,126 +285,227 @@ public final class ParticipantPipeline: Sendable {
         enqueueSpeech.finish()
     }
 
-    // MARK: - Transcribing
+    private func entry(_ track: TrackID) throws(RoomError) -> Track {
+        guard let entry = tracks.withLock({ $0[track] }) else {
+            throw RoomError(.unknownTrack, "no audio track \(track)")
+        }
+        return entry
+    }
 
-    private struct Job: Sendable {
-        let room: Room
-        let user: ParticipantID
-        let track: TrackID
+    // MARK: - Queueing
+
+    private struct Utterance: Sendable {
+        let track: Track
         let utterance: Int
+        let start: Double
+        let end: Double
         let audio: [Float]
-        /// Seconds since the track's first audio, for a finished utterance; nil for a guess.
-        let span: (start: Double, end: Double)?
+        let endedAt: ContinuousClock.Instant
+    }
+
+    private enum Job: Sendable {
+        case partial(track: TrackID, output: any ParticipantOutput, utterance: Int, audio: [Float])
+        /// A final-quality decode in a pause, kept in case the pause ends the turn.
+        case guess(track: TrackID, output: any ParticipantOutput, utterance: Int, audio: [Float])
+        case utterance(Utterance)
+        case typed(text: String, output: any ParticipantOutput)
     }
 
     private struct SpeechJob: Sendable {
-        let room: Room
-        let user: ParticipantID
+        let output: any ParticipantOutput
+        let utterance: Int
         let audio: [Float]
         let source: EmotionSource
     }
 
-    /// Queues audio for the speech sensors, skipping it with `busy` when too much waits.
-    private func submitSpeech(_ audio: [Float], kind: EmotionSource.Kind, start: Double, end: Double, room: Room, user: ParticipantID, track: TrackID) {
-        guard !engines.speechSensors.isEmpty else { return }
-        guard pendingSpeech.claim() else {
-            report(RoomError(.busy, "\(pendingSpeech.limit) readings are already waiting for voice analysis (setting rooms.max_pending_chunks); this \(kind.rawValue) is skipped"))
-            return
-        }
-        let source = EmotionSource(channel: .voice, kind: kind, track: track, start: start, end: end)
-        enqueueSpeech.yield(SpeechJob(room: room, user: user, audio: audio, source: source))
-    }
-
-    /// Queues a finished utterance (refused with `busy` when too many wait) and a pause's audio
-    /// as a guess (skipped silently when too many wait); chunks and finished utterances also go
-    /// to the speech sensors.
-    private func submit(_ events: [ListenerEvent], room: Room, user: ParticipantID, track: TrackID) {
+    /// Passes turn events on, queues chunks for the voice, a pause's audio as a guess (skipped
+    /// silently when too many wait) and a finished utterance (refused with `busy` when too many wait).
+    private func submit(_ events: [ListenerEvent], on track: Track) async {
+        let output = track.output
         for event in events {
             switch event {
-            case let .chunk(_, start, end, audio):
-                submitSpeech(audio, kind: .chunk, start: start, end: end, room: room, user: user, track: track)
-                continue
-            case let .ended(_, start, end, audio, _):
-                submitSpeech(audio, kind: .utterance, start: start, end: end, room: room, user: user, track: track)
-            default:
-                break
-            }
-            guard settings.transcribe else { continue }
-            switch event {
-            case let .paused(utterance, audio):
-                guard pending.claim() else { continue }
-                enqueue.yield(Job(room: room, user: user, track: track, utterance: utterance, audio: audio, span: nil))
-            case let .ended(utterance, start, end, audio, _):
-                guard pending.claim() else {
-                    report(RoomError(.busy, "\(pending.limit) utterances are already waiting for transcription (setting stream.max_pending_turns); this one is skipped"))
+            case let .started(utterance, start):
+                await output.speechStarted(track: track.id, utterance: utterance, start: start)
+            case let .chunk(utterance, start, end, audio):
+                guard !engines.speechSensors.isEmpty else { continue }
+                guard pendingSpeech.claim() else {
+                    output.error(RoomError(.busy, "\(pendingSpeech.limit) chunks are already waiting for voice analysis; this chunk is skipped"))
                     continue
                 }
-                enqueue.yield(Job(room: room, user: user, track: track, utterance: utterance, audio: audio, span: (start, end)))
-            case .started, .chunk:
-                continue
+                let source = EmotionSource(channel: .voice, kind: .chunk, track: track.id, start: start, end: end)
+                enqueueSpeech.yield(SpeechJob(output: output, utterance: utterance, audio: audio, source: source))
+            case let .paused(utterance, audio):
+                guard settings.transcribe, engines.transcriber != nil, pending.claim() else { continue }
+                enqueue.yield(.guess(track: track.id, output: output, utterance: utterance, audio: audio))
+            case let .ended(utterance, start, end, audio, reason):
+                progress.finalize(utterance, on: track.id)
+                await output.speechEnded(track: track.id, utterance: utterance, start: start, end: end, reason: reason)
+                guard pending.claim() else {
+                    output.error(RoomError(.busy, "\(pending.limit) utterances are already waiting for transcription (setting stream.max_pending_turns); this one is skipped"))
+                    continue
+                }
+                enqueue.yield(.utterance(Utterance(track: track, utterance: utterance, start: start, end: end, audio: audio, endedAt: .now)))
             }
         }
     }
 
-    /// Transcribes queued utterances and reads queued speech, each in order, until ``finish()``.
+    // MARK: - Working
+
+    /// Transcribes and reads what is queued, each queue in order, until ``finish()``.
     public func run() async {
         async let transcribing: Void = transcribe()
-        async let listening: Void = readSpeech()
+        async let listening: Void = readChunks()
         _ = await (transcribing, listening)
     }
 
-    private func readSpeech() async {
+    private func readChunks() async {
         for await job in speechJobs {
             defer { pendingSpeech.release() }
-            for sensor in engines.speechSensors {
-                do {
-                    if let estimate = try await sensor.estimate(.speech(job.audio), subject: job.user.rawValue, time: Date().timeIntervalSince1970) {
-                        await job.room.report(estimate, from: job.user, source: job.source)
-                    }
-                } catch let error as InferencePoolBusyError {
-                    report(RoomError(.busy, "\(error.description); this \(job.source.kind.rawValue) is skipped"))
-                } catch {
-                    report(RoomError(.unavailable, "could not read the voice of a \(job.source.kind.rawValue) of track \(job.source.trackID): \(error)"))
-                }
+            for estimate in await readVoice(job.audio, output: job.output, what: "chunk") {
+                await job.output.estimate(estimate, utterance: job.utterance, source: job.source)
             }
         }
+    }
+
+    /// The speech sensors' readings of `audio`; failures go to `output` as errors.
+    private func readVoice(_ audio: [Float], output: any ParticipantOutput, what: String) async -> [EmotionEstimate] {
+        var estimates: [EmotionEstimate] = []
+        for sensor in engines.speechSensors {
+            do {
+                if let estimate = try await sensor.estimate(.speech(audio), subject: output.subject, time: Date().timeIntervalSince1970) {
+                    estimates.append(estimate)
+                }
+            } catch let error as InferencePoolBusyError {
+                output.error(RoomError(.busy, "\(error.description); the voice of this \(what) is skipped"))
+            } catch {
+                output.error(RoomError(.unavailable, "could not read the voice of a \(what): \(error)"))
+            }
+        }
+        return estimates
+    }
+
+    /// The text sensors' readings of `text`, each reported to `output` as it comes.
+    private func readWords(_ text: String, utterance: Int, source: EmotionSource?, output: any ParticipantOutput) async -> EmotionEstimate? {
+        var first: EmotionEstimate?
+        for sensor in engines.textSensors {
+            do {
+                if let estimate = try await sensor.estimate(.text(text), subject: output.subject, time: Date().timeIntervalSince1970) {
+                    first = first ?? estimate
+                    await output.estimate(estimate, utterance: utterance, source: source)
+                }
+            } catch let error as InferencePoolBusyError {
+                output.error(RoomError(.busy, "\(error.description); the emotion in these words is not read"))
+            } catch {
+                output.error(RoomError(.unavailable, "could not read the emotion in the words: \(error)"))
+            }
+        }
+        return first
     }
 
     private func transcribe() async {
         // Per track, the latest guess decoded in a pause; the final with the same audio reuses it.
         var guesses: [TrackID: (utterance: Int, audio: [Float], transcript: Transcript)] = [:]
         for await job in jobs {
-            defer { pending.release() }
-            guard let transcriber = engines.transcriber else {
-                if job.span != nil { report(RoomError(.unavailable, "speech recognition is unavailable: the Whisper model did not load")) }
-                continue
-            }
-            guard let (start, end) = job.span else {
-                guesses[job.track] = (try? await transcriber.transcribe(job.audio, pass: .final)).map { (job.utterance, job.audio, $0) }
-                continue
-            }
-            do {
-                let transcript: Transcript
-                if let guess = guesses.removeValue(forKey: job.track), guess.utterance == job.utterance, guess.audio == job.audio {
-                    transcript = guess.transcript
-                } else {
-                    transcript = try await transcriber.transcribe(job.audio, pass: .final)
+            switch job {
+            case let .partial(track, output, utterance, audio):
+                defer { progress.releasePartialSlot() }
+                guard let transcriber = engines.transcriber, !progress.isFinalized(utterance, on: track) else { continue }
+                if let transcript = try? await transcriber.transcribe(audio, pass: .partial), !transcript.text.isEmpty,
+                    !progress.isFinalized(utterance, on: track)
+                {
+                    await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }
-                guard !transcript.text.isEmpty else { continue }
-                await job.room.broadcast(.transcript(
-                    room: job.room.id, user: job.user, track: job.track, text: transcript.text, start: start, end: end))
-                let source = EmotionSource(channel: .text, kind: .utterance, track: job.track, start: start, end: end)
-                for sensor in engines.textSensors {
-                    if let estimate = try await sensor.estimate(.text(transcript.text), subject: job.user.rawValue, time: Date().timeIntervalSince1970) {
-                        await job.room.report(estimate, from: job.user, source: source)
-                    }
+            case let .guess(track, output, utterance, audio):
+                defer { pending.release() }
+                guard let transcriber = engines.transcriber, let transcript = try? await transcriber.transcribe(audio, pass: .final)
+                else { continue }
+                guesses[track] = (utterance, audio, transcript)
+                if !transcript.text.isEmpty, !progress.isFinalized(utterance, on: track) {
+                    await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }
-            } catch let error as InferencePoolBusyError {
-                report(RoomError(.busy, error.description))
-            } catch {
-                report(RoomError(.transcriptionFailed, "could not transcribe an utterance of track \(job.track): \(error)"))
+            case .utterance(let finished):
+                defer { pending.release() }
+                var reuse: Transcript?
+                if let guess = guesses.removeValue(forKey: finished.track.id), guess.utterance == finished.utterance,
+                    guess.audio == finished.audio
+                {
+                    reuse = guess.transcript
+                }
+                await conclude(finished, guess: reuse)
+            case let .typed(text, output):
+                defer { pending.release() }
+                let takenUp = ContinuousClock.now
+                let estimate = await readWords(text, utterance: 0, source: nil, output: output)
+                await output.turn(ParticipantTurn(
+                    track: nil, utterance: 0, text: text, textEstimate: estimate, speechEndedAt: takenUp, transcribedAt: .now,
+                    startedAt: Date().timeIntervalSince1970))
             }
         }
+    }
+
+    /// A finished utterance: its transcript (or the guess), the voice of the whole utterance,
+    /// the emotion in its words, then the turn.
+    private func conclude(_ finished: Utterance, guess: Transcript?) async {
+        let (track, output) = (finished.track.id, finished.track.output)
+        async let voice = readVoice(finished.audio, output: output, what: "utterance")
+        var transcript: Transcript?
+        if settings.transcribe {
+            if let transcriber = engines.transcriber {
+                do {
+                    if let guess {
+                        transcript = guess
+                    } else {
+                        transcript = try await transcriber.transcribe(finished.audio, pass: .final)
+                    }
+                } catch let error as InferencePoolBusyError {
+                    output.error(RoomError(.busy, error.description))
+                } catch {
+                    output.error(RoomError(.transcriptionFailed, "could not transcribe utterance \(finished.utterance) of track \(track): \(error)"))
+                }
+            } else {
+                output.error(RoomError(.unavailable, "speech recognition is unavailable: the Whisper model did not load"))
+            }
+        }
+        let transcribedAt = ContinuousClock.now
+        if let transcript {
+            await output.finalTranscript(
+                track: track, utterance: finished.utterance, start: finished.start, end: finished.end, transcript: transcript,
+                latency: transcribedAt - finished.endedAt)
+        }
+        let voiceSource = EmotionSource(channel: .voice, kind: .utterance, track: track, start: finished.start, end: finished.end)
+        for estimate in await voice {
+            await output.estimate(estimate, utterance: finished.utterance, source: voiceSource)
+        }
+        guard let text = transcript?.text, !text.isEmpty else { return }
+        let textSource = EmotionSource(channel: .text, kind: .utterance, track: track, start: finished.start, end: finished.end)
+        let estimate = await readWords(text, utterance: finished.utterance, source: textSource, output: output)
+        await output.turn(ParticipantTurn(
+            track: track, utterance: finished.utterance, text: text, textEstimate: estimate, speechEndedAt: finished.endedAt,
+            transcribedAt: transcribedAt, startedAt: finished.track.startedAt + finished.start))
+    }
+}
+
+/// Which utterances of each track are final, and whether a partial decode is already waiting
+/// (at most one is).
+final class TranscriptionProgress: Sendable {
+    private let state = Mutex((finalized: [TrackID: Int](), partialPending: false))
+
+    func claimPartialSlot() -> Bool {
+        state.withLock { state in
+            guard !state.partialPending else { return false }
+            state.partialPending = true
+            return true
+        }
+    }
+
+    func releasePartialSlot() { state.withLock { $0.partialPending = false } }
+
+    func finalize(_ utterance: Int, on track: TrackID) {
+        state.withLock { $0.finalized[track] = max($0.finalized[track] ?? 0, utterance) }
+    }
+
+    func isFinalized(_ utterance: Int, on track: TrackID) -> Bool {
+        state.withLock { utterance <= $0.finalized[track, default: 0] }
     }
 }
 

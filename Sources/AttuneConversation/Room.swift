@@ -9,6 +9,13 @@ public protocol RoomSubscriber: Sendable {
     func deliver(_ message: RoomServerMessage)
 }
 
+/// A participant's fused emotion after a new reading.
+public struct FusedReport: Sendable {
+    public let estimate: EmotionEstimate
+    /// Whether it differs materially from the last state that did (`fusion.change_threshold`).
+    public let isMaterialChange: Bool
+}
+
 /// How much the rooms of one server may hold.
 public struct RoomLimits: Sendable, Equatable {
     public var maxRooms = 100
@@ -39,7 +46,8 @@ public actor Room {
         let subscriber: any RoomSubscriber
     }
 
-    init(id: RoomID, limits: RoomLimits, fusion: FusionSettings, recorder: RoomRecorder?) {
+    /// A room outside any ``RoomDirectory`` (the companion's room of one) has no recorder.
+    public init(id: RoomID, limits: RoomLimits, fusion: FusionSettings, recorder: RoomRecorder? = nil) {
         self.id = id
         self.limits = limits
         self.fusion = fusion
@@ -48,7 +56,7 @@ public actor Room {
 
     /// Adds a participant: they get `room_joined` with everyone present, the others get
     /// `participant_joined`.
-    func join(_ user: ParticipantID, info: JSONValue?, subscriber: any RoomSubscriber, at date: Date) throws(RoomError) {
+    public func join(_ user: ParticipantID, info: JSONValue?, subscriber: any RoomSubscriber, at date: Date = .now) throws(RoomError) {
         guard !isClosed else { throw RoomError(.unavailable, "room \(id) is closing") }
         guard participants[user] == nil else {
             throw RoomError(.nameTaken, "\(user) is already in room \(id); choose another user_id")
@@ -66,7 +74,7 @@ public actor Room {
     /// Removes a participant and tells the others; returns true when the room is now empty
     /// (and closed).
     @discardableResult
-    func leave(_ user: ParticipantID) -> Bool {
+    public func leave(_ user: ParticipantID) -> Bool {
         guard participants.removeValue(forKey: user) != nil else { return participants.isEmpty }
         recorder?.record(.left(id, user, .now))
         broadcast(.participantLeft(room: id, user: user))
@@ -97,13 +105,23 @@ public actor Room {
     /// Folds a new estimate of one channel into the participant's fused emotion and broadcasts
     /// the new state to everyone in the room, the speaker included.
     /// - Parameter source: what the estimate was read from (its chunk or utterance of a track).
-    public func report(_ estimate: EmotionEstimate, from user: ParticipantID, source: EmotionSource? = nil) {
-        guard var participant = participants[user], let fused = participant.fusion.fuse(estimate) else { return }
+    /// - Returns: the new fused state, and whether it changed materially (`fusion.change_threshold`)
+    ///   since the last one that did; nil for an unknown participant or a `fused` estimate.
+    @discardableResult
+    public func report(_ estimate: EmotionEstimate, from user: ParticipantID, source: EmotionSource? = nil) -> FusedReport? {
+        guard var participant = participants[user], let fused = participant.fusion.fuse(estimate) else { return nil }
+        let material = participant.fusion.markReported(fused)
         let update = EmotionUpdate(room: id, participant: user, estimate: fused, source: source)
         participant.latest = update
         participants[user] = participant
         recorder?.record(.emotion(update))
         broadcast(.emotionUpdate(update))
+        return FusedReport(estimate: fused, isMaterialChange: material)
+    }
+
+    /// A participant's fused emotion at `time` (seconds since 1970), or nil before any evidence.
+    public func emotion(of user: ParticipantID, at time: Double) -> EmotionEstimate? {
+        participants[user]?.fusion.current(at: time)
     }
 
     /// Sends a message to everyone in the room.

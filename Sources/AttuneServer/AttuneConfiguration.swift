@@ -235,6 +235,7 @@ extension AttuneConfiguration {
         .integer("voice.threads", "threads one voice model run uses", \.voice.threads, 1...64),
         .integer("voice.workers", "voice model runs at once", \.voice.workers, 1...64),
         .decimal("voice.stream_seconds", "seconds of speech between the companion's streaming voice estimates of an utterance in progress", \.voice.streamSeconds, 0.5...30),
+        .integer("voice.max_pending_chunks", "chunks of a companion session waiting for the voice model before more are skipped with 'busy'", \.voice.maxPendingChunks, 1...100),
         .integer("voice.queue_limit", "voice model runs that may wait before callers get 'busy'", \.voice.queueLimit, 0...10_000),
         .decimal("rooms.chunk_seconds", "seconds of a participant's speech read by the voice model at a time", \.rooms.chunkSeconds, 0.5...5),
         .integer("rooms.max_pending_chunks", "chunks and utterances waiting for voice analysis per connection before more are skipped", \.rooms.maxPendingChunks, 1...1_000),
@@ -414,6 +415,8 @@ public struct VoiceSettings: Sendable, Equatable {
     public var queueLimit = 32
     /// How often the companion reads the voice of an utterance in progress, in seconds of speech.
     public var streamSeconds = 3.0
+    /// Chunks of a companion session waiting for the voice model before more are skipped.
+    public var maxPendingChunks = 2
 
     public init() {}
 }

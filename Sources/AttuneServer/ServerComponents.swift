@@ -90,6 +90,8 @@ public struct ServerComponents: Sendable {
     public let voicePool: InferencePool
     /// How often the companion reads the voice of an utterance in progress (`voice.stream_seconds`).
     public let voiceStreamSeconds: Double
+    /// Chunks of a companion session waiting for the voice before more are skipped (`voice.max_pending_chunks`).
+    public let voicePending: Int
     /// The worker pools of the engines above (Whisper's, the synthesizer's), which the service
     /// group starts and stops; the engines themselves are seen only through their protocols.
     private let enginePools: [any Service]
@@ -278,6 +280,7 @@ public struct ServerComponents: Sendable {
             voiceEmotion: voiceEmotion,
             voicePool: InferencePool(name: "voice", workers: configuration.voice.workers, maxQueued: configuration.voice.queueLimit),
             voiceStreamSeconds: configuration.voice.streamSeconds,
+            voicePending: configuration.voice.maxPendingChunks,
             enginePools: enginePools
         )
     }
@@ -312,27 +315,50 @@ public struct ServerComponents: Sendable {
         voiceEmotion.map { VoiceEmotionSensor(model: $0, pool: voicePool) }
     }
 
-    /// The engines a room participant's audio goes through, as the conversation core sees them.
-    var participantEngines: ParticipantEngines {
-        let components = self
-        let chunkSeconds = roomSettings.chunkSeconds
+    /// The engines a participant's audio goes through, as the conversation core sees them; each
+    /// track's listener cuts `chunkSeconds` chunks for the voice channel, when there is one.
+    private func participantEngines(chunkSeconds: Double) -> ParticipantEngines {
+        let (vadModel, turn, maxFrameBytes) = (self.vadModel, self.turn, stream.maxFrameBytes)
+        let voiceSensor = self.voiceSensor
         return ParticipantEngines(
             makeListener: {
-                let listener = try Listener(components: components)
-                listener.chunkSeconds = chunkSeconds
-                return listener
+                try Listener(vadModel: vadModel, turn: turn, maxFrameBytes: maxFrameBytes, chunkSeconds: voiceSensor == nil ? nil : chunkSeconds)
             },
             listenPool: listenPool, transcriber: transcriber, textSensors: textSensor.map { [$0] } ?? [],
             speechSensors: voiceSensor.map { [$0] } ?? [])
     }
 
-    var participantSettings: ParticipantSettings {
-        var settings = ParticipantSettings()
-        settings.transcribe = roomSettings.transcribe
-        settings.maxPendingUtterances = stream.maxPendingTurns
-        settings.maxRealtimeFactor = stream.maxRealtimeFactor
-        settings.maxPendingSpeech = roomSettings.maxPendingChunks
-        return settings
+    /// What a companion session (`/ws/conversation`) works with.
+    var companion: CompanionServices {
+        var listening = ParticipantSettings()
+        listening.partialInterval = stream.partialInterval
+        listening.maxPendingUtterances = stream.maxPendingTurns
+        listening.maxRealtimeFactor = stream.maxRealtimeFactor
+        listening.maxPendingSpeech = voicePending
+        let (textEmotion, emotionPool) = (self.textEmotion, self.emotionPool)
+        let replies = ResponderEngines(
+            chat: chat, chatUnavailableReason: llmUnavailableReason, synthesizer: synthesizer,
+            synthesizerUnavailableReason: ttsUnavailableReason, history: history,
+            judge: { sentence in
+                guard let textEmotion else { return nil }
+                return try? await emotionPool.run { try textEmotion.estimate(sentence, subject: "reply") }
+            })
+        return CompanionServices(
+            listening: participantEngines(chunkSeconds: voiceStreamSeconds), listeningSettings: listening, replies: replies,
+            replySettings: ResponderSettings(personas: personas, synthesis: synthesis, reply: reply, maxPendingTurns: stream.maxPendingTurns),
+            stream: stream, fusion: fusion)
+    }
+
+    /// What a rooms connection (`/ws/rooms`) works with.
+    var roomServices: RoomServices {
+        var listening = ParticipantSettings()
+        listening.transcribe = roomSettings.transcribe
+        listening.maxPendingUtterances = stream.maxPendingTurns
+        listening.maxRealtimeFactor = stream.maxRealtimeFactor
+        listening.maxPendingSpeech = roomSettings.maxPendingChunks
+        return RoomServices(
+            directory: rooms, access: roomAccess, listening: participantEngines(chunkSeconds: roomSettings.chunkSeconds),
+            listeningSettings: listening, stream: stream)
     }
 
     /// The text emotion model, or a 503 that says why there is none.

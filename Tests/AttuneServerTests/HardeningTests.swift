@@ -144,7 +144,7 @@ func withLiveServer(
     @Test func aBargeInRightAfterTheTurnStopsTheReplyBeforeItSpeaks() async throws {
         let components = ServerComponents.load(configuration: TestSupport.configuration(), logger: .init(label: "test"))
         let queue = OutboundQueue(maxMessages: 1_000, maxBytes: 1 << 26)
-        let responder = Responder(components: components, sessionID: UUID().uuidString.lowercased(), emit: queue, logger: .init(label: "test"))
+        let responder = Responder(engines: components.companion.replies, settings: components.companion.replySettings, sessionID: UUID().uuidString.lowercased(), emit: queue, logger: .init(label: "test"))
         async let running: Void = responder.run()
         #expect(await responder.respond(to: turn("I lost my keys again.")))
         await responder.bargeIn()
@@ -160,7 +160,7 @@ func withLiveServer(
     @Test func aNewTurnStartsOnlyAfterThePreviousReplyHasEnded() async throws {
         let components = ServerComponents.load(configuration: TestSupport.configuration(), logger: .init(label: "test"))
         let queue = OutboundQueue(maxMessages: 10_000, maxBytes: 1 << 28)
-        let responder = Responder(components: components, sessionID: UUID().uuidString.lowercased(), emit: queue, logger: .init(label: "test"))
+        let responder = Responder(engines: components.companion.replies, settings: components.companion.replySettings, sessionID: UUID().uuidString.lowercased(), emit: queue, logger: .init(label: "test"))
         async let running: Void = responder.run()
         for text in ["Hello there.", "Are you still there?", "Say something."] { #expect(await responder.respond(to: turn(text))) }
         let seen = await events(of: queue) { $0.filter { if case .replyDone = $0 { true } else { false } }.count == 3 }

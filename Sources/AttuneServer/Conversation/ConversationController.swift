@@ -53,12 +53,12 @@ struct ConversationController: Sendable {
     }
 
     func addRoutes(to router: Router<AttuneWebSocketContext>) {
-        let components = self.components
+        let (companion, rooms) = (components.companion, components.roomServices)
         serve(Self.path, on: router) { connection, inbound, outbound, logger in
-            await ConversationSession(components: components, connection: connection, logger: logger).run(inbound: inbound, outbound: outbound)
+            await ConversationSession(services: companion, connection: connection, logger: logger).run(inbound: inbound, outbound: outbound)
         }
         serve(Self.roomsPath, on: router) { connection, inbound, outbound, logger in
-            await RoomSession(components: components, connection: connection, logger: logger).run(inbound: inbound, outbound: outbound)
+            await RoomSession(services: rooms, connection: connection, logger: logger).run(inbound: inbound, outbound: outbound)
         }
     }
 

@@ -11,31 +11,39 @@ import NIOWebSocket
 import ServiceLifecycle
 import Synchronization
 
-/// One person's live session: audio frames in; speech, turn and transcript events out.
+/// What a companion session works with: the engines of its pipeline and of its replies, and
+/// their settings. Built once from the ``ServerComponents``.
+struct CompanionServices: Sendable {
+    let listening: ParticipantEngines
+    let listeningSettings: ParticipantSettings
+    let replies: ResponderEngines
+    let replySettings: ResponderSettings
+    let stream: StreamSettings
+    let fusion: FusionSettings
+}
+
+/// One person's live session with the companion: a room of one person, whose audio goes
+/// through a ``ParticipantPipeline`` of the conversation core (one track, `mic`), and the
+/// ``Responder`` that answers each finished turn.
 ///
-/// Four tasks share the work, as in a WebSocket chat: this one reads frames and runs voice
-/// activity detection (on the listening threads), a transcription task decodes utterances (on
-/// the Whisper threads), the ``Responder`` answers turns one at a time, and a writer task sends
-/// events in order. A fifth watches the connection: it closes a session that has gone idle,
-/// whose client stopped reading, or that outlives a server shutdown. Audio reads wait for
-/// detection, which paces a fast client; transcription runs beside them so a long decode never
-/// delays hearing the next turn.
+/// This task reads frames and control messages; the pipeline's tasks transcribe and read the
+/// voice; the responder answers turns one at a time; a writer task sends events in order; a
+/// watcher closes a session that has gone idle, whose client stopped reading, or that outlives
+/// a server shutdown. Audio reads wait for voice activity detection, which paces a fast
+/// client; transcription runs beside them so a long decode never delays hearing the next turn.
 struct ConversationSession: Sendable {
     /// Allowed end-of-turn silence in a `configure` message, in milliseconds.
     static let silenceRange = 100...5_000
-    let components: ServerComponents
+    /// The person's one audio track.
+    static let track = TrackID("mic")!
+    static let person = ParticipantID("person")!
+    let services: CompanionServices
     let connection: SessionConnection
     let logger: Logger
     let id = UUID().uuidString.lowercased()
 
-    /// Chunks of speech in progress for the voice channel's streaming estimates; when the voice
-    /// falls behind, the oldest waiting chunk is dropped.
-    private let voiceChunks: AsyncStream<VoiceChunk>
-    private let enqueueVoice: AsyncStream<VoiceChunk>.Continuation
-
-    init(components: ServerComponents, connection: SessionConnection, logger: Logger) {
-        (voiceChunks, enqueueVoice) = AsyncStream.makeStream(of: VoiceChunk.self, bufferingPolicy: .bufferingNewest(2))
-        self.components = components
+    init(services: CompanionServices, connection: SessionConnection, logger: Logger) {
+        self.services = services
         self.connection = connection
         var logger = logger
         logger[metadataKey: "session.id"] = .string(id)
@@ -43,13 +51,16 @@ struct ConversationSession: Sendable {
     }
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        let stream = components.stream
+        let stream = services.stream
         let queue = OutboundQueue(maxMessages: stream.maxOutboundMessages, maxBytes: stream.maxOutboundBytes)
         let emit = EventSink(queue)
-        let (jobs, enqueue) = AsyncStream.makeStream(of: TranscriptionJob.self, bufferingPolicy: .unbounded)
-        let progress = TranscriptionProgress()
         let activity = SessionActivity()
-        let responder = Responder(components: components, sessionID: id, emit: queue, logger: logger)
+        let responder = Responder(engines: services.replies, settings: services.replySettings, sessionID: id, emit: queue, logger: logger)
+        let pipeline = ParticipantPipeline(engines: services.listening, settings: services.listeningSettings)
+        let room = Room(id: RoomID(id)!, limits: .init(), fusion: services.fusion)
+        try? await room.join(Self.person, info: nil, subscriber: NoSubscriber())
+        let output = CompanionOutput(
+            subject: id, room: room, person: Self.person, emit: emit, responder: responder, maxPendingTurns: services.replySettings.maxPendingTurns)
         logger.info("conversation started")
 
         await withTaskGroup(of: Void.self) { group in
@@ -61,19 +72,17 @@ struct ConversationSession: Sendable {
                 queue.finish()
             }
             group.addTask {
-                await transcribe(jobs, progress: progress, emit: emit, responder: responder)
+                await pipeline.run()
                 await responder.close()
             }
-            group.addTask { await readVoice(emit: emit) }
             group.addTask {
                 await SessionWatcher(connection: connection, idleTimeout: stream.idleTimeout, logger: logger)
                     .run(activity: activity, queue: queue)
             }
             emit.yield(.sessionStarted(sessionID: id, sampleRate: 16_000, maxFrameBytes: stream.maxFrameBytes))
-            await read(inbound, progress: progress, activity: activity, emit: emit, enqueue: enqueue, responder: responder)
+            await read(inbound, activity: activity, emit: emit, pipeline: pipeline, output: output, responder: responder)
             activity.end()
-            enqueue.finish()
-            enqueueVoice.finish()
+            pipeline.finish()
         }
         logger.info("conversation ended")
     }
@@ -81,12 +90,12 @@ struct ConversationSession: Sendable {
     // MARK: - Reading
 
     private func read(
-        _ inbound: WebSocketInboundStream, progress: TranscriptionProgress, activity: SessionActivity,
-        emit: EventSink, enqueue: AsyncStream<TranscriptionJob>.Continuation, responder: Responder
+        _ inbound: WebSocketInboundStream, activity: SessionActivity, emit: EventSink, pipeline: ParticipantPipeline,
+        output: CompanionOutput, responder: Responder
     ) async {
-        let listener: Listener
         do {
-            listener = try await makeListener()
+            // The session's VAD model loads on the listening threads, waiting up to 5 s while they are busy.
+            try await pipeline.addTrack(Self.track, output: output, loadAttempts: 50)
         } catch let error as InferencePoolBusyError {
             emit.yield(.error(code: .busy, message: error.description))
             await connection.close(.unknown(1013), "the server is busy; try again later")
@@ -95,13 +104,10 @@ struct ConversationSession: Sendable {
             emit.yield(.error(code: .unavailable, message: "voice activity detection is unavailable: \(error)"))
             return
         }
-        let stream = components.stream
-        var pace = StreamPace(maxRealtimeFactor: stream.maxRealtimeFactor)
+        let stream = services.stream
         var messages = RateBudget(rate: stream.maxMessagesPerSecond, burst: stream.maxMessagesPerSecond * 2)
-        var lastPartial = ContinuousClock.now
-        let limit = ConversationController.transportFrameLimit(stream)
         do {
-            for try await message in inbound.messages(maxSize: limit) {
+            for try await message in inbound.messages(maxSize: ConversationController.transportFrameLimit(stream)) {
                 activity.touch()
                 do {
                     let audio: AudioInput
@@ -109,37 +115,17 @@ struct ConversationSession: Sendable {
                     case .binary(let buffer):
                         audio = .init(bytes: Array(buffer.readableBytesView), sampleRate: 16_000, encoding: .pcm16)
                     case .text(let text):
-                        guard let parsed = try await control(
-                            text, budget: &messages, listener: listener, progress: progress, emit: emit, enqueue: enqueue,
-                            responder: responder)
+                        guard let parsed = try await control(text, budget: &messages, emit: emit, pipeline: pipeline, output: output, responder: responder)
                         else { continue }
                         audio = parsed
                     }
-                    if let refusal = pace.admit(seconds: audio.seconds) {
-                        emit.error(.rateLimited, refusal)
-                        continue
-                    }
-                    let maxBytes = stream.maxFrameBytes
-                    let outcome = try await components.listenPool.run { () -> Result<[ListenerEvent], AudioFrameError> in
-                        Result { () throws(AudioFrameError) in try listener.accept(audio, maxBytes: maxBytes) }
-                    }
-                    switch outcome {
-                    case .failure(let error):
-                        emit.error(error.code, error.description)
-                    case .success(let events):
-                        for event in events {
-                            await handle(event, progress: progress, emit: emit, enqueue: enqueue, responder: responder)
-                        }
-                        // Re-decode the growing utterance now and then, one partial at a time.
-                        if let utterance = listener.currentUtterance, ContinuousClock.now - lastPartial >= .seconds(stream.partialInterval),
-                            listener.utteranceSamples.count >= 16_000, progress.claimPartialSlot()
-                        {
-                            lastPartial = .now
-                            enqueue.yield(.partial(utterance: utterance, audio: listener.utteranceSamples))
-                        }
-                    }
-                } catch let error as InferencePoolBusyError {
+                    try await pipeline.accept(audio, track: Self.track)
+                } catch let error as ListenerError {
                     // This frame is refused alone; the session goes on.
+                    emit.error(ServerEvent.ErrorCode(rawValue: error.code) ?? .badMessage, error.description)
+                } catch let error as RoomError {
+                    output.error(error)
+                } catch let error as InferencePoolBusyError {
                     emit.error(.busy, error.description)
                 }
             }
@@ -148,42 +134,21 @@ struct ConversationSession: Sendable {
         }
     }
 
-    /// Loads the session's VAD model on the listening threads, retrying for a few seconds while
-    /// they are busy.
-    private func makeListener() async throws -> Listener {
-        let components = self.components
-        for _ in 0..<50 {
-            do {
-                return try await components.listenPool.run { try Self.listener(components) }
-            } catch is InferencePoolBusyError {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        return try await components.listenPool.run { try Self.listener(components) }
-    }
-
-    /// A listener that also cuts `voice.stream_seconds` chunks for the voice channel, if there is one.
-    private static func listener(_ components: ServerComponents) throws -> Listener {
-        let listener = try Listener(components: components)
-        if components.voiceEmotion != nil { listener.chunkSeconds = components.voiceStreamSeconds }
-        return listener
-    }
-
     /// Handles a text frame: control messages are answered here and give nil; `audio_data`
     /// gives its audio. Every text frame spends from the session's message budget.
     private func control(
-        _ text: String, budget: inout RateBudget, listener: Listener, progress: TranscriptionProgress,
-        emit: EventSink, enqueue: AsyncStream<TranscriptionJob>.Continuation, responder: Responder
+        _ text: String, budget: inout RateBudget, emit: EventSink, pipeline: ParticipantPipeline, output: CompanionOutput,
+        responder: Responder
     ) async throws -> AudioInput? {
         let parsed = Result { () throws(ClientMessage.ParseError) in
-            try ClientMessage(json: text, maxTextBytes: components.stream.maxTextBytes)
+            try ClientMessage(json: text, maxTextBytes: services.stream.maxTextBytes)
         }
         if case .success(.audioData) = parsed {
             // Audio is paced by its duration, not counted as a message.
         } else if !budget.take() {
             emit.error(.rateLimited, String(
                 format: "more than %.0f messages per second (setting stream.max_messages_per_s); message ignored",
-                components.stream.maxMessagesPerSecond))
+                services.stream.maxMessagesPerSecond))
             return nil
         }
         switch parsed {
@@ -192,197 +157,92 @@ struct ConversationSession: Sendable {
         case .success(.ping):
             emit.yield(.pong)
         case .success(.endTurn):
-            for event in try await components.listenPool.run({ listener.endTurn() }) {
-                await handle(event, progress: progress, emit: emit, enqueue: enqueue, responder: responder)
-            }
+            try await pipeline.endTurn(track: Self.track)
         case let .success(.configure(persona, voice, rate, silence)):
             if let problem = await responder.configure(persona: persona, voice: voice, rate: rate) {
                 emit.error(.badSetting, problem)
                 return nil
             }
-            if let silence {
-                guard Self.silenceRange.contains(silence) else {
-                    emit.error(.badSetting, "silence_ms must be between \(Self.silenceRange.lowerBound) and \(Self.silenceRange.upperBound)")
-                    return nil
-                }
-                _ = try await components.listenPool.run { listener.trailingSilence = Double(silence) / 1000 }
+            if let silence, !Self.silenceRange.contains(silence) {
+                emit.error(.badSetting, "silence_ms must be between \(Self.silenceRange.lowerBound) and \(Self.silenceRange.upperBound)")
+                return nil
             }
-            let current = try await components.listenPool.run { listener.trailingSilence }
+            let current = try await pipeline.trailingSilence(track: Self.track, set: silence.map { Double($0) / 1000 })
             emit.yield(.configured(
                 persona: await responder.persona.id, voice: await responder.voice, rate: await responder.rate,
                 silenceMilliseconds: Int((current * 1000).rounded())))
         case let .success(.playback(reply, played)):
             await responder.playback(reply: reply, playedMilliseconds: played)
         case .success(.userText(let text)):
-            enqueue.yield(.typed(text: text))
+            // Typed turns are not utterances of the audio stream: they carry utterance 0.
+            if !pipeline.submitText(text, output: output) { output.refuseTurn() }
         case let .success(.audioData(bytes, rate, encoding)):
             return .init(bytes: bytes, sampleRate: rate, encoding: encoding)
         }
         return nil
     }
+}
 
-    private func handle(
-        _ event: ListenerEvent, progress: TranscriptionProgress,
-        emit: EventSink, enqueue: AsyncStream<TranscriptionJob>.Continuation, responder: Responder
-    ) async {
-        switch event {
-        case let .started(utterance, start):
-            emit.yield(.speechStarted(utterance: utterance, start: start))
-            // Barge-in: the person speaks over a reply.
-            if await responder.isReplying { await responder.bargeIn() }
-        case let .paused(utterance, audio):
-            enqueue.yield(.speculative(utterance: utterance, audio: audio))
-        case let .ended(utterance, start, end, audio, reason):
-            emit.yield(.speechEnded(utterance: utterance, start: start, end: end, reason: reason))
-            progress.finalize(utterance)
-            enqueue.yield(.final(utterance: utterance, start: start, end: end, audio: audio, endedAt: .now))
-        case let .chunk(utterance, _, _, audio):
-            enqueueVoice.yield(VoiceChunk(utterance: utterance, audio: audio))
+/// The companion's side of its room of one: turns what the pipeline finds into the
+/// conversation protocol's events, fuses the person's emotion in the room, and hands each turn
+/// to the responder (a new utterance interrupts a reply: barge-in).
+struct CompanionOutput: ParticipantOutput {
+    let subject: String
+    let room: Room
+    let person: ParticipantID
+    let emit: EventSink
+    let responder: Responder
+    let maxPendingTurns: Int
+
+    func speechStarted(track: TrackID, utterance: Int, start: Double) async {
+        emit.yield(.speechStarted(utterance: utterance, start: start))
+        // Barge-in: the person speaks over a reply.
+        if await responder.isReplying { await responder.bargeIn() }
+    }
+
+    func speechEnded(track: TrackID, utterance: Int, start: Double, end: Double, reason: String) async {
+        emit.yield(.speechEnded(utterance: utterance, start: start, end: end, reason: reason))
+    }
+
+    func partialTranscript(track: TrackID, utterance: Int, text: String) async {
+        emit.yield(.transcriptPartial(utterance: utterance, text: text))
+    }
+
+    func finalTranscript(track: TrackID, utterance: Int, start: Double, end: Double, transcript: Transcript, latency: Duration) async {
+        emit.yield(.transcriptFinal(utterance: utterance, start: start, end: end, transcript: transcript, latencyMilliseconds: latency.milliseconds))
+    }
+
+    /// Every reading goes out as `emotion`; readings of whole utterances and typed text are
+    /// fused (a chunk's reading is a preview: its utterance's whole voice is fused when it ends),
+    /// and a material change of the fused state goes out as `emotion_update`.
+    func estimate(_ estimate: EmotionEstimate, utterance: Int, source: EmotionSource?) async {
+        emit.yield(.emotion(utterance: utterance, estimate: estimate))
+        guard source?.kind != .chunk else { return }
+        if let report = await room.report(estimate, from: person, source: source), report.isMaterialChange {
+            emit.yield(.emotionUpdate(estimate: report.estimate))
         }
     }
 
-    // MARK: - Transcribing
-
-    private func transcribe(
-        _ jobs: AsyncStream<TranscriptionJob>, progress: TranscriptionProgress, emit: EventSink, responder: Responder
-    ) async {
-        guard let transcriber = components.transcriber else {
-            for await job in jobs {
-                switch job {
-                case .final:
-                    emit.yield(.error(code: .unavailable, message: "speech recognition is unavailable: the Whisper model did not load"))
-                case .typed(let text):
-                    var fusion = EmotionFusion(subject: id, settings: components.fusion)
-                    await answer(text, utterance: 0, start: Date().timeIntervalSince1970, endedAt: .now, fusion: &fusion, emit: emit, responder: responder)
-                default:
-                    continue
-                }
-            }
-            return
-        }
-        var fusion = EmotionFusion(subject: id, settings: components.fusion)
-        let sessionStart = Date().timeIntervalSince1970
-        // The latest speculative decode; a final with the same audio reuses it.
-        var speculation: (utterance: Int, audio: [Float], transcript: Transcript)?
-        for await job in jobs {
-            switch job {
-            case let .partial(utterance, audio):
-                defer { progress.releasePartialSlot() }
-                guard !progress.isFinalized(utterance) else { continue }  // its final is already queued
-                if let transcript = try? await transcriber.transcribe(audio, pass: .partial), !transcript.text.isEmpty,
-                    !progress.isFinalized(utterance)
-                {
-                    emit.yield(.transcriptPartial(utterance: utterance, text: transcript.text))
-                }
-            case let .speculative(utterance, audio):
-                guard let transcript = try? await transcriber.transcribe(audio, pass: .final) else { continue }
-                speculation = (utterance, audio, transcript)
-                if !transcript.text.isEmpty, !progress.isFinalized(utterance) {
-                    emit.yield(.transcriptPartial(utterance: utterance, text: transcript.text))
-                }
-            case let .final(utterance, start, end, audio, endedAt):
-                do {
-                    let transcript: Transcript
-                    if let speculation, speculation.utterance == utterance, speculation.audio == audio {
-                        transcript = speculation.transcript
-                    } else {
-                        transcript = try await transcriber.transcribe(audio, pass: .final)
-                    }
-                    speculation = nil
-                    let latency = (ContinuousClock.now - endedAt).milliseconds
-                    emit.yield(.transcriptFinal(utterance: utterance, start: start, end: end, transcript: transcript, latencyMilliseconds: latency))
-                    if !transcript.text.isEmpty {
-                        await answer(
-                            transcript.text, audio: audio, utterance: utterance, start: sessionStart + start, endedAt: endedAt,
-                            fusion: &fusion, emit: emit, responder: responder)
-                    }
-                } catch let error as InferencePoolBusyError {
-                    emit.error(.busy, error.description)
-                } catch {
-                    emit.error(.transcriptionFailed, "could not transcribe utterance \(utterance): \(error)")
-                }
-            case .typed(let text):
-                // Typed turns are not utterances of the audio stream: they carry utterance 0.
-                await answer(text, utterance: 0, start: Date().timeIntervalSince1970, endedAt: .now, fusion: &fusion, emit: emit, responder: responder)
-            }
-        }
+    func turn(_ turn: ParticipantTurn) async {
+        let fused = await room.emotion(of: person, at: Date().timeIntervalSince1970)
+        let accepted = await responder.respond(to: UserTurn(
+            utterance: turn.utterance, text: turn.text, textEmotion: turn.textEstimate, fused: fused,
+            speechEndedAt: turn.speechEndedAt, transcribedAt: turn.transcribedAt, startedAt: turn.startedAt))
+        if !accepted { refuseTurn() }
     }
 
-    /// Reads the emotion in a finished utterance (its voice, when there is audio, and its words),
-    /// folds each reading into the fused state, and hands the turn to the responder.
-    private func answer(
-        _ text: String, audio: [Float]? = nil, utterance: Int, start: Double, endedAt: ContinuousClock.Instant,
-        fusion: inout EmotionFusion, emit: EventSink, responder: Responder
-    ) async {
-        let transcribedAt = ContinuousClock.now
-        async let voiceReading = voiceEmotion(of: audio)
-        let estimate = await textEmotion(of: text)
-        if let voice = await voiceReading {
-            emit.yield(.emotion(utterance: utterance, estimate: voice))
-            if let fused = fusion.update(voice) { emit.yield(.emotionUpdate(estimate: fused)) }
-        }
-        if let estimate {
-            emit.yield(.emotion(utterance: utterance, estimate: estimate))
-            if let fused = fusion.update(estimate) { emit.yield(.emotionUpdate(estimate: fused)) }
-        }
-        let turn = UserTurn(
-            utterance: utterance, text: text, textEmotion: estimate, fused: fusion.current(at: Date().timeIntervalSince1970),
-            speechEndedAt: endedAt, transcribedAt: transcribedAt, startedAt: start)
-        if !(await responder.respond(to: turn)) {
-            emit.error(.busy, "\(components.stream.maxPendingTurns) turns are already waiting for an answer (setting stream.max_pending_turns); this one is not answered")
-        }
+    func refuseTurn() {
+        emit.error(.busy, "\(maxPendingTurns) turns are already waiting for an answer (setting stream.max_pending_turns); this one is not answered")
+    }
+
+    func error(_ error: RoomError) {
+        emit.error(ServerEvent.ErrorCode(rawValue: error.code.rawValue) ?? .unavailable, error.message)
     }
 }
 
-/// A chunk of the utterance in progress, for the voice channel.
-struct VoiceChunk: Sendable {
-    let utterance: Int
-    let audio: [Float]
-}
-
-extension ConversationSession {
-    /// Sends the voice channel's estimate of each chunk of speech in progress as an `emotion`
-    /// event; the utterance's whole voice is fused when it ends.
-    fileprivate func readVoice(emit: EventSink) async {
-        for await chunk in voiceChunks {
-            if let estimate = await voiceEmotion(of: chunk.audio) {
-                emit.yield(.emotion(utterance: chunk.utterance, estimate: estimate))
-            }
-        }
-    }
-
-    /// The voice channel's estimate of some speech, or nil without audio, model or enough speech.
-    fileprivate func voiceEmotion(of audio: [Float]?) async -> EmotionEstimate? {
-        guard let audio, let sensor = components.voiceSensor else { return nil }
-        do {
-            return try await sensor.estimate(.speech(audio), subject: id, time: Date().timeIntervalSince1970)
-        } catch {
-            logger.warning("voice emotion failed: \(error)")
-            return nil
-        }
-    }
-
-    /// The text channel's estimate for a final transcript, or nil when there is nothing to read.
-    fileprivate func textEmotion(of text: String) async -> EmotionEstimate? {
-        guard let model = components.textEmotion, !text.isEmpty else { return nil }
-        let subject = id
-        do {
-            return try await components.emotionPool.run { try model.estimate(text, subject: subject) }
-        } catch {
-            logger.warning("text emotion failed: \(error)")
-            return nil
-        }
-    }
-}
-
-/// Work for the transcription task.
-enum TranscriptionJob: Sendable {
-    case partial(utterance: Int, audio: [Float])
-    /// A final-quality decode started in a pause, kept in case the pause ends the turn.
-    case speculative(utterance: Int, audio: [Float])
-    case final(utterance: Int, start: Double, end: Double, audio: [Float], endedAt: ContinuousClock.Instant)
-    /// Text the client typed instead of speaking; answered like a final transcript.
-    case typed(text: String)
+/// The companion's room has no other participant to tell anything.
+private struct NoSubscriber: RoomSubscriber {
+    func deliver(_ message: RoomServerMessage) {}
 }
 
 /// Sends JSON events into the session's outbound queue. Error events are rate limited (a
@@ -426,22 +286,3 @@ struct SessionConnection: Sendable {
     /// not finished closing it shortly after.
     let close: @Sendable (_ code: WebSocketErrorCode, _ reason: String) async -> Void
 }
-
-/// Shared between the reader and the transcription task: which utterances are final, and
-/// whether a partial decode is already waiting (at most one is).
-final class TranscriptionProgress: Sendable {
-    private let state = Mutex((finalized: 0, partialPending: false))
-
-    func claimPartialSlot() -> Bool {
-        state.withLock { state in
-            guard !state.partialPending else { return false }
-            state.partialPending = true
-            return true
-        }
-    }
-
-    func releasePartialSlot() { state.withLock { $0.partialPending = false } }
-    func finalize(_ utterance: Int) { state.withLock { $0.finalized = max($0.finalized, utterance) } }
-    func isFinalized(_ utterance: Int) -> Bool { state.withLock { utterance <= $0.finalized } }
-}
-

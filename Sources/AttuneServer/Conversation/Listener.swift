@@ -2,8 +2,8 @@ import AttuneAudio
 import AttuneConversation
 import AttuneCore
 import AttuneSpeech
+import Foundation
 
-/// One incoming audio frame, before validation.
 /// The per-session listening pipeline: validate a frame, resample it to 16 kHz, and find turns
 /// with Silero VAD.
 ///
@@ -14,19 +14,21 @@ final class Listener: TrackListener, @unchecked Sendable {
     private var turns: TurnDetector<SileroVoiceActivityDetector>
     private var resampler: Resampler?
     private var utterance = 0
-    private(set) var currentUtterance: Int?
+    private var currentUtterance: Int?
 
     /// The largest frame ``accept(_:)`` takes (`stream.max_frame_bytes`).
     private let maxFrameBytes: Int
-    /// When set, every this many seconds of an utterance in progress is reported as a chunk.
-    var chunkSeconds: Double?
+    private let chunkSeconds: Double?
     /// Samples of the utterance in progress already reported in chunks.
     private var chunked = 0
 
-    init(components: ServerComponents) throws {
-        maxFrameBytes = components.stream.maxFrameBytes
-        let detector = try SileroVoiceActivityDetector(model: components.vadModel, settings: .forTurns(components.turn))
-        turns = TurnDetector(detector: detector, settings: components.turn)
+    /// - Parameter chunkSeconds: report every this many seconds of an utterance in progress as a
+    ///   chunk (for the voice); nil for no chunks.
+    init(vadModel: URL, turn: TurnSettings, maxFrameBytes: Int, chunkSeconds: Double?) throws {
+        self.maxFrameBytes = maxFrameBytes
+        self.chunkSeconds = chunkSeconds
+        let detector = try SileroVoiceActivityDetector(model: vadModel, settings: .forTurns(turn))
+        turns = TurnDetector(detector: detector, settings: turn)
     }
 
     /// The silence that ends a turn, in seconds.
@@ -35,8 +37,9 @@ final class Listener: TrackListener, @unchecked Sendable {
         set { turns.settings.trailingSilence = newValue }
     }
 
-    /// The audio of the utterance in progress, for partial transcripts.
-    var utteranceSamples: [Float] { turns.utterance }
+    var utteranceInProgress: (utterance: Int, audio: [Float])? {
+        currentUtterance.map { ($0, turns.utterance) }
+    }
 
     func accept(_ input: AudioInput, maxBytes: Int) throws(AudioFrameError) -> [ListenerEvent] {
         guard StreamLimits.sampleRates.contains(input.sampleRate) else {

@@ -34,6 +34,27 @@ public struct ReplySettings: Sendable, Equatable {
     public init() {}
 }
 
+/// The engines replies are made with, each nil when it is unavailable (with the reason).
+struct ResponderEngines: Sendable {
+    var chat: (any ChatModel)?
+    var chatUnavailableReason: String
+    var synthesizer: (any SpeechSynthesizing)?
+    var synthesizerUnavailableReason: String
+    /// Where sessions and turns are stored.
+    var history: (any ConversationRepository)?
+    /// The text emotion of a reply sentence, for the ``ReplyGuard``.
+    var judge: ReplyGuard.Judge
+}
+
+/// How replies are made.
+struct ResponderSettings: Sendable {
+    var personas: [Persona]
+    var synthesis: SynthesisSettings
+    var reply: ReplySettings
+    /// Finished turns waiting for an answer before more get `busy` (`stream.max_pending_turns`).
+    var maxPendingTurns: Int
+}
+
 /// Answers one session's turns, one at a time: builds the reply plan and prompt, streams the
 /// language model's text sentence by sentence through the ``ReplyGuard``, speaks each approved
 /// sentence as soon as it is ready, and stores the finished turn. A new utterance from the
@@ -42,7 +63,8 @@ public struct ReplySettings: Sendable, Equatable {
 /// ``run()`` owns the replies: each is a child task of its task group, and the next reply
 /// starts only after the previous one (its generation and its speaking) has ended.
 actor Responder {
-    private let components: ServerComponents
+    private let engines: ResponderEngines
+    private let settings: ResponderSettings
     private let sessionID: String
     private let emit: OutboundQueue
     private let logger: Logger
@@ -71,13 +93,14 @@ actor Responder {
         let progress: ReplyProgress
     }
 
-    init(components: ServerComponents, sessionID: String, emit: OutboundQueue, logger: Logger) {
-        self.components = components
+    init(engines: ResponderEngines, settings: ResponderSettings, sessionID: String, emit: OutboundQueue, logger: Logger) {
+        self.engines = engines
+        self.settings = settings
         self.sessionID = sessionID
         self.emit = emit
         self.logger = logger
-        self.voice = components.synthesis.defaultVoice
-        self.rate = components.synthesis.rate
+        self.voice = settings.synthesis.defaultVoice
+        self.rate = settings.synthesis.rate
         (inbox, inboxInput) = AsyncStream.makeStream(of: PendingReply.self)
         TurnMetrics.register()
     }
@@ -90,13 +113,13 @@ actor Responder {
     /// Applies a `configure` message; returns an error message for a bad value.
     func configure(persona name: String?, voice newVoice: String?, rate newRate: Double?) -> String? {
         if let name {
-            guard let chosen = components.personas.first(where: { $0.id == name }) else {
-                return "unknown persona '\(ClientMessage.prefix(name))'; personas: \(components.personas.map(\.id).joined(separator: ", "))"
+            guard let chosen = settings.personas.first(where: { $0.id == name }) else {
+                return "unknown persona '\(ClientMessage.prefix(name))'; personas: \(settings.personas.map(\.id).joined(separator: ", "))"
             }
             persona = chosen
         }
         if let newVoice {
-            let voices = components.synthesizer?.voices ?? []
+            let voices = engines.synthesizer?.voices ?? []
             guard voices.contains(where: { $0.id == newVoice }) else {
                 return "unknown voice '\(ClientMessage.prefix(newVoice))'; voices: \(voices.map(\.id).joined(separator: ", "))"
             }
@@ -116,7 +139,7 @@ actor Responder {
     /// Accepts `turn` for an answer, interrupting the reply in progress. Returns false (and
     /// answers nothing) when `stream.max_pending_turns` turns are already waiting.
     func respond(to turn: UserTurn) -> Bool {
-        guard waiting < components.stream.maxPendingTurns else { return false }
+        guard waiting < settings.maxPendingTurns else { return false }
         interrupt()
         replyCounter += 1
         let pending = PendingReply(id: replyCounter, turn: turn, progress: ReplyProgress())
@@ -139,16 +162,16 @@ actor Responder {
                     reply: pending.id, turnIndex: turnIndex, turn: pending.turn, persona: persona, voice: voice, rate: rate,
                     memory: memory, recentEmotions: recentEmotions, sessionID: sessionID)
                 await storeSessionIfNeeded()
-                replies.addTask { [components, emit, logger] in
+                replies.addTask { [engines, settings, emit, logger] in
                     let outcome = await ReplyRun(
-                        components: components, emit: emit, logger: logger, context: context, progress: pending.progress
+                        engines: engines, settings: settings, emit: emit, logger: logger, context: context, progress: pending.progress
                     ).runUntilInterrupted()
                     await self.finished(reply: pending.id, turn: pending.turn, outcome: outcome)
                 }
             }
             interrupt()
         }
-        if sessionStored, let history = components.history {
+        if sessionStored, let history = engines.history {
             try? await history.endSession(id: sessionID, at: Date().timeIntervalSince1970)
         }
     }
@@ -190,7 +213,7 @@ actor Responder {
             memory[last].reply = heard
             memory[last].interrupted = true
         }
-        if let history = components.history {
+        if let history = engines.history {
             let sessionID = self.sessionID
             try? await history.markInterrupted(session: sessionID, turn: playing.turnIndex, heard: heard)
         }
@@ -210,13 +233,13 @@ actor Responder {
         memory.append(RememberedTurn(
             userText: turn.text, emotion: turn.fused?.label ?? turn.textEmotion?.label, reply: outcome.spokenText,
             interrupted: outcome.interrupted))
-        if memory.count > components.reply.memory.maxTurns {
-            memory.removeFirst(memory.count - components.reply.memory.maxTurns)
+        if memory.count > settings.reply.memory.maxTurns {
+            memory.removeFirst(memory.count - settings.reply.memory.maxTurns)
         }
         if let label = turn.fused?.label ?? turn.textEmotion?.label {
             recentEmotions = Array((recentEmotions + [label]).suffix(5))
         }
-        guard let history = components.history else { return }
+        guard let history = engines.history else { return }
         var emotions: [String: EmotionEstimate] = [:]
         if let text = turn.textEmotion { emotions[EmotionChannel.text.rawValue] = text }
         let stored = StoredTurn(
@@ -237,7 +260,7 @@ actor Responder {
     }
 
     private func storeSessionIfNeeded() async {
-        guard !sessionStored, let history = components.history else { return }
+        guard !sessionStored, let history = engines.history else { return }
         do {
             try await history.startSession(id: sessionID, persona: persona.id, voice: voice, at: Date().timeIntervalSince1970)
             sessionStored = true
@@ -374,7 +397,8 @@ final class ReplyProgress: Sendable {
 
 /// One reply from plan to last audio frame.
 struct ReplyRun {
-    let components: ServerComponents
+    let engines: ResponderEngines
+    let settings: ResponderSettings
     let emit: OutboundQueue
     let logger: Logger
     let context: ReplyContext
@@ -424,11 +448,11 @@ struct ReplyRun {
         do {
             // Interrupted before it began (a barge-in right after the turn ended).
             if progress.isInterrupted { throw CancellationError() }
-            guard let chat = components.chat else { throw LLMError(.unreachable, components.llmUnavailableReason) }
-            let messages = PromptBuilder(persona: context.persona, memory: components.reply.memory).messages(
+            guard let chat = engines.chat else { throw LLMError(.unreachable, engines.chatUnavailableReason) }
+            let messages = PromptBuilder(persona: context.persona, memory: settings.reply.memory).messages(
                 for: turn.text, plan: plan,
                 emotion: EmotionContext(current: feeling, recent: context.recentEmotions), history: context.memory)
-            var guardrail = ReplyGuard(plan: plan, threshold: components.reply.mismatchThreshold, judge: judge)
+            var guardrail = ReplyGuard(plan: plan, threshold: settings.reply.mismatchThreshold, judge: engines.judge)
             guardrail.userText = turn.text
             var splitter = SentenceStream()
             for try await piece in chat.streamReply(to: messages) {
@@ -457,7 +481,7 @@ struct ReplyRun {
                     if text.isEmpty, let first = plan.repairs.first { queue(first) }
                     if !text.contains(where: { ReplyGuard.mentionsHelp($0) }) { queue(ReplyPlan.crisisHelp) }
                 } else if text.isEmpty {
-                    queue(components.reply.apology)
+                    queue(settings.reply.apology)
                 }
             }
         }
@@ -494,9 +518,9 @@ struct ReplyRun {
         for await sentence in sentences {
             index += 1
             guard !failed, !Task.isCancelled, !progress.isInterrupted else { continue }
-            guard let synthesizer = components.synthesizer else {
+            guard let synthesizer = engines.synthesizer else {
                 failed = true
-                emit.yield(.event(.error(code: .ttsFailed, message: "speech synthesis is unavailable: \(components.ttsUnavailableReason); the reply continues as text")))
+                emit.yield(.event(.error(code: .ttsFailed, message: "speech synthesis is unavailable: \(engines.synthesizerUnavailableReason); the reply continues as text")))
                 continue
             }
             do {
@@ -513,16 +537,6 @@ struct ReplyRun {
                 failed = true
                 emit.yield(.event(.error(code: .ttsFailed, message: "speech synthesis failed: \(error); the reply continues as text")))
             }
-        }
-    }
-
-    /// The text emotion of a reply sentence, for the guard.
-    private var judge: ReplyGuard.Judge {
-        let model = components.textEmotion
-        let pool = components.emotionPool
-        return { sentence in
-            guard let model else { return nil }
-            return try? await pool.run { try model.estimate(sentence, subject: "reply") }
         }
     }
 }

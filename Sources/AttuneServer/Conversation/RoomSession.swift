@@ -7,23 +7,35 @@ import Logging
 import NIOCore
 import Synchronization
 
+/// What a rooms connection works with: the open rooms, who may join them, and the engines of
+/// each participant's pipeline. Built once from the ``ServerComponents``.
+struct RoomServices: Sendable {
+    let directory: RoomDirectory
+    /// Checks join tokens when `rooms.token_secret` is set.
+    let access: (any RoomAccess)?
+    let listening: ParticipantEngines
+    let listeningSettings: ParticipantSettings
+    let stream: StreamSettings
+}
+
 /// One connection of the rooms protocol (`/ws/rooms`): a participant in one room at a time.
 ///
 /// The session parses frames and keeps the membership; the participant's audio goes through a
 /// ``ParticipantPipeline`` of the conversation core (a listener per track, transcription, the
-/// text sensor, fusion in the room). The room delivers into this connection's bounded outbound
-/// queue and never waits for it; the watcher disconnects a client that stops reading.
+/// text and voice sensors), whose results go to the room (``RoomOutput``), which fuses them per
+/// participant. The room delivers into this connection's bounded outbound queue and never
+/// waits for it; the watcher disconnects a client that stops reading.
 struct RoomSession: Sendable {
-    let components: ServerComponents
+    let services: RoomServices
     let connection: SessionConnection
     let logger: Logger
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        let stream = components.stream
+        let stream = services.stream
         let queue = OutboundQueue(maxMessages: stream.maxOutboundMessages, maxBytes: stream.maxOutboundBytes)
         let sink = RoomSink(queue: queue)
         let activity = SessionActivity()
-        let pipeline = ParticipantPipeline(engines: components.participantEngines, settings: components.participantSettings) { sink.error($0) }
+        let pipeline = ParticipantPipeline(engines: services.listening, settings: services.listeningSettings)
         logger.info("rooms connection opened")
 
         await withTaskGroup(of: Void.self) { group in
@@ -39,7 +51,7 @@ struct RoomSession: Sendable {
             var state = Membership.none
             await read(inbound, state: &state, activity: activity, sink: sink, pipeline: pipeline)
             if case .joined(let room, let user) = state {
-                await components.rooms.leave(room, as: user)
+                await services.directory.leave(room, as: user)
             }
             activity.end()
             pipeline.finish()
@@ -58,7 +70,7 @@ struct RoomSession: Sendable {
         _ inbound: WebSocketInboundStream, state: inout Membership, activity: SessionActivity, sink: RoomSink,
         pipeline: ParticipantPipeline
     ) async {
-        let stream = components.stream
+        let stream = services.stream
         var messages = RateBudget(rate: stream.maxMessagesPerSecond, burst: stream.maxMessagesPerSecond * 2)
         do {
             for try await frame in inbound.messages(maxSize: ConversationController.transportFrameLimit(stream)) {
@@ -79,6 +91,8 @@ struct RoomSession: Sendable {
                     try await handle(message, state: &state, sink: sink, pipeline: pipeline)
                 } catch let error as RoomError {
                     sink.error(error)
+                } catch let error as ListenerError {
+                    sink.error(RoomError(RoomError.Code(rawValue: error.code) ?? .badMessage, error.description))
                 } catch let error as InferencePoolBusyError {
                     sink.error(RoomError(.busy, error.description))
                 } catch {
@@ -96,8 +110,8 @@ struct RoomSession: Sendable {
             sink.deliver(.pong(timestamp: roomsTimestamp(.now)))
 
         case let (.joinRoom(roomID, user, info, token), .none):
-            try await components.roomAccess?.authorize(token: token, room: roomID, user: user)
-            let room = try await components.rooms.join(roomID, as: user, info: info, subscriber: sink)
+            try await services.access?.authorize(token: token, room: roomID, user: user)
+            let room = try await services.directory.join(roomID, as: user, info: info, subscriber: sink)
             state = .joined(room: room, user: user)
             logger.info("joined room \(roomID) as \(user)")
         case (.joinRoom, .joined(let room, let user)):
@@ -107,23 +121,52 @@ struct RoomSession: Sendable {
             throw RoomError(.notJoined, "send join_room first")
 
         case let (.audioTrackAdded(track), .joined(room, user)):
-            try await pipeline.addTrack(track, in: room, as: user)
+            try await room.addTrack(track, for: user)
+            do {
+                try await pipeline.addTrack(track, output: RoomOutput(room: room, user: user, sink: sink))
+            } catch {
+                try? await room.removeTrack(track, for: user)
+                throw error
+            }
         case let (.audioTrackRemoved(track), .joined(room, user)):
-            try await pipeline.removeTrack(track, in: room, as: user)
-        case let (.audioData(track, bytes, sampleRate), .joined(room, user)):
-            try await pipeline.accept(AudioInput(bytes: bytes, sampleRate: sampleRate, encoding: .pcm16), track: track, in: room, as: user)
+            try await room.removeTrack(track, for: user)
+            try await pipeline.removeTrack(track)
+        case let (.audioData(track, bytes, sampleRate), .joined(_, _)):
+            try await pipeline.accept(AudioInput(bytes: bytes, sampleRate: sampleRate, encoding: .pcm16), track: track)
 
         case (.getRoomStatus, .joined(let room, _)):
             sink.deliver(.roomStatus(room: room.id, participants: await room.snapshot()))
 
         case (.leaveRoom, .joined(let room, let user)):
-            await components.rooms.leave(room, as: user)
+            await services.directory.leave(room, as: user)
             pipeline.removeAllTracks()
             state = .none
             sink.deliver(.participantLeft(room: room.id, user: user))
             logger.info("left room \(room.id)")
         }
     }
+}
+
+/// Where a participant's pipeline results go in a room: transcripts are broadcast to the room,
+/// every reading (chunk or utterance, voice or text) is fused into the participant's emotion
+/// and broadcast; errors go to the participant alone.
+struct RoomOutput: ParticipantOutput {
+    let room: Room
+    let user: ParticipantID
+    let sink: RoomSink
+
+    var subject: String { user.rawValue }
+
+    func finalTranscript(track: TrackID, utterance: Int, start: Double, end: Double, transcript: Transcript, latency: Duration) async {
+        guard !transcript.text.isEmpty else { return }
+        await room.broadcast(.transcript(room: room.id, user: user, track: track, text: transcript.text, start: start, end: end))
+    }
+
+    func estimate(_ estimate: EmotionEstimate, utterance: Int, source: EmotionSource?) async {
+        await room.report(estimate, from: user, source: source)
+    }
+
+    func error(_ error: RoomError) { sink.error(error) }
 }
 
 /// Delivers a room's messages into one connection's bounded outbound queue.
