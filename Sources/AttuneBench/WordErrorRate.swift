@@ -1,7 +1,8 @@
 import Foundation
 
-/// Word error rate with the usual normalisation: case folded, punctuation removed, digits
-/// spelled out, whitespace collapsed.
+/// Word error rate with the usual normalisation: case folded, punctuation removed, common
+/// contractions expanded ("they're" and "they are" are the same words), digits spelled out,
+/// whitespace collapsed.
 public enum WordErrorRate {
     /// Word-level edit distance between reference and hypothesis, and the reference length.
     public static func errors(reference: String, hypothesis: String) -> (errors: Int, words: Int) {
@@ -29,10 +30,25 @@ public enum WordErrorRate {
             }
         }
         return cleaned.split(separator: " ").flatMap { token -> [String] in
+            if let expanded = expand(String(token)) { return expanded }
             let word = token.replacingOccurrences(of: "'", with: "")
             if let number = Int(word) { return spell(number) }
             return word.isEmpty ? [] : [word]
         }
+    }
+
+    /// Contractions whose expansion is unambiguous ("'s" and "'d" are not: is/has, had/would).
+    private static let contractions: [String: [String]] = [
+        "won't": ["will", "not"], "can't": ["can", "not"], "shan't": ["shall", "not"], "i'm": ["i", "am"],
+    ]
+    private static let suffixes: [(String, String)] = [("n't", "not"), ("'re", "are"), ("'ll", "will"), ("'ve", "have")]
+
+    private static func expand(_ token: String) -> [String]? {
+        if let words = contractions[token] { return words }
+        for (suffix, word) in suffixes where token.hasSuffix(suffix) && token.count > suffix.count {
+            return [String(token.dropLast(suffix.count)), word]
+        }
+        return nil
     }
 
     private static let ones = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
