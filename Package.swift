@@ -36,6 +36,8 @@ let package = Package(
         .systemLibrary(name: "CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
         .systemLibrary(name: "CEspeakNG", pkgConfig: "espeak-ng", providers: [.apt(["libespeak-ng-dev"])]),
         .systemLibrary(name: "CKissFFT", pkgConfig: "kissfft-float", providers: [.apt(["libkissfft-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
 
         // Core types, protocol messages and the bounded pool that runs blocking inference.
         .target(
@@ -78,12 +80,17 @@ let package = Package(
         .target(
             name: "AttuneVoice", dependencies: ["AttuneCore", "AttuneONNX", "CKissFFT"],
             resources: [.copy("Resources/voice-emotion.onnx")]),
+        // Emotion in the face: frame decoding (libjpeg-turbo, libpng), RetinaFace, alignment and
+        // the expression model (ONNX).
+        .target(
+            name: "AttuneFace", dependencies: ["AttuneCore", "AttuneONNX", "CTurboJPEG", "CPNG"],
+            resources: [.copy("Resources/face-expression.onnx")]),
         .target(name: "AttuneStorage", dependencies: ["AttuneCore", "AttuneConversation", .product(name: "GRDB", package: "GRDB.swift")]),
         // HTTP + WebSocket server.
         .target(
             name: "AttuneServer",
             dependencies: [
-                "AttuneCore", "AttuneAudio", "AttuneSpeech", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneVoice",
+                "AttuneCore", "AttuneAudio", "AttuneSpeech", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneVoice", "AttuneFace",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
@@ -102,7 +109,7 @@ let package = Package(
             name: "AttuneBench",
             dependencies: [
                 "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneEmotion", "AttuneAgent",
-                "AttuneConversation", "AttuneVoice",
+                "AttuneConversation", "AttuneVoice", "AttuneFace",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]
@@ -111,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "attune",
             dependencies: [
-                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneBench", "AttuneEmotion", "AttuneConversation", "AttuneVoice",
+                "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneBench", "AttuneEmotion", "AttuneConversation", "AttuneVoice", "AttuneFace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -123,6 +130,7 @@ let package = Package(
             dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneTestSupport"]),
         .testTarget(name: "AttuneConversationTests", dependencies: ["AttuneConversation", "AttuneCore"]),
         .testTarget(name: "AttuneONNXTests", dependencies: ["AttuneONNX", "AttuneTestSupport"]),
+        .testTarget(name: "AttuneFaceTests", dependencies: ["AttuneFace", "AttuneCore", "AttuneTestSupport"]),
         .testTarget(name: "AttuneVoiceTests", dependencies: ["AttuneVoice", "AttuneONNX", "AttuneCore", "AttuneAudio", "AttuneTestSupport"]),
         .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
         .testTarget(name: "AttuneAgentTests", dependencies: ["AttuneAgent", "AttuneCore", "AttuneEmotion", "AttuneTestSupport"]),
@@ -130,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "AttuneServerTests",
             dependencies: [
-                "AttuneServer", "AttuneBench", "AttuneAudio", "AttuneAgent", "AttuneConversation", "AttuneTestSupport", "AttuneVoice",
+                "AttuneServer", "AttuneBench", "AttuneAudio", "AttuneAgent", "AttuneConversation", "AttuneTestSupport", "AttuneVoice", "AttuneFace",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

