@@ -28,16 +28,29 @@ public struct FrameReading: Sendable {
 }
 
 /// Frames to faces to expressions: decode (JPEG or PNG, within limits), detect with RetinaFace,
-/// align each face by its landmarks, classify its expression. Blocking: run it on a pool.
+/// cut each face out as the model's training crops were framed, classify its expression.
+/// Blocking: run it on a pool.
 public final class FaceAnalyzer: Sendable {
     public let decoder: ImageDecoder
     public let detector: RetinaFaceDetector
     public let expression: FaceExpressionModel
 
-    public init(decoder: ImageDecoder, detector: RetinaFaceDetector, expression: FaceExpressionModel) {
+    /// How a detected face is cut out for the expression model.
+    public enum Framing: String, Sendable, CaseIterable {
+        /// Upright, framed from the detection box as FER2013's crops frame faces (the default:
+        /// more accurate on camera-sized frames, see BENCHMARKS.md).
+        case box
+        /// Rotated and scaled by the five landmarks onto their FER2013 positions.
+        case landmarks
+    }
+
+    public let framing: Framing
+
+    public init(decoder: ImageDecoder, detector: RetinaFaceDetector, expression: FaceExpressionModel, framing: Framing = .box) {
         self.decoder = decoder
         self.detector = detector
         self.expression = expression
+        self.framing = framing
     }
 
     /// Reads a frame's encoded bytes.
@@ -47,7 +60,10 @@ public final class FaceAnalyzer: Sendable {
 
     public func read(_ image: RGBImage) throws -> FrameReading {
         let faces = try detector.detect(image).map { face in
-            let crop = FaceAligner.crop(image, landmarks: face.landmarks, size: expression.size)
+            let crop = switch framing {
+            case .box: FaceAligner.crop(image, detectedBox: face.box, size: expression.size)
+            case .landmarks: FaceAligner.crop(image, landmarks: face.landmarks, size: expression.size)
+            }
             return FaceReading(box: face.box, landmarks: face.landmarks, score: face.score, scores: try expression.probabilities(crop))
         }
         return FrameReading(width: image.width, height: image.height, faces: faces)

@@ -16,30 +16,51 @@ public enum FaceAligner {
     /// The face as `size × size` grayscale values in 0…1 (bilinear; outside the image is edge-extended).
     public static func crop(_ image: RGBImage, landmarks: [Point], size: Int) -> [Float] {
         let target = template.map { Point(x: $0.x * Double(size), y: $0.y * Double(size)) }
-        let transform = Similarity.fitting(landmarks, to: target).inverse
+        return resample(image, size: size, transform: Similarity.fitting(landmarks, to: target).inverse)
+    }
+
+    /// Output pixel centres mapped through `transform` (output to image), each output pixel the
+    /// mean of n × n bilinear samples spread over its footprint, n the scale rounded up (at most
+    /// 8): a camera face is often five times the model's side, and one sample per pixel would alias.
+    static func resample(_ image: RGBImage, size: Int, transform: Similarity) -> [Float] {
+        let scale = (transform.a * transform.a + transform.b * transform.b).squareRoot()
+        let n = min(max(1, Int(scale.rounded(.up))), 8)
         var values = [Float](repeating: 0, count: size * size)
         for v in 0..<size {
             for u in 0..<size {
-                let source = transform.apply(Point(x: Double(u) + 0.5, y: Double(v) + 0.5))
-                values[v * size + u] = sample(image, x: source.x - 0.5, y: source.y - 0.5) / 255
+                var total: Float = 0
+                for j in 0..<n {
+                    for i in 0..<n {
+                        let point = Point(x: Double(u) + (Double(i) + 0.5) / Double(n), y: Double(v) + (Double(j) + 0.5) / Double(n))
+                        let source = transform.apply(point)
+                        total += sample(image, x: source.x - 0.5, y: source.y - 0.5)
+                    }
+                }
+                values[v * size + u] = total / Float(n * n) / 255
             }
         }
         return values
     }
 
-    /// A box (no landmarks) as a square grayscale crop around its centre, for faces given by box only.
+    /// Where RetinaFace's box lies in a FER2013 crop, as fractions of the crop's side: the
+    /// medians over 586 training crops (centre x, centre y, width, height).
+    public static let boxInCrop = (centerX: 0.508, centerY: 0.524, width: 0.789, height: 1.02)
+
+    /// The face as `size × size` grayscale values in 0…1, framed from its detection box as
+    /// FER2013's crops frame faces (upright; the box's size and centre give the crop's).
+    public static func crop(_ image: RGBImage, detectedBox box: Box, size: Int) -> [Float] {
+        let side = (box.width / boxInCrop.width + box.height / boxInCrop.height) / 2
+        let centerX = box.x + box.width / 2 - (boxInCrop.centerX - 0.5) * side
+        let centerY = box.y + box.height / 2 - (boxInCrop.centerY - 0.5) * side
+        return crop(image, box: Box(x: centerX - side / 2, y: centerY - side / 2, width: side, height: side), size: size)
+    }
+
+    /// A box as a square grayscale crop around its centre (side: the box's longer side).
     public static func crop(_ image: RGBImage, box: Box, size: Int) -> [Float] {
         let side = max(box.width, box.height)
         let (x0, y0) = (box.x + box.width / 2 - side / 2, box.y + box.height / 2 - side / 2)
-        var values = [Float](repeating: 0, count: size * size)
-        for v in 0..<size {
-            for u in 0..<size {
-                let x = x0 + (Double(u) + 0.5) * side / Double(size) - 0.5
-                let y = y0 + (Double(v) + 0.5) * side / Double(size) - 0.5
-                values[v * size + u] = sample(image, x: x, y: y) / 255
-            }
-        }
-        return values
+        let scale = side / Double(size)
+        return resample(image, size: size, transform: Similarity(a: scale, b: 0, tx: x0, ty: y0))
     }
 
     @inline(__always)

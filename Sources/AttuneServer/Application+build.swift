@@ -87,6 +87,8 @@ func buildRouter(
         .addRoutes(to: router, catalog: routes)
     EmotionController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
         .addRoutes(to: router, catalog: routes)
+    FaceController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
+        .addRoutes(to: router, catalog: routes)
     SpeechController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
         .addRoutes(to: router, catalog: routes)
     HistoryController(components: components).addRoutes(to: router, catalog: routes)

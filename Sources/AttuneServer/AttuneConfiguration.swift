@@ -1,6 +1,7 @@
 import AttuneAgent
 import AttuneAudio
 import AttuneConversation
+import AttuneFace
 import AttuneEmotion
 import AttuneSpeech
 import Foundation
@@ -68,6 +69,8 @@ public struct AttuneConfiguration: Sendable {
     public var rooms = RoomSettings()
     /// The voice emotion model.
     public var voice = VoiceSettings()
+    /// The face channel: frames, detection and the expression model.
+    public var face = FaceSettings()
 
     public init() {}
 
@@ -237,6 +240,29 @@ extension AttuneConfiguration {
         .decimal("voice.stream_seconds", "seconds of speech between the companion's streaming voice estimates of an utterance in progress", \.voice.streamSeconds, 0.5...30),
         .integer("voice.max_pending_chunks", "chunks of a companion session waiting for the voice model before more are skipped with 'busy'", \.voice.maxPendingChunks, 1...100),
         .integer("voice.queue_limit", "voice model runs that may wait before callers get 'busy'", \.voice.queueLimit, 0...10_000),
+        Setting(
+            key: "face.model_path", summary: "ONNX facial expression model ([N, 1, S, S] grayscale face in 0-1, [N, 7] scores out); default: the bundled one",
+            environmentAliases: ["ATTUNE_FACE_MODEL"]
+        ) {
+            $0.face.modelPath = $1.isEmpty ? nil : $1
+        },
+        Setting(key: "face.detector_path", summary: "RetinaFace ONNX model; default: retinaface-mnet025.onnx in the models folder") {
+            $0.face.detectorPath = $1.isEmpty ? nil : $1
+        },
+        Setting(key: "face.framing", summary: "how a face is cut out for the expression model: box (as FER2013 frames faces) or landmarks (rotated by the eyes and mouth)") {
+            guard let framing = FaceAnalyzer.Framing(rawValue: $1) else { throw ConfigurationError("face.framing: '\($1)' is not one of box, landmarks") }
+            $0.face.framing = framing
+        },
+        .integer("face.max_frame_bytes", "largest encoded camera frame accepted, in bytes", \.face.limits.maxBytes, 1_000...50_000_000),
+        .integer("face.max_frame_pixels", "largest camera frame accepted, in pixels (width x height, read from the header before decoding)", \.face.limits.maxPixels, 1_000...100_000_000),
+        .decimal("face.min_score", "lowest detector score that counts as a face", \.face.detection.minScore, 0.05...1),
+        .decimal("face.nms_threshold", "box overlap (IoU) above which the weaker of two faces is dropped", \.face.detection.nmsThreshold, 0.05...1),
+        .integer("face.detect_max_side", "frames are scaled down to this longer side before detection", \.face.detection.maxSide, 64...4_096),
+        .integer("face.max_faces", "most faces reported per frame, largest first", \.face.detection.maxFaces, 1...100),
+        .decimal("face.max_fps", "camera frames analysed per second per connection; more are dropped and counted", \.face.maxFramesPerSecond, 0.1...60),
+        .integer("face.threads", "threads one face model run uses", \.face.threads, 1...64),
+        .integer("face.workers", "frames analysed at once", \.face.workers, 1...64),
+        .integer("face.queue_limit", "frames that may wait for analysis before callers get 'busy'", \.face.queueLimit, 0...10_000),
         .decimal("rooms.chunk_seconds", "seconds of a participant's speech read by the voice model at a time", \.rooms.chunkSeconds, 0.5...5),
         .integer("rooms.max_pending_chunks", "chunks and utterances waiting for voice analysis per connection before more are skipped", \.rooms.maxPendingChunks, 1...1_000),
         .integer("rooms.keep_emotions", "emotions stored per participant and room (the newest)", \.rooms.keepEmotions, 1...100_000),
@@ -419,6 +445,39 @@ public struct VoiceSettings: Sendable, Equatable {
     public var maxPendingChunks = 2
 
     public init() {}
+}
+
+/// Emotion in the face.
+public struct FaceSettings: Sendable, Equatable {
+    /// An ONNX expression model to use instead of the bundled one.
+    public var modelPath: String?
+    /// The RetinaFace model; nil: `retinaface-mnet025.onnx` in the models folder (setup extracts it).
+    public var detectorPath: String?
+    public var limits = ImageLimits()
+    public var detection = FaceDetectionSettings()
+    /// How a detected face is cut out for the expression model.
+    public var framing = FaceAnalyzer.Framing.box
+    /// Frames analysed per second per connection (the page sends 2); more are dropped and counted.
+    public var maxFramesPerSecond = 5.0
+    /// Threads one model run uses, runs at once, and runs that may wait.
+    public var threads = 1
+    public var workers = 1
+    public var queueLimit = 8
+
+    public init() {}
+
+    /// The whole face path with these settings.
+    public func analyzer(models: String) throws -> FaceAnalyzer {
+        try analyzer(models: models, threads: threads)
+    }
+
+    public func analyzer(models: String, threads: Int) throws -> FaceAnalyzer {
+        let detector = URL(fileURLWithPath: detectorPath ?? models + "/retinaface-mnet025.onnx")
+        return FaceAnalyzer(
+            decoder: ImageDecoder(limits: limits),
+            detector: try RetinaFaceDetector(path: detector, settings: detection, threads: threads),
+            expression: try FaceExpressionModel(path: modelPath.map { URL(fileURLWithPath: $0) }, threads: threads), framing: framing)
+    }
 }
 
 public struct RoomSettings: Sendable, Equatable {

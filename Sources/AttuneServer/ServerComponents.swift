@@ -3,6 +3,7 @@ import AttuneAudio
 import AttuneCore
 import AttuneConversation
 import AttuneEmotion
+import AttuneFace
 import AttuneSpeech
 import AttuneStorage
 import AttuneVoice
@@ -88,6 +89,13 @@ public struct ServerComponents: Sendable {
     /// The voice emotion model (bundled, or `voice.model_path`), run on its own pool.
     public let voiceEmotion: VoiceEmotionModel?
     public let voicePool: InferencePool
+    /// The face channel (RetinaFace and the expression model), run on its own pool; nil when a
+    /// model could not be loaded (health says why).
+    public let face: FaceAnalyzer?
+    public let facePool: InferencePool
+    public let faceSettings: FaceSettings
+    /// The latest reading of `POST /api/process_frame`, for `GET /api/emotion`.
+    let latestFrame = LatestFrame()
     /// How often the companion reads the voice of an utterance in progress (`voice.stream_seconds`).
     public let voiceStreamSeconds: Double
     /// Chunks of a companion session waiting for the voice before more are skipped (`voice.max_pending_chunks`).
@@ -98,7 +106,7 @@ public struct ServerComponents: Sendable {
 
     /// Long-lived parts that the application's service group starts and stops.
     public var services: [any Service] {
-        var services: [any Service] = [speechPool, listenPool, emotionPool, voicePool] + enginePools
+        var services: [any Service] = [speechPool, listenPool, emotionPool, voicePool, facePool] + enginePools
         if let embeddedLLM { services.append(embeddedLLM) }
         if let roomRecorder { services.append(RoomRecorderService(recorder: roomRecorder)) }
         return services
@@ -176,6 +184,13 @@ public struct ServerComponents: Sendable {
                 let model = try VoiceEmotionModel(path: configuration.voiceModelPath.map { URL(fileURLWithPath: $0) }, threads: configuration.voice.threads)
                 voiceEmotion = model
                 return "\(model.path.lastPathComponent) (\(model.input == .features ? "acoustic features" : "waveform") in)"
+            })
+        var face: FaceAnalyzer?
+        statuses.append(
+            .measure("face", version: manifest.version(of: "retinaface-mnet025.onnx")) {
+                let analyzer = try configuration.face.analyzer(models: configuration.modelsDirectory)
+                face = analyzer
+                return "RetinaFace \(analyzer.detector.path.lastPathComponent) + \(analyzer.expression.path.lastPathComponent) (\(analyzer.framing.rawValue) framing)"
             })
         var history: HistoryStore?  // both the conversation and the room repository
         statuses.append(
@@ -279,6 +294,9 @@ public struct ServerComponents: Sendable {
             revealsInternals: revealsInternals,
             voiceEmotion: voiceEmotion,
             voicePool: InferencePool(name: "voice", workers: configuration.voice.workers, maxQueued: configuration.voice.queueLimit),
+            face: face,
+            facePool: InferencePool(name: "face", workers: configuration.face.workers, maxQueued: configuration.face.queueLimit),
+            faceSettings: configuration.face,
             voiceStreamSeconds: configuration.voice.streamSeconds,
             voicePending: configuration.voice.maxPendingChunks,
             enginePools: enginePools
@@ -368,6 +386,19 @@ public struct ServerComponents: Sendable {
             throw HTTPError(.serviceUnavailable, message: "text emotion is unavailable: \(reason)")
         }
         return textEmotion
+    }
+
+    /// The face channel, or a 503 that says why there is none.
+    func requireFace() throws -> FaceAnalyzer {
+        guard let face else {
+            throw HTTPError(.serviceUnavailable, message: "face emotion is unavailable: \(reason(for: "face"))")
+        }
+        return face
+    }
+
+    /// Reads one encoded frame on the face threads. Bad frames throw `ImageError`.
+    func readFrame(_ bytes: [UInt8], analyzer: FaceAnalyzer) async throws -> FrameReading {
+        try await facePool.run { try analyzer.read(bytes) }
     }
 
     /// The transcriber, or a 503 that says why there is none.

@@ -2,6 +2,7 @@ import ArgumentParser
 import AttuneBench
 import AttuneConversation
 import AttuneEmotion
+import AttuneFace
 import AttuneServer
 import AttuneSpeech
 import AttuneVoice
@@ -10,7 +11,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Attune's components; each prints one JSON object.",
-        subcommands: [SpeechToText.self, TextEmotion.self, VoiceEmotion.self, Replies.self, Conversation.self, Rooms.self]
+        subcommands: [SpeechToText.self, TextEmotion.self, VoiceEmotion.self, Face.self, Replies.self, Conversation.self, Rooms.self]
     )
 
     struct SpeechToText: AsyncParsableCommand {
@@ -123,6 +124,66 @@ struct Bench: AsyncParsableCommand {
                 actors.formUnion(bounds[0]...bounds.last!)
             }
             return actors
+        }
+    }
+
+    struct Face: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The face channel: expression accuracy on labelled crops, and detection rate and speed on camera frames.",
+            discussion: """
+                --data: a folder of class subfolders of face crops (FER2013's layout); prints images, accuracy, macro_f1,
+                classify_ms_p50. --frames: camera frames (JPEG/PNG, class subfolders optional) through detection; prints
+                frames, face_found_rate, frame_ms_p50, frame_ms_p95 (and accuracy when labelled). --make-frames OUT with
+                --data writes 640x480 JPEG frames built from the crops.
+                """
+        )
+
+        @Option(help: "Folder of class subfolders of face crops.") var data: String?
+        @Option(help: "Folder of camera frames to run through detection.") var frames: String?
+        @Option(help: "With --data: write 640x480 frames built from the crops to this folder and stop.") var makeFrames: String?
+        @Option(help: "Use only the first N images of each class (0: all).") var limit = 0
+        @Option(help: "Face expression model (default: face.model_path, or the bundled one).") var faceModel: String?
+        @Option(help: "Threads per model run.") var threads = 1
+        @Option(help: "How faces are cut out: box or landmarks (default: face.framing).") var framing: String?
+        @Flag(help: "Add per-class figures.") var details = false
+        @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
+
+        func validate() throws {
+            guard data != nil || frames != nil else { throw ValidationError("give --data, --frames or both") }
+            if makeFrames != nil && data == nil { throw ValidationError("--make-frames needs --data") }
+        }
+
+        func run() throws {
+            let configuration = try AttuneConfiguration.load(environment: ProcessInfo.processInfo.environment)
+            let progress = { (message: String) in FileHandle.standardError.write(Data("[bench face] \(message)\n".utf8)) }
+            if let makeFrames, let data {
+                let count = try FaceBenchmark.makeFrames(from: try FaceBenchmark.images(in: data, limitPerClass: limit), to: makeFrames)
+                progress("wrote \(count) frames to \(makeFrames)")
+                return
+            }
+            var faceSettings = configuration.face
+            if let faceModel { faceSettings.modelPath = faceModel }
+            if let framing {
+                guard let chosen = FaceAnalyzer.Framing(rawValue: framing) else { throw ValidationError("--framing: box or landmarks") }
+                faceSettings.framing = chosen
+            }
+            let analyzer = try faceSettings.analyzer(models: configuration.modelsDirectory, threads: threads)
+            let benchmark = FaceBenchmark(analyzer: analyzer, progress: progress)
+            var report: [String: JSONValue] = [:]
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            if let data {
+                let crops = try benchmark.runCrops(try FaceBenchmark.images(in: data, limitPerClass: limit), details: details)
+                report.merge(try JSONDecoder().decode([String: JSONValue].self, from: encoder.encode(crops))) { $1 }
+            }
+            if let frames {
+                let measured = try benchmark.runFrames(try FaceBenchmark.images(in: frames, limitPerClass: limit))
+                var fields = try JSONDecoder().decode([String: JSONValue].self, from: encoder.encode(measured))
+                // Beside crop figures, the frames' accuracy keeps its own name.
+                if data != nil, let accuracy = fields.removeValue(forKey: "accuracy") { fields["frame_accuracy"] = accuracy }
+                report.merge(fields) { $1 }
+            }
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
         }
     }
 
