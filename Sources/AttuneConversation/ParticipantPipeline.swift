@@ -126,9 +126,9 @@ public protocol ParticipantOutput: Sendable {
     func partialTranscript(track: TrackID, utterance: Int, text: String) async
     /// The final transcript of an utterance (its text may be empty), `latency` after it ended.
     func finalTranscript(track: TrackID, utterance: Int, start: Double, end: Double, transcript: Transcript, latency: Duration) async
-    /// One channel's reading: of a chunk or a whole utterance (`source`), or of typed text
-    /// (no source, utterance 0).
-    func estimate(_ estimate: EmotionEstimate, utterance: Int, source: EmotionSource?) async
+    /// One channel's reading: of a chunk or a whole utterance (`source`), of typed text (no
+    /// source, utterance 0), or of something else the participant sent (a camera frame: neither).
+    func estimate(_ estimate: EmotionEstimate, utterance: Int?, source: EmotionSource?) async
     /// A turn with words, after its readings.
     func turn(_ turn: ParticipantTurn) async
     /// Something went wrong in the background; the pipeline goes on.

@@ -12,6 +12,9 @@ public enum ServerEvent: Sendable, Equatable {
     case emotion(utterance: Int?, estimate: EmotionEstimate)
     /// The subject's fused state changed materially.
     case emotionUpdate(estimate: EmotionEstimate)
+    /// The faces of a camera frame (`video_frame`), largest first; `droppedFrames` counts the
+    /// session's frames skipped so far for arriving faster than `face.max_fps` or while one was analysed.
+    case faces(FrameFaces)
     /// Attune starts answering utterance `utterance`.
     case replyStarted(reply: Int, utterance: Int, emotion: EmotionLabel, intensity: String, crisis: Bool)
     /// The next sentence of the reply's text, as it will be spoken.
@@ -46,6 +49,8 @@ public enum ServerEvent: Sendable, Equatable {
         /// Speech synthesis failed; the reply still arrives as text.
         case ttsFailed = "tts_failed"
         case badSetting = "bad_setting"
+        /// A camera frame that is not a JPEG or PNG, over a limit, or does not decode.
+        case badFrame = "bad_frame"
     }
 
     /// The event as one line of JSON.
@@ -80,6 +85,17 @@ public enum ServerEvent: Sendable, Equatable {
         case let .emotionUpdate(estimate):
             object = estimate.jsonObject
             object["type"] = "emotion_update"
+        case let .faces(frame):
+            object = [
+                "type": "faces", "face_detected": !frame.faces.isEmpty, "width": frame.width, "height": frame.height,
+                "timestamp": frame.timestamp.rounded(to: 3), "dropped_frames": frame.droppedFrames,
+                "faces": frame.faces.map { face -> [String: Any] in
+                    [
+                        "box": ["x": face.x.rounded(to: 1), "y": face.y.rounded(to: 1), "width": face.width.rounded(to: 1), "height": face.height.rounded(to: 1)],
+                        "emotion": face.emotion.rawValue, "confidence": face.confidence.rounded(to: 4),
+                    ]
+                },
+            ]
         case let .replyStarted(reply, utterance, emotion, intensity, crisis):
             object = ["type": "reply_started", "reply": reply, "utterance": utterance, "emotion": emotion.rawValue, "intensity": intensity, "crisis": crisis]
         case let .replyTextDelta(reply, sentence, text):
@@ -121,6 +137,8 @@ public enum ClientMessage: Sendable, Equatable {
     case playback(reply: Int, playedMilliseconds: Double)
     /// Say a text (the "text instead of voice" path, and tests): handled like a final transcript.
     case userText(String)
+    /// A camera frame: a `data:image/jpeg;base64,` (or PNG) URL or bare base64, and the client's time.
+    case videoFrame(frame: String, timestamp: Double?)
 
     public enum SampleEncoding: String, Sendable {
         case pcm16 = "pcm_s16le"
@@ -187,6 +205,12 @@ public enum ClientMessage: Sendable, Equatable {
                 throw ParseError(code: .badMessage, message: "user_text needs a non-empty \"text\"")
             }
             self = .userText(body.text)
+        case "video_frame":
+            let body: VideoFrameBody = try Self.decode(data, as: "video_frame", code: .badMessage)
+            guard body.frame.count > 0, body.timestamp?.isFinite ?? true else {
+                throw ParseError(code: .badMessage, message: "video_frame needs a non-empty \"frame\" and a finite \"timestamp\"")
+            }
+            self = .videoFrame(frame: body.frame, timestamp: body.timestamp)
         case let other?:
             throw ParseError(code: .unknownMessage, message: "unknown message type \"\(Self.prefix(other))\"")
         case nil:
@@ -248,9 +272,44 @@ public enum ClientMessage: Sendable, Equatable {
         static let expected = "reply: whole number, played_ms: number"
     }
 
+    private struct VideoFrameBody: MessageBody {
+        let frame: String
+        let timestamp: Double?
+        static let expected = "frame: data URL or base64 string, timestamp: number"
+    }
+
     private struct UserTextBody: MessageBody {
         let text: String
         static let expected = "text: string"
+    }
+}
+
+/// The faces of one camera frame, for the `faces` event.
+public struct FrameFaces: Sendable, Equatable {
+    public struct Face: Sendable, Equatable {
+        public let x: Double, y: Double, width: Double, height: Double
+        public let emotion: EmotionLabel
+        public let confidence: Double
+
+        public init(x: Double, y: Double, width: Double, height: Double, emotion: EmotionLabel, confidence: Double) {
+            (self.x, self.y, self.width, self.height) = (x, y, width, height)
+            self.emotion = emotion
+            self.confidence = confidence
+        }
+    }
+
+    public let faces: [Face]
+    public let width: Int
+    public let height: Int
+    public let timestamp: Double
+    public let droppedFrames: Int
+
+    public init(faces: [Face], width: Int, height: Int, timestamp: Double, droppedFrames: Int) {
+        self.faces = faces
+        self.width = width
+        self.height = height
+        self.timestamp = timestamp
+        self.droppedFrames = droppedFrames
     }
 }
 

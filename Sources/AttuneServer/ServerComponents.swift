@@ -364,7 +364,8 @@ public struct ServerComponents: Sendable {
         return CompanionServices(
             listening: participantEngines(chunkSeconds: voiceStreamSeconds), listeningSettings: listening, replies: replies,
             replySettings: ResponderSettings(personas: personas, synthesis: synthesis, reply: reply, maxPendingTurns: stream.maxPendingTurns),
-            stream: stream, fusion: fusion)
+            stream: stream, fusion: fusion,
+            face: face.map { FaceChannel(analyzer: $0, pool: facePool, maxFramesPerSecond: faceSettings.maxFramesPerSecond) })
     }
 
     /// What a rooms connection (`/ws/rooms`) works with.

@@ -149,4 +149,31 @@ func ravdessSamples(_ name: String) throws -> [Float] {
             #expect(events.contains { $0.type == "transcript_final" })
         }
     }
+
+    @Test func cameraFramesGiveFacesAndTheFaceChannelAndExcessFramesAreDropped() async throws {
+        let happy = try FaceRouteTests.frame("happy")
+        let url = "data:image/jpeg;base64," + Data(happy).base64EncodedString()
+        let frame = ConversationClient.Extra.text(#"{"type":"video_frame","frame":"\#(url)","timestamp":1700000000.5}"#)
+        let extras: [ConversationClient.Extra] = [.text(#"{"type":"video_frame","frame":"data:image/gif;base64,R0lGODlh"}"#)]
+            + Array(repeating: frame, count: 10)
+        try await withLiveServer { port in
+            var client = ConversationClient(port: port)
+            client.trailingSilence = 0.2
+            let events = try await client.stream([Float](repeating: 0, count: 4_800), before: extras) { events in
+                events.contains { $0.type == "faces" } && events.contains { $0.type == "emotion" && $0["channel"] == "face" }
+                    && events.contains { $0.type == "error" } && events.contains { $0.type == "emotion_update" }
+            }
+            #expect(events.filter { $0.type == "error" }.compactMap { $0["code"] } == ["bad_frame"])
+            let faces = events.filter { $0.type == "faces" }
+            let first = try #require(faces.first)
+            #expect(first["face_detected"] == "1" && first["width"] == "640" && first["timestamp"] == "1700000000.5")
+            #expect(first["faces"]?.contains("box") == true)
+            let face = try #require(events.first { $0.type == "emotion" && $0["channel"] == "face" })
+            #expect(face["utterance"] == nil && face["label"] != nil)
+            #expect(events.contains { $0.type == "emotion_update" && $0["channel"] == "fused" })
+            // 10 frames at once: most are dropped (face.max_fps, one waiting at most) and counted.
+            let dropped = try #require(faces.last.flatMap { $0.number("dropped_frames") })
+            #expect(faces.count <= 3 && dropped >= 1 && faces.count + Int(dropped) <= 10, "\(faces.count) analysed, \(dropped) dropped")
+        }
+    }
 }

@@ -74,6 +74,9 @@ import Testing
             .transcriptFinal(utterance: 1, start: 0.5, end: 1.5, transcript: transcript, latencyMilliseconds: 12),
             .emotion(utterance: 1, estimate: estimate),
             .emotionUpdate(estimate: fused),
+            .faces(FrameFaces(
+                faces: [.init(x: 200, y: 120, width: 180, height: 220, emotion: .joy, confidence: 0.8)], width: 640, height: 480,
+                timestamp: 1_700_000_000.5, droppedFrames: 0)),
             .replyStarted(reply: 1, utterance: 1, emotion: .joy, intensity: "mild", crisis: false),
             .replyTextDelta(reply: 1, sentence: 1, text: "Nice."),
             .replyAudio(reply: 1, sentence: 1, sampleRate: 22_050, samples: 100, startMilliseconds: 0),
@@ -86,7 +89,7 @@ import Testing
         // Adding a case to ServerEvent breaks this switch until the case has a sample above.
         for event in events {
             switch event {
-            case .sessionStarted, .speechStarted, .speechEnded, .transcriptPartial, .transcriptFinal, .emotion, .emotionUpdate,
+            case .sessionStarted, .speechStarted, .speechEnded, .transcriptPartial, .transcriptFinal, .emotion, .emotionUpdate, .faces,
                 .replyStarted, .replyTextDelta, .replyAudio, .replyDone, .stopPlayback, .configured, .error, .pong:
                 break
             }

@@ -2,6 +2,7 @@ import AttuneAudio
 import AttuneCore
 import AttuneConversation
 import AttuneEmotion
+import AttuneFace
 import AttuneSpeech
 import Foundation
 import HummingbirdWebSocket
@@ -20,6 +21,8 @@ struct CompanionServices: Sendable {
     let replySettings: ResponderSettings
     let stream: StreamSettings
     let fusion: FusionSettings
+    /// Camera frames (`video_frame`); nil when the face models did not load.
+    let face: FaceChannel?
 }
 
 /// One person's live session with the companion: a room of one person, whose audio goes
@@ -61,6 +64,7 @@ struct ConversationSession: Sendable {
         try? await room.join(Self.person, info: nil, subscriber: NoSubscriber())
         let output = CompanionOutput(
             subject: id, room: room, person: Self.person, emit: emit, responder: responder, maxPendingTurns: services.replySettings.maxPendingTurns)
+        let frames = FaceFrames(maxFramesPerSecond: services.face?.maxFramesPerSecond ?? 1)
         logger.info("conversation started")
 
         await withTaskGroup(of: Void.self) { group in
@@ -79,9 +83,13 @@ struct ConversationSession: Sendable {
                 await SessionWatcher(connection: connection, idleTimeout: stream.idleTimeout, logger: logger)
                     .run(activity: activity, queue: queue)
             }
+            if let face = services.face {
+                group.addTask { await frames.run(channel: face, output: output) }
+            }
             emit.yield(.sessionStarted(sessionID: id, sampleRate: 16_000, maxFrameBytes: stream.maxFrameBytes))
-            await read(inbound, activity: activity, emit: emit, pipeline: pipeline, output: output, responder: responder)
+            await read(inbound, activity: activity, emit: emit, pipeline: pipeline, output: output, responder: responder, frames: frames)
             activity.end()
+            frames.finish()
             pipeline.finish()
         }
         logger.info("conversation ended")
@@ -91,7 +99,7 @@ struct ConversationSession: Sendable {
 
     private func read(
         _ inbound: WebSocketInboundStream, activity: SessionActivity, emit: EventSink, pipeline: ParticipantPipeline,
-        output: CompanionOutput, responder: Responder
+        output: CompanionOutput, responder: Responder, frames: FaceFrames
     ) async {
         do {
             // The session's VAD model loads on the listening threads, waiting up to 5 s while they are busy.
@@ -115,7 +123,8 @@ struct ConversationSession: Sendable {
                     case .binary(let buffer):
                         audio = .init(bytes: Array(buffer.readableBytesView), sampleRate: 16_000, encoding: .pcm16)
                     case .text(let text):
-                        guard let parsed = try await control(text, budget: &messages, emit: emit, pipeline: pipeline, output: output, responder: responder)
+                        guard let parsed = try await control(
+                            text, budget: &messages, emit: emit, pipeline: pipeline, output: output, responder: responder, frames: frames)
                         else { continue }
                         audio = parsed
                     }
@@ -138,18 +147,22 @@ struct ConversationSession: Sendable {
     /// gives its audio. Every text frame spends from the session's message budget.
     private func control(
         _ text: String, budget: inout RateBudget, emit: EventSink, pipeline: ParticipantPipeline, output: CompanionOutput,
-        responder: Responder
+        responder: Responder, frames: FaceFrames
     ) async throws -> AudioInput? {
         let parsed = Result { () throws(ClientMessage.ParseError) in
             try ClientMessage(json: text, maxTextBytes: services.stream.maxTextBytes)
         }
-        if case .success(.audioData) = parsed {
-            // Audio is paced by its duration, not counted as a message.
-        } else if !budget.take() {
-            emit.error(.rateLimited, String(
-                format: "more than %.0f messages per second (setting stream.max_messages_per_s); message ignored",
-                services.stream.maxMessagesPerSecond))
-            return nil
+        switch parsed {
+        case .success(.audioData), .success(.videoFrame):
+            // Audio is paced by its duration and frames by face.max_fps, not counted as messages.
+            break
+        default:
+            guard budget.take() else {
+                emit.error(.rateLimited, String(
+                    format: "more than %.0f messages per second (setting stream.max_messages_per_s); message ignored",
+                    services.stream.maxMessagesPerSecond))
+                return nil
+            }
         }
         switch parsed {
         case .failure(let error):
@@ -176,6 +189,12 @@ struct ConversationSession: Sendable {
         case .success(.userText(let text)):
             // Typed turns are not utterances of the audio stream: they carry utterance 0.
             if !pipeline.submitText(text, output: output) { output.refuseTurn() }
+        case let .success(.videoFrame(frame, timestamp)):
+            guard services.face != nil else {
+                emit.error(.unavailable, "face emotion is unavailable: the face models did not load")
+                return nil
+            }
+            frames.submit(frame, timestamp: timestamp)
         case let .success(.audioData(bytes, rate, encoding)):
             return .init(bytes: bytes, sampleRate: rate, encoding: encoding)
         }
@@ -215,7 +234,7 @@ struct CompanionOutput: ParticipantOutput {
     /// Every reading goes out as `emotion`; readings of whole utterances and typed text are
     /// fused (a chunk's reading is a preview: its utterance's whole voice is fused when it ends),
     /// and a material change of the fused state goes out as `emotion_update`.
-    func estimate(_ estimate: EmotionEstimate, utterance: Int, source: EmotionSource?) async {
+    func estimate(_ estimate: EmotionEstimate, utterance: Int?, source: EmotionSource?) async {
         emit.yield(.emotion(utterance: utterance, estimate: estimate))
         guard source?.kind != .chunk else { return }
         if let report = await room.report(estimate, from: person, source: source), report.isMaterialChange {

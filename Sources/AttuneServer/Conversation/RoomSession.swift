@@ -162,7 +162,7 @@ struct RoomOutput: ParticipantOutput {
         await room.broadcast(.transcript(room: room.id, user: user, track: track, text: transcript.text, start: start, end: end))
     }
 
-    func estimate(_ estimate: EmotionEstimate, utterance: Int, source: EmotionSource?) async {
+    func estimate(_ estimate: EmotionEstimate, utterance: Int?, source: EmotionSource?) async {
         await room.report(estimate, from: user, source: source)
     }
 
