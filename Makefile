@@ -24,8 +24,8 @@ run: build
 	$(ATTUNE) serve $(ARGS)
 
 # The tests also decode WebM and M4A (ffmpeg), drive the page in Chromium (browser) and check the
-# API against its OpenAPI document (schemathesis).
-test: SETUP_WITH += ffmpeg browser schemathesis
+# API against its OpenAPI document (schemathesis) and talk to /socket.io/ with a real client (socketio).
+test: SETUP_WITH += ffmpeg browser schemathesis socketio
 test: setup
 	$(SWIFT) build --build-tests
 	SWIFT=$(SWIFT) python3 scripts/run_tests.py

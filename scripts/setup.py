@@ -70,7 +70,7 @@ PYTHON_TOOLS = ["numpy", "PyYAML", "gguf", "onnx", "protobuf", "ml_dtypes", "typ
 
 # Optional groups of Python wheels, each installed into <cache>/GROUP with every wheel of its
 # group in packages.lock, plus these wheels of the core group.
-PYTHON_GROUPS = {"schemathesis": ["PyYAML"]}
+PYTHON_GROUPS = {"schemathesis": ["PyYAML"], "socketio": ["requests", "urllib3", "idna", "certifi", "charset-normalizer"]}
 
 
 class SetupError(Exception):
@@ -641,7 +641,7 @@ def main() -> int:
                         default=Path(os.environ.get("ATTUNE_CACHE", Path.home() / ".cache" / "attune")))
     parser.add_argument("--skip-apt", action="store_true", help="do not install Debian packages")
     parser.add_argument("--with", dest="groups", action="append", default=[],
-                        help="optional group to install too: whisper-base, ffmpeg, browser, schemathesis (repeatable)")
+                        help="optional group to install too: whisper-base, ffmpeg, browser, schemathesis, socketio (repeatable)")
     parser.add_argument("--print-hashes", action="store_true", help="print sha256 of cached downloads and exit")
     args = parser.parse_args()
     cache: Path = args.cache.expanduser().resolve()

@@ -26,21 +26,23 @@ public func buildApplication(
         return logger
     }()
     let components = components ?? ServerComponents.load(configuration: configuration, logger: logger)
-    let router = buildRouter(configuration: configuration, components: components)
+    let socketIO = SocketIOHub(components: components, settings: configuration.socketIO, logger: logger)
+    let router = buildRouter(configuration: configuration, components: components, socketIO: socketIO, routes: RouteCatalog())
     let webSocketRouter = Router(context: AttuneWebSocketContext.self)
     let conversations = ConversationController(
         components: components, access: AccessPolicy(settings: configuration.server, boundHost: configuration.host))
     conversations.addRoutes(to: webSocketRouter)
+    SocketIOController(hub: socketIO).addWebSocketRoutes(to: webSocketRouter)
     let host = configuration.host
     return Application(
         router: router,
         server: GuardedWebSocketChannel.builder(
             webSocketRouter: webSocketRouter,
             configuration: .init(maxFrameSize: ConversationController.transportFrameLimit(configuration.stream)),
-            paths: ConversationController.paths, refusal: conversations.refusal
+            paths: ConversationController.paths.union(SocketIOHub.paths), refusal: conversations.refusal
         ),
         configuration: .init(address: .hostname(host, port: configuration.port), serverName: "attune"),
-        services: components.services,
+        services: components.services + [SocketIOClock(hub: socketIO)],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             logger.notice("Attune is listening on http://\(host):\(port)")
@@ -55,12 +57,15 @@ public func buildRouter(
     configuration: AttuneConfiguration,
     components: ServerComponents
 ) -> Router<BasicRequestContext> {
-    buildRouter(configuration: configuration, components: components, routes: RouteCatalog())
+    buildRouter(
+        configuration: configuration, components: components,
+        socketIO: SocketIOHub(components: components, settings: configuration.socketIO, logger: Logger(label: "attune")), routes: RouteCatalog())
 }
 
 func buildRouter(
     configuration: AttuneConfiguration,
     components: ServerComponents,
+    socketIO: SocketIOHub,
     routes: RouteCatalog
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
@@ -97,6 +102,7 @@ func buildRouter(
         keptEmotions: components.roomSettings.keepEmotions
     ).addRoutes(to: router, catalog: routes)
     ConversationController(components: components, access: access).addFallbackRoutes(to: router, catalog: routes)
+    SocketIOController(hub: socketIO).addRoutes(to: router, catalog: routes)
     OpenAPIController().addRoutes(to: router, catalog: routes)
     return router
 }

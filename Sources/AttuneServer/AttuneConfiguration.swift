@@ -71,6 +71,8 @@ public struct AttuneConfiguration: Sendable {
     public var voice = VoiceSettings()
     /// The face channel: frames, detection and the expression model.
     public var face = FaceSettings()
+    /// The Socket.IO video API at `/socket.io/`.
+    public var socketIO = SocketIOSettings()
 
     public init() {}
 
@@ -263,6 +265,11 @@ extension AttuneConfiguration {
         .integer("face.threads", "threads one face model run uses", \.face.threads, 1...64),
         .integer("face.workers", "frames analysed at once", \.face.workers, 1...64),
         .integer("face.queue_limit", "frames that may wait for analysis before callers get 'busy'", \.face.queueLimit, 0...10_000),
+        .decimal("socketio.ping_interval_s", "seconds between the server's pings of a Socket.IO client", \.socketIO.pingInterval, 1...600),
+        .decimal("socketio.ping_timeout_s", "seconds a Socket.IO client has to answer a ping before it is dropped", \.socketIO.pingTimeout, 1...600),
+        .integer("socketio.max_payload", "largest Socket.IO message or polling request, in bytes", \.socketIO.maxPayload, 1_000...50_000_000),
+        .integer("socketio.max_queued_packets", "packets waiting for a Socket.IO client before it is dropped as too slow", \.socketIO.maxQueuedPackets, 1...100_000),
+        .integer("socketio.max_sessions", "Socket.IO sessions at once", \.socketIO.maxSessions, 1...100_000),
         .decimal("rooms.chunk_seconds", "seconds of a participant's speech read by the voice model at a time", \.rooms.chunkSeconds, 0.5...5),
         .integer("rooms.max_pending_chunks", "chunks and utterances waiting for voice analysis per connection before more are skipped", \.rooms.maxPendingChunks, 1...1_000),
         .integer("rooms.keep_emotions", "emotions stored per participant and room (the newest)", \.rooms.keepEmotions, 1...100_000),

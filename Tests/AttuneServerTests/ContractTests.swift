@@ -13,7 +13,9 @@ import Testing
         let configuration = TestSupport.configuration()
         let components = ServerComponents.load(configuration: configuration, logger: Logger(label: "test"))
         let routes = RouteCatalog()
-        _ = buildRouter(configuration: configuration, components: components, routes: routes)
+        _ = buildRouter(
+            configuration: configuration, components: components,
+            socketIO: SocketIOHub(components: components, settings: configuration.socketIO, logger: Logger(label: "test")), routes: routes)
         let served = Set(routes.routes.map { "\($0.method.rawValue.lowercased()) \($0.path)" })
 
         let data = try Data(contentsOf: TestData.packageRoot.appendingPathComponent("Sources/AttuneServer/Public/openapi.json"))
@@ -55,20 +57,5 @@ import Testing
              "--report", report])
         print(output)
         #expect(status == 0, "the fuzzer found problems:\n\(output.suffix(6_000))")
-    }
-
-    /// Runs a command, returning its exit status and its output (stdout and stderr together).
-    private func runTool(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
