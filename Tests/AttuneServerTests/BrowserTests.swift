@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import AttuneAgent
 import AttuneAudio
+import AttuneFace
 import AttuneBench
 import AttuneTestSupport
 import Foundation
@@ -193,6 +194,77 @@ extension BrowserTests {
     }
 }
 
+extension BrowserTests {
+    /// The camera button with a fake camera playing real FER2013 faces: the page sends frames,
+    /// draws the face box with its label, and shows the face channel.
+    @Test func theCameraShowsAFaceBoxAndTheFaceChannel() async throws {
+        guard let driverPath = Self.driverPath else {
+            Issue.record("chromium-driver is not installed (make test installs it)")
+            return
+        }
+        let artifacts = TestData.packageRoot.appendingPathComponent(".build/artifacts")
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        let port = try EmbeddedLLMServer.freePort()
+        let server = try AttuneServerProcess(port: port, arguments: ["--set", "llm.embedded=false"])
+        defer { server.kill() }
+        try await waitUntilHealthy(port: port)
+        let silence = URL(fileURLWithPath: TestData.temporaryDirectory() + ".wav")
+        try WAVFile.encode(AudioBuffer(samples: [Float](repeating: 0, count: 16_000), sampleRate: 16_000)).write(to: silence)
+        let video = URL(fileURLWithPath: TestData.temporaryDirectory() + ".y4m")
+        try Self.cameraFile(faces: ["happy", "surprise"]).write(to: video)
+        defer {
+            try? FileManager.default.removeItem(at: video)
+            try? FileManager.default.removeItem(at: silence)
+        }
+        let driver = try await WebDriver.launch(driverPath: driverPath, microphone: silence.path, camera: video.path)
+        defer { ProcessTree.kill(driver.driver.processIdentifier) }
+
+        try await driver.open("http://127.0.0.1:\(port)/")
+        try await driver.waitFor("the page to connect", timeout: 60) {
+            try await driver.script("return document.getElementById('connection').dataset.state") as? String == "open"
+        }
+        try await driver.click("camera")
+        try await driver.waitFor("a face box and the face channel", timeout: 120) {
+            let shown = try await driver.script("""
+                return { faces: window.attuneStats.faces.filter(f => f.length > 0).length,
+                         channel: document.getElementById('channel-face').dataset.label || '',
+                         caption: document.getElementById('camera-caption').textContent }
+                """) as? [String: Any] ?? [:]
+            return (shown["faces"] as? Int ?? 0) > 0 && ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
+                .contains(shown["channel"] as? String ?? "")
+        }
+        #expect(try await driver.script("return window.attuneStats.videoFramesSent") as? Int ?? 0 > 0)
+        // The overlay holds the drawn box: some of its pixels are not transparent.
+        let drawn = try await driver.script("""
+            const c = document.getElementById('camera-overlay');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+            return n
+            """) as? Int ?? 0
+        #expect(drawn > 100)
+        try await driver.screenshot(to: artifacts.appendingPathComponent("companion-camera.png"))
+        try await driver.click("camera")
+        await driver.quit()
+    }
+
+    /// A Y4M video (640×480, 2 frames a second, 4:2:0) of FER2013 faces placed on a grey frame:
+    /// what Chromium's fake camera plays, in a loop.
+    static func cameraFile(faces folders: [String]) throws -> Data {
+        var data = Data("YUV4MPEG2 W640 H480 F2:1 Ip A1:1 C420jpeg\n".utf8)
+        for (index, folder) in folders.enumerated() {
+            let url = try TestData.ferImages(folder: folder)[0]
+            let face = try ImageDecoder().decode([UInt8](Data(contentsOf: url)))
+            let frame = face.placed(inFrameOf: 640, 480, side: 260, x: 180 + 20 * index, y: 100)
+            for _ in 0..<4 {
+                data.append(Data("FRAME\n".utf8))
+                data.append(Data((0..<(640 * 480)).map { frame.pixels[$0 * 3] }))  // grey: Y is the value
+                data.append(Data(repeating: 128, count: 2 * 320 * 240))  // no colour
+            }
+        }
+        return data
+    }
+}
+
 /// A minimal W3C WebDriver client for chromium-driver.
 private final class WebDriver: Sendable {
     let driver: Process
@@ -205,7 +277,8 @@ private final class WebDriver: Sendable {
         self.session = session
     }
 
-    static func launch(driverPath: String, microphone: String) async throws -> WebDriver {
+    /// - Parameter camera: a Y4M file the fake camera plays, if any.
+    static func launch(driverPath: String, microphone: String, camera: String? = nil) async throws -> WebDriver {
         let port = try EmbeddedLLMServer.freePort()
         let driver = Process()
         driver.executableURL = URL(fileURLWithPath: driverPath)
@@ -225,7 +298,7 @@ private final class WebDriver: Sendable {
                         "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900",
                         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                         "--use-file-for-fake-audio-capture=\(microphone)", "--autoplay-policy=no-user-gesture-required",
-                    ],
+                    ] + (camera.map { ["--use-file-for-fake-video-capture=\($0)"] } ?? []),
                 ],
             ]],
         ]

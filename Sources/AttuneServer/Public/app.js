@@ -7,7 +7,7 @@ const COLORS = Object.fromEntries(LABELS.map((l) => [l, getComputedStyle(documen
 const $ = (id) => document.getElementById(id);
 
 // What tests and curious people can inspect: counters of what happened on the page.
-const stats = window.attuneStats = { connected: 0, audioFramesSent: 0, replyFramesReceived: 0, replyFramesPlayed: 0, stopped: 0, transcripts: [], channels: {} };
+const stats = window.attuneStats = { connected: 0, audioFramesSent: 0, replyFramesReceived: 0, replyFramesPlayed: 0, stopped: 0, transcripts: [], channels: {}, videoFramesSent: 0, faces: [] };
 
 // MARK: - Connection
 
@@ -135,6 +135,7 @@ function setMic(on) {
 }
 
 $('mic').addEventListener('click', () => (capture ? stopListening() : startListening()));
+$('camera').addEventListener('click', () => (camera ? stopCamera() : startCamera()));
 
 $('type-form').addEventListener('submit', (event) => {
   event.preventDefault();
@@ -222,6 +223,87 @@ const playback = {
 
 const bubbles = new Map();       // utterance or reply id → bubble element
 const timeline = [];              // {time, probabilities, text}
+// MARK: - Camera
+
+// Frames go to the server as JPEG data URLs in `video_frame` messages, at the rate and quality
+// of the settings (2 a second at 0.8 by default, as the video design sends them); the server's
+// `faces` answer is drawn over the preview.
+let camera = null;
+
+async function startCamera() {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+    const video = $('camera-video');
+    video.srcObject = stream;
+    await video.play();
+    const grab = document.createElement('canvas');
+    const fps = Math.min(10, Math.max(0.5, Number($('camera-fps').value) || 2));
+    const timer = setInterval(() => sendFrame(video, grab), 1000 / fps);
+    camera = { stream, timer };
+    $('camera-view').hidden = false;
+    hideNotice('camera');
+    setCamera(true);
+  } catch (error) {
+    showNotice('camera', `The camera is not available (${error.name === 'NotAllowedError' ? 'permission denied' : error.message}).`);
+    setCamera(false);
+  }
+}
+
+function sendFrame(video, grab) {
+  if (!video.videoWidth || !socket || socket.readyState !== WebSocket.OPEN) return;
+  grab.width = video.videoWidth;
+  grab.height = video.videoHeight;
+  grab.getContext('2d').drawImage(video, 0, 0);
+  const quality = Math.min(1, Math.max(0.3, Number($('camera-quality').value) || 0.8));
+  send({ type: 'video_frame', frame: grab.toDataURL('image/jpeg', quality), timestamp: Date.now() / 1000 });
+  stats.videoFramesSent += 1;
+}
+
+function stopCamera() {
+  if (!camera) return;
+  clearInterval(camera.timer);
+  camera.stream.getTracks().forEach((track) => track.stop());
+  camera = null;
+  $('camera-view').hidden = true;
+  setCamera(false);
+}
+
+function setCamera(on) {
+  $('camera').setAttribute('aria-pressed', String(on));
+  $('camera-label').textContent = on ? 'Camera off' : 'Camera on';
+}
+
+// The faces of the latest frame: a box and a label each, in the preview's pixels.
+function showFaces(event) {
+  stats.faces.push(event.faces.map((face) => face.emotion));
+  const video = $('camera-video');
+  const overlay = $('camera-overlay');
+  overlay.width = video.clientWidth;
+  overlay.height = video.clientHeight;
+  const g = overlay.getContext('2d');
+  g.clearRect(0, 0, overlay.width, overlay.height);
+  const scale = Math.min(overlay.width / event.width, overlay.height / event.height);
+  const dx = (overlay.width - event.width * scale) / 2;
+  const dy = (overlay.height - event.height * scale) / 2;
+  g.lineWidth = 3;
+  g.font = '600 15px system-ui, sans-serif';
+  for (const face of event.faces) {
+    const color = COLORS[face.emotion] || '#fff';
+    const x = dx + face.box.x * scale;
+    const y = dy + face.box.y * scale;
+    g.strokeStyle = color;
+    g.strokeRect(x, y, face.box.width * scale, face.box.height * scale);
+    const label = `${EMOJI[face.emotion]} ${face.emotion} ${Math.round(face.confidence * 100)}%`;
+    g.fillStyle = color;
+    g.fillRect(x, Math.max(0, y - 22), g.measureText(label).width + 10, 22);
+    g.fillStyle = '#111';
+    g.fillText(label, x + 5, Math.max(16, y - 6));
+  }
+  $('camera-caption').textContent = event.face_detected
+    ? `${event.faces.length} face${event.faces.length > 1 ? 's' : ''}: ${event.faces[0].emotion}`
+    : 'No face in view';
+}
+
 let pendingUserText = null;
 
 function handleEvent(event) {
@@ -255,6 +337,9 @@ function handleEvent(event) {
       break;
     case 'emotion_update':
       showEmotion(event);
+      break;
+    case 'faces':
+      showFaces(event);
       break;
     case 'reply_started':
       addBubble('bot', '', { id: `r${event.reply}` });
