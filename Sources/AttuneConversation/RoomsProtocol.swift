@@ -24,6 +24,8 @@ public struct RoomError: Error, Sendable, Equatable, CustomStringConvertible {
         case busy
         case transcriptionFailed = "transcription_failed"
         case unavailable
+        /// A camera frame that is not a JPEG or PNG, over a limit, or undecodable.
+        case badFrame = "bad_frame"
     }
 
     public let code: Code
@@ -47,6 +49,8 @@ public enum RoomClientMessage: Sendable, Equatable {
     case audioTrackRemoved(TrackID)
     /// PCM16 little-endian mono samples of one track.
     case audioData(track: TrackID, bytes: [UInt8], sampleRate: Int)
+    /// A camera frame: a `data:image/jpeg;base64,` (or PNG) URL or bare base64, and the client's time.
+    case videoFrame(frame: String, timestamp: Double?)
     case getRoomStatus
     case leaveRoom
     case ping
@@ -90,6 +94,12 @@ public enum RoomClientMessage: Sendable, Equatable {
                 throw RoomError(.badMessage, "audio_data is not valid base64")
             }
             self = .audioData(track: body.track_id, bytes: Array(bytes), sampleRate: body.sample_rate)
+        case "video_frame":
+            let body: VideoFrameBody = try Self.decode(data, type)
+            guard !body.frame.isEmpty, body.timestamp?.isFinite ?? true else {
+                throw RoomError(.badMessage, "video_frame needs \(VideoFrameBody.expected)")
+            }
+            self = .videoFrame(frame: body.frame, timestamp: body.timestamp)
         case "get_room_status": self = .getRoomStatus
         case "leave_room": self = .leaveRoom
         case "ping": self = .ping
@@ -136,6 +146,12 @@ public enum RoomClientMessage: Sendable, Equatable {
         static let expected = "track_id (1-64 letters, digits or -_.:@)"
     }
 
+    private struct VideoFrameBody: Decodable, Expectation {
+        let frame: String
+        let timestamp: Double?
+        static let expected = "frame (a data:image/jpeg;base64 URL or base64 of a JPEG or PNG) and optional timestamp (a number)"
+    }
+
     private struct AudioBody: Decodable, Expectation {
         let track_id: TrackID
         let audio_data: String
@@ -161,14 +177,17 @@ public func roomsTimestamp(_ date: Date) -> String {
 /// whole utterance, with its span in seconds since the track's first audio.
 public struct EmotionSource: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
-        case chunk, utterance
+        case chunk, utterance, frame
     }
 
     public let channel: String
     public let kind: Kind
-    public let trackID: TrackID
-    public let start: Double
-    public let end: Double
+    /// The audio track and span (seconds since its first audio) of a chunk or utterance.
+    public let trackID: TrackID?
+    public let start: Double?
+    public let end: Double?
+    /// The client's time of a camera frame.
+    public let timestamp: Double?
 
     public init(channel: EmotionChannel, kind: Kind, track: TrackID, start: Double, end: Double) {
         self.channel = channel.rawValue
@@ -176,10 +195,21 @@ public struct EmotionSource: Codable, Sendable, Equatable {
         trackID = track
         self.start = (start * 1_000).rounded() / 1_000
         self.end = (end * 1_000).rounded() / 1_000
+        timestamp = nil
+    }
+
+    /// The face in a camera frame sent at `timestamp`.
+    public init(frameAt timestamp: Double) {
+        channel = EmotionChannel.face.rawValue
+        kind = .frame
+        trackID = nil
+        start = nil
+        end = nil
+        self.timestamp = (timestamp * 1_000).rounded() / 1_000
     }
 
     enum CodingKeys: String, CodingKey {
-        case channel, kind, start, end
+        case channel, kind, start, end, timestamp
         case trackID = "track_id"
     }
 }

@@ -346,6 +346,11 @@ public struct ServerComponents: Sendable {
             speechSensors: voiceSensor.map { [$0] } ?? [])
     }
 
+    /// Camera frames of live sessions, or nil without the face models.
+    private var faceChannel: FaceChannel? {
+        face.map { FaceChannel(analyzer: $0, pool: facePool, maxFramesPerSecond: faceSettings.maxFramesPerSecond) }
+    }
+
     /// What a companion session (`/ws/conversation`) works with.
     var companion: CompanionServices {
         var listening = ParticipantSettings()
@@ -365,7 +370,7 @@ public struct ServerComponents: Sendable {
             listening: participantEngines(chunkSeconds: voiceStreamSeconds), listeningSettings: listening, replies: replies,
             replySettings: ResponderSettings(personas: personas, synthesis: synthesis, reply: reply, maxPendingTurns: stream.maxPendingTurns),
             stream: stream, fusion: fusion,
-            face: face.map { FaceChannel(analyzer: $0, pool: facePool, maxFramesPerSecond: faceSettings.maxFramesPerSecond) })
+            face: faceChannel)
     }
 
     /// What a rooms connection (`/ws/rooms`) works with.
@@ -377,7 +382,8 @@ public struct ServerComponents: Sendable {
         listening.maxPendingSpeech = roomSettings.maxPendingChunks
         return RoomServices(
             directory: rooms, access: roomAccess, listening: participantEngines(chunkSeconds: roomSettings.chunkSeconds),
-            listeningSettings: listening, stream: stream)
+            listeningSettings: listening, stream: stream,
+            face: faceChannel)
     }
 
     /// The text emotion model, or a 503 that says why there is none.

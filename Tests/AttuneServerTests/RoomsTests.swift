@@ -31,6 +31,31 @@ import Testing
 
     static func data(_ message: [String: Any]) -> [String: Any] { message["data"] as? [String: Any] ?? [:] }
 
+    /// A participant's camera frame: the face channel, fused and broadcast to the room with its
+    /// source; a bad frame gets `bad_frame` and the connection goes on.
+    @Test func aParticipantsFaceReachesTheRoom() async throws {
+        let jpeg = try FaceRouteTests.frame("happy")
+        try await withLiveServer { port in
+            let ann = try await RoomsClient.connect(port: port)
+            let bob = try await RoomsClient.connect(port: port)
+            try await Self.join(ann, room: "faces", user: "ann")
+            try await Self.join(bob, room: "faces", user: "bob")
+            ann.send(["type": "video_frame", "frame": "data:image/gif;base64,R0lGODlh"])
+            let error = Self.data(try await ann.waitFor(type: "error"))
+            #expect(error["code"] as? String == "bad_frame")
+            ann.send(["type": "video_frame", "frame": "data:image/jpeg;base64," + Data(jpeg).base64EncodedString(), "timestamp": 1_700_000_000.25])
+            for client in [ann, bob] {
+                let update = Self.data(try await client.waitFor(type: "emotion_update"))
+                #expect(update["user_id"] as? String == "ann")
+                let source = update["source"] as? [String: Any] ?? [:]
+                #expect(source["channel"] as? String == "face" && source["kind"] as? String == "frame")
+                #expect(source["timestamp"] as? Double == 1_700_000_000.25 && source["track_id"] == nil)
+            }
+            await ann.close()
+            await bob.close()
+        }
+    }
+
     @Test func aParticipantsEmotionReachesTheirRoomAndNoOther() async throws {
         let speech = try ravdessSamples("03-01-01-01-01-01-01") + [Float](repeating: 0, count: 16_000 * 2)
         try await withLiveServer { port in

@@ -64,7 +64,7 @@ struct ConversationSession: Sendable {
         try? await room.join(Self.person, info: nil, subscriber: NoSubscriber())
         let output = CompanionOutput(
             subject: id, room: room, person: Self.person, emit: emit, responder: responder, maxPendingTurns: services.replySettings.maxPendingTurns)
-        let frames = FaceFrames(maxFramesPerSecond: services.face?.maxFramesPerSecond ?? 1)
+        let frames = FaceFrames<Void>(maxFramesPerSecond: services.face?.maxFramesPerSecond ?? 1)
         logger.info("conversation started")
 
         await withTaskGroup(of: Void.self) { group in
@@ -84,7 +84,20 @@ struct ConversationSession: Sendable {
                     .run(activity: activity, queue: queue)
             }
             if let face = services.face {
-                group.addTask { await frames.run(channel: face, output: output) }
+                group.addTask {
+                    await frames.run(channel: face) { reading, frame in
+                        emit.yield(.faces(FrameFaces(reading, timestamp: frame.timestamp, droppedFrames: frames.dropped)))
+                        if let estimate = reading.estimate(subject: output.subject) {
+                            await output.estimate(estimate, utterance: nil, source: nil)
+                        }
+                    } fail: { failure, _ in
+                        switch failure {
+                        case .badFrame(let message): emit.error(.badFrame, message)
+                        case .busy(let message): emit.error(.busy, message)
+                        case .unavailable(let message): emit.error(.unavailable, message)
+                        }
+                    }
+                }
             }
             emit.yield(.sessionStarted(sessionID: id, sampleRate: 16_000, maxFrameBytes: stream.maxFrameBytes))
             await read(inbound, activity: activity, emit: emit, pipeline: pipeline, output: output, responder: responder, frames: frames)
@@ -99,7 +112,7 @@ struct ConversationSession: Sendable {
 
     private func read(
         _ inbound: WebSocketInboundStream, activity: SessionActivity, emit: EventSink, pipeline: ParticipantPipeline,
-        output: CompanionOutput, responder: Responder, frames: FaceFrames
+        output: CompanionOutput, responder: Responder, frames: FaceFrames<Void>
     ) async {
         do {
             // The session's VAD model loads on the listening threads, waiting up to 5 s while they are busy.
@@ -147,7 +160,7 @@ struct ConversationSession: Sendable {
     /// gives its audio. Every text frame spends from the session's message budget.
     private func control(
         _ text: String, budget: inout RateBudget, emit: EventSink, pipeline: ParticipantPipeline, output: CompanionOutput,
-        responder: Responder, frames: FaceFrames
+        responder: Responder, frames: FaceFrames<Void>
     ) async throws -> AudioInput? {
         let parsed = Result { () throws(ClientMessage.ParseError) in
             try ClientMessage(json: text, maxTextBytes: services.stream.maxTextBytes)
@@ -194,7 +207,7 @@ struct ConversationSession: Sendable {
                 emit.error(.unavailable, "face emotion is unavailable: the face models did not load")
                 return nil
             }
-            frames.submit(frame, timestamp: timestamp)
+            frames.submit(frame, timestamp: timestamp, to: ())
         case let .success(.audioData(bytes, rate, encoding)):
             return .init(bytes: bytes, sampleRate: rate, encoding: encoding)
         }

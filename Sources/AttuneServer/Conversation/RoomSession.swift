@@ -16,6 +16,8 @@ struct RoomServices: Sendable {
     let listening: ParticipantEngines
     let listeningSettings: ParticipantSettings
     let stream: StreamSettings
+    /// Camera frames (`video_frame`); nil when the face models did not load.
+    let face: FaceChannel?
 }
 
 /// One connection of the rooms protocol (`/ws/rooms`): a participant in one room at a time.
@@ -36,6 +38,7 @@ struct RoomSession: Sendable {
         let sink = RoomSink(queue: queue)
         let activity = SessionActivity()
         let pipeline = ParticipantPipeline(engines: services.listening, settings: services.listeningSettings)
+        let frames = FaceFrames<RoomOutput>(maxFramesPerSecond: services.face?.maxFramesPerSecond ?? 1)
         logger.info("rooms connection opened")
 
         await withTaskGroup(of: Void.self) { group in
@@ -48,12 +51,29 @@ struct RoomSession: Sendable {
                 await SessionWatcher(connection: connection, idleTimeout: stream.idleTimeout, logger: logger)
                     .run(activity: activity, queue: queue)
             }
+            if let face = services.face {
+                // A participant's camera: the largest face is their face channel, fused and broadcast.
+                group.addTask {
+                    await frames.run(channel: face) { reading, frame in
+                        if let estimate = reading.estimate(subject: frame.target.subject) {
+                            await frame.target.estimate(estimate, utterance: nil, source: EmotionSource(frameAt: frame.timestamp))
+                        }
+                    } fail: { failure, target in
+                        switch failure {
+                        case .badFrame(let message): target.error(RoomError(.badFrame, message))
+                        case .busy(let message): target.error(RoomError(.busy, message))
+                        case .unavailable(let message): target.error(RoomError(.unavailable, message))
+                        }
+                    }
+                }
+            }
             var state = Membership.none
-            await read(inbound, state: &state, activity: activity, sink: sink, pipeline: pipeline)
+            await read(inbound, state: &state, activity: activity, sink: sink, pipeline: pipeline, frames: frames)
             if case .joined(let room, let user) = state {
                 await services.directory.leave(room, as: user)
             }
             activity.end()
+            frames.finish()
             pipeline.finish()
         }
         logger.info("rooms connection closed")
@@ -68,7 +88,7 @@ struct RoomSession: Sendable {
 
     private func read(
         _ inbound: WebSocketInboundStream, state: inout Membership, activity: SessionActivity, sink: RoomSink,
-        pipeline: ParticipantPipeline
+        pipeline: ParticipantPipeline, frames: FaceFrames<RoomOutput>
     ) async {
         let stream = services.stream
         var messages = RateBudget(rate: stream.maxMessagesPerSecond, burst: stream.maxMessagesPerSecond * 2)
@@ -81,14 +101,17 @@ struct RoomSession: Sendable {
                     case .text(let text): message = try RoomClientMessage(json: text)
                     case .binary(let buffer): message = try RoomClientMessage(binary: Array(buffer.readableBytesView))
                     }
-                    if case .audioData = message {
-                        // Audio is paced by its duration per track, not counted as a message.
-                    } else if !messages.take() {
-                        throw RoomError(.rateLimited, String(
-                            format: "more than %.0f messages per second (setting stream.max_messages_per_s); message ignored",
-                            stream.maxMessagesPerSecond))
+                    switch message {
+                    case .audioData, .videoFrame:
+                        break  // audio is paced by its duration per track, frames by face.max_fps
+                    default:
+                        guard messages.take() else {
+                            throw RoomError(.rateLimited, String(
+                                format: "more than %.0f messages per second (setting stream.max_messages_per_s); message ignored",
+                                stream.maxMessagesPerSecond))
+                        }
                     }
-                    try await handle(message, state: &state, sink: sink, pipeline: pipeline)
+                    try await handle(message, state: &state, sink: sink, pipeline: pipeline, frames: frames)
                 } catch let error as RoomError {
                     sink.error(error)
                 } catch let error as ListenerError {
@@ -104,7 +127,9 @@ struct RoomSession: Sendable {
         }
     }
 
-    private func handle(_ message: RoomClientMessage, state: inout Membership, sink: RoomSink, pipeline: ParticipantPipeline) async throws {
+    private func handle(
+        _ message: RoomClientMessage, state: inout Membership, sink: RoomSink, pipeline: ParticipantPipeline, frames: FaceFrames<RoomOutput>
+    ) async throws {
         switch (message, state) {
         case (.ping, _):
             sink.deliver(.pong(timestamp: roomsTimestamp(.now)))
@@ -133,6 +158,10 @@ struct RoomSession: Sendable {
             try await pipeline.removeTrack(track)
         case let (.audioData(track, bytes, sampleRate), .joined(_, _)):
             try await pipeline.accept(AudioInput(bytes: bytes, sampleRate: sampleRate, encoding: .pcm16), track: track)
+
+        case let (.videoFrame(frame, timestamp), .joined(room, user)):
+            guard services.face != nil else { throw RoomError(.unavailable, "face emotion is unavailable: the face models did not load") }
+            frames.submit(frame, timestamp: timestamp, to: RoomOutput(room: room, user: user, sink: sink))
 
         case (.getRoomStatus, .joined(let room, _)):
             sink.deliver(.roomStatus(room: room.id, participants: await room.snapshot()))
