@@ -26,7 +26,7 @@ public func buildApplication(
         return logger
     }()
     let components = components ?? ServerComponents.load(configuration: configuration, logger: logger)
-    let socketIO = SocketIOHub(components: components, settings: configuration.socketIO, logger: logger)
+    let socketIO = SocketIOHub(components: components, settings: configuration.socketIO)
     let router = buildRouter(configuration: configuration, components: components, socketIO: socketIO, routes: RouteCatalog())
     let webSocketRouter = Router(context: AttuneWebSocketContext.self)
     let conversations = ConversationController(
@@ -59,7 +59,7 @@ public func buildRouter(
 ) -> Router<BasicRequestContext> {
     buildRouter(
         configuration: configuration, components: components,
-        socketIO: SocketIOHub(components: components, settings: configuration.socketIO, logger: Logger(label: "attune")), routes: RouteCatalog())
+        socketIO: SocketIOHub(components: components, settings: configuration.socketIO), routes: RouteCatalog())
 }
 
 func buildRouter(

@@ -15,7 +15,7 @@ import Testing
         let routes = RouteCatalog()
         _ = buildRouter(
             configuration: configuration, components: components,
-            socketIO: SocketIOHub(components: components, settings: configuration.socketIO, logger: Logger(label: "test")), routes: routes)
+            socketIO: SocketIOHub(components: components, settings: configuration.socketIO), routes: routes)
         let served = Set(routes.routes.map { "\($0.method.rawValue.lowercased()) \($0.path)" })
 
         let data = try Data(contentsOf: TestData.packageRoot.appendingPathComponent("Sources/AttuneServer/Public/openapi.json"))

@@ -21,17 +21,15 @@ final class SocketIOHub: Sendable {
     let settings: SocketIOSettings
     private let components: ServerComponents
     private let sessions = Mutex<[String: Entry]>([:])
-    private let logger: Logger
 
     private struct Entry: Sendable {
         let session: EngineSession
         let frames: FrameBudget
     }
 
-    init(components: ServerComponents, settings: SocketIOSettings, logger: Logger) {
+    init(components: ServerComponents, settings: SocketIOSettings) {
         self.components = components
         self.settings = settings
-        self.logger = logger
     }
 
     // MARK: - Sessions
