@@ -225,14 +225,26 @@ struct SocketIOClock: Service {
 struct SocketIOController: Sendable {
     let hub: SocketIOHub
 
+    /// Engine.IO's error body (`code`, `message`, which Socket.IO clients read), with Attune's
+    /// own `error` object beside it, as every other route answers.
     private struct EngineError: Encodable {
+        struct Detail: Encodable {
+            let status: Int
+            let reason: String
+            let message: String
+        }
+
         let code: Int
         let message: String
+        let error: Detail
     }
 
     private func failure(_ code: Int, _ message: String, status: HTTPResponse.Status = .badRequest) -> Response {
-        let body = (try? JSONEncoder().encode(EngineError(code: code, message: message))) ?? Data()
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: body)))
+        let detail = EngineError.Detail(status: status.code, reason: status.reasonPhrase, message: message)
+        let body = (try? JSONEncoder().encode(EngineError(code: code, message: message, error: detail))) ?? Data()
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if status == .serviceUnavailable { headers[.retryAfter] = "5" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: body)))
     }
 
     private func text(_ body: String) -> Response {
