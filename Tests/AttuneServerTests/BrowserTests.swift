@@ -247,6 +247,37 @@ extension BrowserTests {
         await driver.quit()
     }
 
+    /// The rooms page with "share my camera": the participant's face reaches the room.
+    @Test func aRoomsParticipantSharesTheirCamera() async throws {
+        guard let driverPath = Self.driverPath else {
+            Issue.record("chromium-driver is not installed (make test installs it)")
+            return
+        }
+        let port = try EmbeddedLLMServer.freePort()
+        let server = try AttuneServerProcess(port: port, arguments: ["--set", "llm.embedded=false"])
+        defer { server.kill() }
+        try await waitUntilHealthy(port: port)
+        let silence = URL(fileURLWithPath: TestData.temporaryDirectory() + ".wav")
+        try WAVFile.encode(AudioBuffer(samples: [Float](repeating: 0, count: 16_000), sampleRate: 16_000)).write(to: silence)
+        let video = URL(fileURLWithPath: TestData.temporaryDirectory() + ".y4m")
+        try Self.cameraFile(faces: ["happy"]).write(to: video)
+        defer {
+            try? FileManager.default.removeItem(at: video)
+            try? FileManager.default.removeItem(at: silence)
+        }
+        let driver = try await WebDriver.launch(driverPath: driverPath, microphone: silence.path, camera: video.path)
+        defer { ProcessTree.kill(driver.driver.processIdentifier) }
+        try await driver.open("http://127.0.0.1:\(port)/rooms?room=cam&name=dee")
+        try await driver.click("share-camera")
+        try await driver.click("join")
+        try await driver.waitFor("dee's face in the room", timeout: 120) {
+            let sources = try await driver.script("return window.roomsStats.sources") as? [String] ?? []
+            return sources.contains("dee:face")
+        }
+        #expect(try await driver.script("return window.roomsStats.videoFramesSent") as? Int ?? 0 > 0)
+        await driver.quit()
+    }
+
     /// A Y4M video (640×480, 2 frames a second, 4:2:0) of FER2013 faces placed on a grey frame:
     /// what Chromium's fake camera plays, in a loop.
     static func cameraFile(faces folders: [String]) throws -> Data {

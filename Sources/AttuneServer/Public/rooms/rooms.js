@@ -1,11 +1,15 @@
 // The rooms page: join a room over /ws/rooms, share the microphone as track "mic" (binary
-// frames: the track id's length, the id, then 16 kHz PCM16), and show a tile per participant
-// with their live emotion, its confidence and a small timeline.
+// frames: the track id's length, the id, then 16 kHz PCM16) and, if chosen, the camera
+// (`video_frame`), and show a tile per participant with their live emotion, its confidence and
+// a small timeline.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 // Read by the browser tests.
-const stats = window.roomsStats = { joined: false, participants: [], updates: {}, transcripts: [], errors: [], framesSent: 0 };
+const stats = window.roomsStats = { joined: false, participants: [], updates: {}, sources: [], transcripts: [], errors: [], framesSent: 0, videoFramesSent: 0 };
+// Camera frames: two a second, JPEG quality 0.8 (the video design's defaults).
+const CAMERA_FPS = 2;
+const CAMERA_QUALITY = 0.8;
 const COLORS = { anger: '#d9480f', disgust: '#5c940d', fear: '#7048e8', happiness: '#f59f00', neutral: '#868e96', sadness: '#1c7ed6', surprise: '#d6336c' };
 const TRACK = 'mic';
 const API_TOKEN = localStorage.getItem('attune.token') || '';
@@ -13,6 +17,7 @@ const API_TOKEN = localStorage.getItem('attune.token') || '';
 let socket = null;
 let me = null;
 let audio = null;
+let camera = null;
 const tiles = new Map();
 
 function setConnection(state, text) {
@@ -94,6 +99,7 @@ function handle(message) {
       data.participants.forEach(tile);
       stats.participants = data.participants.map((p) => p.user_id);
       startMicrophone();
+      if ($('share-camera').checked) startCamera();
       break;
     case 'participant_joined':
       tile(data.participant);
@@ -106,6 +112,7 @@ function handle(message) {
       break;
     case 'emotion_update':
       (stats.updates[data.user_id] = stats.updates[data.user_id] || []).push(data.emotion);
+      if (data.source) stats.sources.push(`${data.user_id}:${data.source.channel}`);
       showEmotion(data);
       break;
     case 'transcript':
@@ -143,6 +150,35 @@ async function startMicrophone() {
   }
 }
 
+async function startCamera() {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+    const video = document.createElement('video');
+    video.muted = true;
+    video.srcObject = stream;
+    await video.play();
+    const grab = document.createElement('canvas');
+    const timer = setInterval(() => {
+      if (!video.videoWidth || !socket || socket.readyState !== WebSocket.OPEN) return;
+      grab.width = video.videoWidth;
+      grab.height = video.videoHeight;
+      grab.getContext('2d').drawImage(video, 0, 0);
+      send({ type: 'video_frame', frame: grab.toDataURL('image/jpeg', CAMERA_QUALITY), timestamp: Date.now() / 1000 });
+      stats.videoFramesSent += 1;
+    }, 1000 / CAMERA_FPS);
+    camera = { stream, timer };
+  } catch (error) {
+    notice(`The camera is not available (${error.message}); your voice is still shared.`);
+  }
+}
+
+function stopCamera() {
+  if (!camera) return;
+  clearInterval(camera.timer);
+  camera.stream.getTracks().forEach((track) => track.stop());
+  camera = null;
+}
+
 function stopMicrophone() {
   if (!audio) return;
   audio.stream.getTracks().forEach((track) => track.stop());
@@ -172,6 +208,7 @@ function join(event) {
 
 function leave() {
   stopMicrophone();
+  stopCamera();
   if (socket) {
     const closing = socket;
     socket = null;
