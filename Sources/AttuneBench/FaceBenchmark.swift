@@ -96,8 +96,8 @@ public struct FaceBenchmark {
             if number % 500 == 499 { progress("\(number + 1)/\(images.count) faces, accuracy so far \(String(format: "%.3f", scores.accuracy))") }
         }
         return CropReport(
-            images: scores.count, accuracy: Self.round(scores.accuracy), macroF1: Self.round(scores.macroF1),
-            classifyMsP50: Self.round(percentile(times, 0.5), 2), classifyMsP95: Self.round(percentile(times, 0.95), 2),
+            images: scores.count, accuracy: scores.accuracy.rounded(to: 4), macroF1: scores.macroF1.rounded(to: 4),
+            classifyMsP50: percentile(times, 0.5).rounded(to: 2), classifyMsP95: percentile(times, 0.95).rounded(to: 2),
             perClass: details ? scores.perClass : nil)
     }
 
@@ -117,10 +117,10 @@ public struct FaceBenchmark {
         }
         let labelled = frames.allSatisfy { $0.label != nil }
         return FrameReport(
-            frames: frames.count, faceFoundRate: Self.round(Double(found) / Double(max(frames.count, 1))),
-            frameMsP50: Self.round(percentile(times, 0.5), 1), frameMsP95: Self.round(percentile(times, 0.95), 1),
-            accuracy: labelled ? Self.round(Double(correct) / Double(max(frames.count, 1))) : nil,
-            accuracyWhereFound: labelled ? Self.round(Double(correct) / Double(max(found, 1))) : nil)
+            frames: frames.count, faceFoundRate: (Double(found) / Double(max(frames.count, 1))).rounded(to: 4),
+            frameMsP50: percentile(times, 0.5).rounded(to: 1), frameMsP95: percentile(times, 0.95).rounded(to: 1),
+            accuracy: labelled ? (Double(correct) / Double(max(frames.count, 1))).rounded(to: 4) : nil,
+            accuracyWhereFound: labelled ? (Double(correct) / Double(max(found, 1))).rounded(to: 4) : nil)
     }
 
     /// Writes `count` frames per class (all crops when 0) under `output`/<class>/, from `images`.
@@ -141,11 +141,6 @@ public struct FaceBenchmark {
             written += 1
         }
         return written
-    }
-
-    static func round(_ value: Double, _ places: Int = 4) -> Double {
-        let scale = pow(10, Double(places))
-        return (value * scale).rounded() / scale
     }
 }
 

@@ -193,8 +193,8 @@ public struct EmotionSource: Codable, Sendable, Equatable {
         self.channel = channel.rawValue
         self.kind = kind
         trackID = track
-        self.start = (start * 1_000).rounded() / 1_000
-        self.end = (end * 1_000).rounded() / 1_000
+        self.start = start.rounded(to: 3)
+        self.end = end.rounded(to: 3)
         timestamp = nil
     }
 
@@ -205,7 +205,7 @@ public struct EmotionSource: Codable, Sendable, Equatable {
         trackID = nil
         start = nil
         end = nil
-        self.timestamp = (timestamp * 1_000).rounded() / 1_000
+        self.timestamp = timestamp.rounded(to: 3)
     }
 
     enum CodingKeys: String, CodingKey {

@@ -332,7 +332,8 @@ extension EmotionEstimate {
 }
 
 extension Double {
-    func rounded(to places: Int) -> Double {
+    /// The value rounded to `places` decimal places, as messages and reports write numbers.
+    public func rounded(to places: Int) -> Double {
         let scale = pow(10, Double(places))
         return (self * scale).rounded() / scale
     }

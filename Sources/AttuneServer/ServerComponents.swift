@@ -346,8 +346,8 @@ public struct ServerComponents: Sendable {
             speechSensors: voiceSensor.map { [$0] } ?? [])
     }
 
-    /// Camera frames of live sessions, or nil without the face models.
-    private var faceChannel: FaceChannel? {
+    /// The face channel (models, threads, frame rate), or nil without the face models.
+    var faceChannel: FaceChannel? {
         face.map { FaceChannel(analyzer: $0, pool: facePool, maxFramesPerSecond: faceSettings.maxFramesPerSecond) }
     }
 
@@ -396,16 +396,11 @@ public struct ServerComponents: Sendable {
     }
 
     /// The face channel, or a 503 that says why there is none.
-    func requireFace() throws -> FaceAnalyzer {
-        guard let face else {
+    func requireFace() throws -> FaceChannel {
+        guard let faceChannel else {
             throw HTTPError(.serviceUnavailable, message: "face emotion is unavailable: \(reason(for: "face"))")
         }
-        return face
-    }
-
-    /// Reads one encoded frame on the face threads. Bad frames throw `ImageError`.
-    func readFrame(_ bytes: [UInt8], analyzer: FaceAnalyzer) async throws -> FrameReading {
-        try await facePool.run { try analyzer.read(bytes) }
+        return faceChannel
     }
 
     /// The transcriber, or a 503 that says why there is none.

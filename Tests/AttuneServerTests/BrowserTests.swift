@@ -145,10 +145,9 @@ extension BrowserTests {
         }
         let artifacts = TestData.packageRoot.appendingPathComponent(".build/artifacts")
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
-        let port = try EmbeddedLLMServer.freePort()
-        let server = try AttuneServerProcess(port: port, arguments: ["--set", "llm.embedded=false"])
+        let server = try await Self.serverWithoutLLM()
         defer { server.kill() }
-        try await waitUntilHealthy(port: port)
+        let port = server.port
 
         func microphone(_ clip: String) throws -> String {
             let speech = try ravdessSamples(clip)
@@ -204,22 +203,14 @@ extension BrowserTests {
         }
         let artifacts = TestData.packageRoot.appendingPathComponent(".build/artifacts")
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
-        let port = try EmbeddedLLMServer.freePort()
-        let server = try AttuneServerProcess(port: port, arguments: ["--set", "llm.embedded=false"])
+        let server = try await Self.serverWithoutLLM()
         defer { server.kill() }
-        try await waitUntilHealthy(port: port)
-        let silence = URL(fileURLWithPath: TestData.temporaryDirectory() + ".wav")
-        try WAVFile.encode(AudioBuffer(samples: [Float](repeating: 0, count: 16_000), sampleRate: 16_000)).write(to: silence)
-        let video = URL(fileURLWithPath: TestData.temporaryDirectory() + ".y4m")
-        try Self.cameraFile(faces: ["happy", "surprise"]).write(to: video)
-        defer {
-            try? FileManager.default.removeItem(at: video)
-            try? FileManager.default.removeItem(at: silence)
-        }
-        let driver = try await WebDriver.launch(driverPath: driverPath, microphone: silence.path, camera: video.path)
+        let camera = try CameraFiles(faces: ["happy", "surprise"])
+        defer { camera.remove() }
+        let driver = try await WebDriver.launch(driverPath: driverPath, microphone: camera.silence.path, camera: camera.video.path)
         defer { ProcessTree.kill(driver.driver.processIdentifier) }
 
-        try await driver.open("http://127.0.0.1:\(port)/")
+        try await driver.open("http://127.0.0.1:\(server.port)/")
         try await driver.waitFor("the page to connect", timeout: 60) {
             try await driver.script("return document.getElementById('connection').dataset.state") as? String == "open"
         }
@@ -253,21 +244,13 @@ extension BrowserTests {
             Issue.record("chromium-driver is not installed (make test installs it)")
             return
         }
-        let port = try EmbeddedLLMServer.freePort()
-        let server = try AttuneServerProcess(port: port, arguments: ["--set", "llm.embedded=false"])
+        let server = try await Self.serverWithoutLLM()
         defer { server.kill() }
-        try await waitUntilHealthy(port: port)
-        let silence = URL(fileURLWithPath: TestData.temporaryDirectory() + ".wav")
-        try WAVFile.encode(AudioBuffer(samples: [Float](repeating: 0, count: 16_000), sampleRate: 16_000)).write(to: silence)
-        let video = URL(fileURLWithPath: TestData.temporaryDirectory() + ".y4m")
-        try Self.cameraFile(faces: ["happy"]).write(to: video)
-        defer {
-            try? FileManager.default.removeItem(at: video)
-            try? FileManager.default.removeItem(at: silence)
-        }
-        let driver = try await WebDriver.launch(driverPath: driverPath, microphone: silence.path, camera: video.path)
+        let camera = try CameraFiles(faces: ["happy"])
+        defer { camera.remove() }
+        let driver = try await WebDriver.launch(driverPath: driverPath, microphone: camera.silence.path, camera: camera.video.path)
         defer { ProcessTree.kill(driver.driver.processIdentifier) }
-        try await driver.open("http://127.0.0.1:\(port)/rooms?room=cam&name=dee")
+        try await driver.open("http://127.0.0.1:\(server.port)/rooms?room=cam&name=dee")
         try await driver.click("share-camera")
         try await driver.click("join")
         try await driver.waitFor("dee's face in the room", timeout: 120) {
@@ -276,6 +259,34 @@ extension BrowserTests {
         }
         #expect(try await driver.script("return window.roomsStats.videoFramesSent") as? Int ?? 0 > 0)
         await driver.quit()
+    }
+
+    /// A server without the language model, healthy (killed again if it never gets there).
+    static func serverWithoutLLM() async throws -> AttuneServerProcess {
+        let server = try AttuneServerProcess(port: try EmbeddedLLMServer.freePort(), arguments: ["--set", "llm.embedded=false"])
+        do {
+            try await waitUntilHealthy(port: server.port)
+        } catch {
+            server.kill()
+            throw error
+        }
+        return server
+    }
+
+    /// What a browser with a fake camera plays: a second of silence and a video of `faces`.
+    struct CameraFiles {
+        let silence = URL(fileURLWithPath: TestData.temporaryDirectory() + ".wav")
+        let video = URL(fileURLWithPath: TestData.temporaryDirectory() + ".y4m")
+
+        init(faces: [String]) throws {
+            try WAVFile.encode(AudioBuffer(samples: [Float](repeating: 0, count: 16_000), sampleRate: 16_000)).write(to: silence)
+            try BrowserTests.cameraFile(faces: faces).write(to: video)
+        }
+
+        func remove() {
+            try? FileManager.default.removeItem(at: video)
+            try? FileManager.default.removeItem(at: silence)
+        }
     }
 
     /// A Y4M video (640×480, 2 frames a second, 4:2:0) of FER2013 faces placed on a grey frame:

@@ -11,23 +11,15 @@ struct FaceController: Sendable {
     let components: ServerComponents
     let maxBodyBytes: Int
 
-    struct Body: Decodable {
-        let frame: String
-        let timestamp: JSONNumberOrString?
-    }
-
     func addRoutes(to router: Router<some RequestContext>, catalog: RouteCatalog) {
         router.on("/api/process_frame", method: .post, catalog: catalog) { request, _ -> FrameResult in
             var request = request
-            let analyzer = try components.requireFace()
+            let channel = try components.requireFace()
             let data = Data(buffer: try await request.collectBody(upTo: maxBodyBytes))
-            let body: Body
-            do {
-                body = try JSONDecoder().decode(Body.self, from: data)
-            } catch {
+            guard let body = try? JSONDecoder().decode(FrameRequest.self, from: data), body.isObject else {
                 throw HTTPError(.badRequest, message: #"send JSON {"frame": "data:image/jpeg;base64,...", "timestamp": ...}"#)
             }
-            let result = try await read(body.frame, timestamp: body.timestamp?.value, analyzer: analyzer)
+            let result = try await read(body, channel: channel)
             components.latestFrame.set(result)
             return result
         }
@@ -40,12 +32,10 @@ struct FaceController: Sendable {
         }
     }
 
-    /// Reads a frame given as a data URL or base64; bad frames become 400, 413 or 415.
-    func read(_ frame: String, timestamp: Double?, analyzer: FaceAnalyzer) async throws -> FrameResult {
+    /// Reads a frame; bad frames become 400, 413 or 415.
+    private func read(_ request: FrameRequest, channel: FaceChannel) async throws -> FrameResult {
         do {
-            let bytes = try analyzer.decoder.frameBytes(frame)
-            let reading = try await components.readFrame(bytes, analyzer: analyzer)
-            return FrameResult(reading, timestamp: timestamp ?? Date().timeIntervalSince1970)
+            return FrameResult(try await channel.read(request.frame), timestamp: request.timestamp ?? Date().timeIntervalSince1970)
         } catch let error as ImageError {
             switch error.kind {
             case .unsupported: throw HTTPError(.unsupportedMediaType, message: "frame refused: \(error)")
@@ -56,17 +46,30 @@ struct FaceController: Sendable {
     }
 }
 
-/// A `timestamp` as the design's clients send it: a number (milliseconds or seconds) or a string.
-struct JSONNumberOrString: Decodable {
-    let value: Double?
+/// A frame as the video design's clients send it: `{"frame": "data:image/jpeg;base64,...",
+/// "timestamp": …}` (the timestamp a number or a numeric string, optional), or, over Socket.IO,
+/// the data URL alone.
+struct FrameRequest: Decodable {
+    let frame: String
+    let timestamp: Double?
+    /// Whether it came as an object (the REST route takes nothing else).
+    let isObject: Bool
+
+    private enum CodingKeys: String, CodingKey { case frame, timestamp }
 
     init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let number = try? container.decode(Double.self) {
-            value = number
-        } else {
-            value = Double(try container.decode(String.self))
+        if let bare = try? decoder.singleValueContainer().decode(String.self) {
+            (frame, timestamp, isObject) = (bare, nil, false)
+            return
         }
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        frame = try container.decode(String.self, forKey: .frame)
+        if let number = try? container.decodeIfPresent(Double.self, forKey: .timestamp) {
+            timestamp = number
+        } else {
+            timestamp = try container.decodeIfPresent(String.self, forKey: .timestamp).flatMap(Double.init)
+        }
+        isObject = true
     }
 }
 
@@ -98,9 +101,9 @@ struct FrameResult: ResponseEncodable, Sendable {
     init(_ reading: FrameReading, timestamp: Double) {
         faces = reading.faces.map { face in
             Face(
-                box: face.box.rounded, landmarks: face.landmarks.map(\.rounded), detectionScore: (face.score * 1_000).rounded() / 1_000,
-                emotion: face.emotion.rawValue, confidence: (face.confidence * 10_000).rounded() / 10_000,
-                scores: Dictionary(uniqueKeysWithValues: face.scores.map { ($0.key.rawValue, ($0.value * 10_000).rounded() / 10_000) }))
+                box: face.box.rounded, landmarks: face.landmarks.map(\.rounded), detectionScore: face.score.rounded(to: 3),
+                emotion: face.emotion.rawValue, confidence: face.confidence.rounded(to: 4),
+                scores: Dictionary(uniqueKeysWithValues: face.scores.map { ($0.key.rawValue, $0.value.rounded(to: 4)) }))
         }
         emotion = faces.first?.emotion
         confidence = faces.first?.confidence ?? 0
@@ -137,10 +140,10 @@ final class LatestFrame: Sendable {
 extension Box {
     /// To a tenth of a pixel.
     var rounded: Box {
-        Box(x: (x * 10).rounded() / 10, y: (y * 10).rounded() / 10, width: (width * 10).rounded() / 10, height: (height * 10).rounded() / 10)
+        Box(x: x.rounded(to: 1), y: y.rounded(to: 1), width: width.rounded(to: 1), height: height.rounded(to: 1))
     }
 }
 
 extension Point {
-    var rounded: Point { Point(x: (x * 10).rounded() / 10, y: (y * 10).rounded() / 10) }
+    var rounded: Point { Point(x: x.rounded(to: 1), y: y.rounded(to: 1)) }
 }

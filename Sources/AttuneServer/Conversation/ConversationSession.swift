@@ -90,12 +90,8 @@ struct ConversationSession: Sendable {
                         if let estimate = reading.estimate(subject: output.subject) {
                             await output.estimate(estimate, utterance: nil, source: nil)
                         }
-                    } fail: { failure, _ in
-                        switch failure {
-                        case .badFrame(let message): emit.error(.badFrame, message)
-                        case .busy(let message): emit.error(.busy, message)
-                        case .unavailable(let message): emit.error(.unavailable, message)
-                        }
+                    } fail: { code, message, _ in
+                        emit.error(ServerEvent.ErrorCode(rawValue: code) ?? .unavailable, message)
                     }
                 }
             }

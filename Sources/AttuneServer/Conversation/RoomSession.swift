@@ -58,12 +58,8 @@ struct RoomSession: Sendable {
                         if let estimate = reading.estimate(subject: frame.target.subject) {
                             await frame.target.estimate(estimate, utterance: nil, source: EmotionSource(frameAt: frame.timestamp))
                         }
-                    } fail: { failure, target in
-                        switch failure {
-                        case .badFrame(let message): target.error(RoomError(.badFrame, message))
-                        case .busy(let message): target.error(RoomError(.busy, message))
-                        case .unavailable(let message): target.error(RoomError(.unavailable, message))
-                        }
+                    } fail: { code, message, target in
+                        target.error(RoomError(RoomError.Code(rawValue: code) ?? .unavailable, message))
                     }
                 }
             }

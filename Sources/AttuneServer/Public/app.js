@@ -1,6 +1,8 @@
 // The companion page: microphone → /ws/conversation, events → transcript, chat, emotion panel,
 // timeline and gapless reply playback. Plain browser APIs, no dependencies.
 
+import { openCamera } from '/camera.js';
+
 const LABELS = ['anger', 'disgust', 'fear', 'joy', 'neutral', 'sadness', 'surprise'];
 const EMOJI = { anger: '😠', disgust: '🤢', fear: '😨', joy: '😊', neutral: '😐', sadness: '😢', surprise: '😮' };
 const COLORS = Object.fromEntries(LABELS.map((l) => [l, getComputedStyle(document.documentElement).getPropertyValue(`--${l}`).trim()]));
@@ -227,19 +229,21 @@ const timeline = [];              // {time, probabilities, text}
 
 // Frames go to the server as JPEG data URLs in `video_frame` messages, at the rate and quality
 // of the settings (2 a second at 0.8 by default, as the video design sends them); the server's
-// `faces` answer is drawn over the preview.
+// `faces` answer is drawn over the preview. `camera` holds the function that stops it.
 let camera = null;
 
 async function startCamera() {
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
-    const video = $('camera-video');
-    video.srcObject = stream;
-    await video.play();
-    const grab = document.createElement('canvas');
     const fps = Math.min(10, Math.max(0.5, Number($('camera-fps').value) || 2));
-    const timer = setInterval(() => sendFrame(video, grab), 1000 / fps);
-    camera = { stream, timer };
+    const quality = Math.min(1, Math.max(0.3, Number($('camera-quality').value) || 0.8));
+    camera = await openCamera($('camera-video'), {
+      fps, quality,
+      onFrame: (frame) => {
+        if (!socket || socket.readyState !== WebSocket.OPEN) return;
+        send({ type: 'video_frame', frame, timestamp: Date.now() / 1000 });
+        stats.videoFramesSent += 1;
+      },
+    });
     $('camera-view').hidden = false;
     hideNotice('camera');
     setCamera(true);
@@ -249,20 +253,9 @@ async function startCamera() {
   }
 }
 
-function sendFrame(video, grab) {
-  if (!video.videoWidth || !socket || socket.readyState !== WebSocket.OPEN) return;
-  grab.width = video.videoWidth;
-  grab.height = video.videoHeight;
-  grab.getContext('2d').drawImage(video, 0, 0);
-  const quality = Math.min(1, Math.max(0.3, Number($('camera-quality').value) || 0.8));
-  send({ type: 'video_frame', frame: grab.toDataURL('image/jpeg', quality), timestamp: Date.now() / 1000 });
-  stats.videoFramesSent += 1;
-}
-
 function stopCamera() {
   if (!camera) return;
-  clearInterval(camera.timer);
-  camera.stream.getTracks().forEach((track) => track.stop());
+  camera();
   camera = null;
   $('camera-view').hidden = true;
   setCamera(false);

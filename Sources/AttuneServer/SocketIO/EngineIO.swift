@@ -34,7 +34,6 @@ final class EngineSession: Sendable {
         var closed = false
         var transport: Transport
         var lastPing: ContinuousClock.Instant?
-        var lastPong = ContinuousClock.now
         var lastPingSent = ContinuousClock.now
         /// Whether the client has connected to the Socket.IO namespace `/`.
         var connected = false
@@ -113,7 +112,7 @@ final class EngineSession: Sendable {
         waiter?.resume(returning: ["6"])
     }
 
-    func pong() { state.withLock { $0.lastPong = .now; $0.lastPing = nil } }
+    func pong() { state.withLock { $0.lastPing = nil } }
 
     /// Called by the clock: sends a ping when one is due; closes the session when a ping went
     /// unanswered for `timeout`. Returns false once the session is closed.

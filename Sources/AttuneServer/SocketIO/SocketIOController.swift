@@ -111,54 +111,39 @@ final class SocketIOHub: Sendable {
         case "2":
             let ack = rest.prefix { $0.isNumber }
             rest = rest.dropFirst(ack.count)
-            guard session.isConnected,
-                let array = try? JSONSerialization.jsonObject(with: Data(rest.utf8)) as? [Any],
-                let name = array.first as? String
-            else { return }
-            let answer = await event(name, arguments: Array(array.dropFirst()), from: session)
-            if !ack.isEmpty, let answer { session.send("43\(ack)" + Self.json([answer])) }
+            guard session.isConnected, let event = try? JSONDecoder().decode(SocketIOEvent.self, from: Data(rest.utf8)) else { return }
+            if let answer = await handle(event, from: session), !ack.isEmpty { session.send("43\(ack)[\(answer)]") }
         default:
             break
         }
     }
 
-    /// Runs an event; returns what an acknowledgement carries.
-    private func event(_ name: String, arguments: [Any], from session: EngineSession) async -> Any? {
-        guard name == "video_frame" else { return nil }
-        let body = arguments.first
-        let frame = (body as? [String: Any])?["frame"] as? String ?? body as? String
-        let timestamp = Self.number((body as? [String: Any])?["timestamp"])
-        guard let frame else {
+    /// Runs an event; returns what an acknowledgement carries, as JSON.
+    private func handle(_ event: SocketIOEvent, from session: EngineSession) async -> String? {
+        guard event.name == "video_frame" else { return nil }
+        guard let request = event.frame else {
             return emitError("video_frame needs {\"frame\": \"data:image/jpeg;base64,...\"}", to: session)
         }
-        guard let face = components.face else {
+        guard let channel = components.faceChannel else {
             return emitError("face emotion is unavailable: the face models did not load", to: session)
         }
         guard sessions.withLock({ $0[session.sid]?.frames.take() }) == true else {
             return nil  // over face.max_fps: dropped and counted
         }
         do {
-            let bytes = try face.decoder.frameBytes(frame)
-            let reading = try await components.readFrame(bytes, analyzer: face)
-            let result = FrameResult(reading, timestamp: timestamp ?? Date().timeIntervalSince1970)
-            let object = Self.object(result)
-            session.send("42" + Self.json(["emotion_processed", object]))
-            let update: [String: Any] = [
-                "emotion": object["emotion"] ?? NSNull(), "confidence": object["confidence"] ?? 0,
-                "face_detected": object["face_detected"] ?? false, "timestamp": object["timestamp"] ?? 0,
-            ]
-            broadcast("42" + Self.json(["emotion_update", update]))
-            return object
-        } catch let error as ImageError {
-            return emitError("frame refused: \(error)", to: session)
+            let result = FrameResult(try await channel.read(request.frame), timestamp: request.timestamp ?? Date().timeIntervalSince1970)
+            let processed = Self.encoded(result)
+            session.send(Self.event("emotion_processed", processed))
+            broadcast(Self.event("emotion_update", Self.encoded(FrameUpdate(result))))
+            return processed
         } catch {
-            return emitError("\(error)", to: session)
+            return emitError(FaceChannel.failure(error).message, to: session)
         }
     }
 
-    private func emitError(_ message: String, to session: EngineSession) -> Any {
-        let body = ["error": message]
-        session.send("42" + Self.json(["emotion_error", body]))
+    private func emitError(_ message: String, to session: EngineSession) -> String {
+        let body = Self.encoded(["error": message])
+        session.send(Self.event("emotion_error", body))
         return body
     }
 
@@ -179,37 +164,55 @@ final class SocketIOHub: Sendable {
         String(decoding: (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
     }
 
-    static func object(_ result: FrameResult) -> [String: Any] {
-        let data = (try? JSONEncoder().encode(result)) ?? Data("{}".utf8)
-        return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    /// A value as sorted JSON.
+    static func encoded(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
     }
 
-    static func number(_ value: Any?) -> Double? {
-        switch value {
-        case let number as NSNumber: number.doubleValue
-        case let string as String: Double(string)
-        default: nil
-        }
+    /// A Socket.IO event packet carrying one JSON argument.
+    static func event(_ name: String, _ payload: String) -> String {
+        "42[" + encoded(name) + "," + payload + "]"
     }
 }
 
-/// Frames a Socket.IO session may have analysed, `face.max_fps` a second; the rest are counted.
-final class FrameBudget: Sendable {
-    private let state: Mutex<(budget: RateBudget, dropped: Int)>
+/// A Socket.IO event from the client: its name, and for `video_frame` the frame (an object
+/// `{frame, timestamp}` or the data URL alone) when the first argument is one.
+struct SocketIOEvent: Decodable {
+    let name: String
+    let frame: FrameRequest?
 
-    init(maxFramesPerSecond: Double) {
-        state = Mutex((RateBudget(rate: maxFramesPerSecond, burst: max(1, maxFramesPerSecond)), 0))
+    init(from decoder: any Decoder) throws {
+        var arguments = try decoder.unkeyedContainer()
+        name = try arguments.decode(String.self)
+        frame = arguments.isAtEnd ? nil : try? arguments.decode(FrameRequest.self)
+    }
+}
+
+/// What `emotion_update` broadcasts: the frame's result without its faces.
+struct FrameUpdate: Encodable {
+    let emotion: String?
+    let confidence: Double
+    let faceDetected: Bool
+    let timestamp: Double
+
+    init(_ result: FrameResult) {
+        (emotion, confidence, faceDetected, timestamp) = (result.emotion, result.confidence, result.faceDetected, result.timestamp)
     }
 
-    func take() -> Bool {
-        state.withLock { state in
-            if state.budget.take() { return true }
-            state.dropped += 1
-            return false
-        }
+    enum CodingKeys: String, CodingKey {
+        case emotion, confidence, timestamp
+        case faceDetected = "face_detected"
     }
 
-    var dropped: Int { state.withLock { $0.dropped } }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(emotion, forKey: .emotion)  // null, not absent, without a face
+        try container.encode(confidence, forKey: .confidence)
+        try container.encode(faceDetected, forKey: .faceDetected)
+        try container.encode(timestamp, forKey: .timestamp)
+    }
 }
 
 /// The hub's ping clock, run by the service group.

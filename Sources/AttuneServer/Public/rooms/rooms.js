@@ -2,7 +2,7 @@
 // frames: the track id's length, the id, then 16 kHz PCM16) and, if chosen, the camera
 // (`video_frame`), and show a tile per participant with their live emotion, its confidence and
 // a small timeline.
-'use strict';
+import { openCamera } from '/camera.js';
 
 const $ = (id) => document.getElementById(id);
 // Read by the browser tests.
@@ -17,7 +17,7 @@ const API_TOKEN = localStorage.getItem('attune.token') || '';
 let socket = null;
 let me = null;
 let audio = null;
-let camera = null;
+let camera = null;  // the function that stops the camera
 const tiles = new Map();
 
 function setConnection(state, text) {
@@ -152,21 +152,14 @@ async function startMicrophone() {
 
 async function startCamera() {
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
-    const video = document.createElement('video');
-    video.muted = true;
-    video.srcObject = stream;
-    await video.play();
-    const grab = document.createElement('canvas');
-    const timer = setInterval(() => {
-      if (!video.videoWidth || !socket || socket.readyState !== WebSocket.OPEN) return;
-      grab.width = video.videoWidth;
-      grab.height = video.videoHeight;
-      grab.getContext('2d').drawImage(video, 0, 0);
-      send({ type: 'video_frame', frame: grab.toDataURL('image/jpeg', CAMERA_QUALITY), timestamp: Date.now() / 1000 });
-      stats.videoFramesSent += 1;
-    }, 1000 / CAMERA_FPS);
-    camera = { stream, timer };
+    camera = await openCamera(document.createElement('video'), {
+      fps: CAMERA_FPS, quality: CAMERA_QUALITY,
+      onFrame: (frame) => {
+        if (!socket || socket.readyState !== WebSocket.OPEN) return;
+        send({ type: 'video_frame', frame, timestamp: Date.now() / 1000 });
+        stats.videoFramesSent += 1;
+      },
+    });
   } catch (error) {
     notice(`The camera is not available (${error.message}); your voice is still shared.`);
   }
@@ -174,8 +167,7 @@ async function startCamera() {
 
 function stopCamera() {
   if (!camera) return;
-  clearInterval(camera.timer);
-  camera.stream.getTracks().forEach((track) => track.stop());
+  camera();
   camera = null;
 }
 
