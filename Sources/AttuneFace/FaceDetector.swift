@@ -147,6 +147,20 @@ public final class RetinaFaceDetector: Sendable {
     static func tensor(_ image: RGBImage, width: Int, height: Int) -> FloatTensor {
         let plane = width * height
         var values = [Float](repeating: 0, count: 3 * plane)
+        if width == image.width, height == image.height {
+            // Full size (a 640×480 camera frame): the pixels themselves, no interpolation.
+            image.pixels.withUnsafeBufferPointer { pixels in
+                values.withUnsafeMutableBufferPointer { out in
+                    for index in 0..<plane {
+                        for channel in 0..<3 {
+                            let bgr = 2 - channel
+                            out[bgr * plane + index] = Float(pixels[index * 3 + channel]) - means[bgr]
+                        }
+                    }
+                }
+            }
+            return FloatTensor(shape: [1, 3, height, width], values: values)
+        }
         let scaleX = Float(image.width) / Float(width)
         let scaleY = Float(image.height) / Float(height)
         image.pixels.withUnsafeBufferPointer { pixels in
