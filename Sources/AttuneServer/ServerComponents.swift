@@ -231,12 +231,15 @@ public struct ServerComponents: Sendable {
                     binary: configuration.llamaServerPath, model: configuration.llmModelPath)
                 settings.threads = configuration.llmThreads
                 settings.contextSize = configuration.llmContextSize
+                settings.draftModel = configuration.llmDraftModelPath
+                settings.draftMax = configuration.llmDraftMax
                 let server = try EmbeddedLLMServer(settings: settings, logger: logger)
                 embeddedLLM = server
                 var client = configuration.llm
                 client.apiKey = server.apiKey
                 chat = OpenAIChatClient(settings: client, baseURL: server.baseURL)
-                return "embedded llama-server: \(configuration.llmModelPath.lastPathComponent)"
+                let draft = configuration.llmDraftModelPath.map { " with draft \($0.lastPathComponent)" } ?? ""
+                return "embedded llama-server: \(configuration.llmModelPath.lastPathComponent)\(draft)"
             }) }
         let revealsInternals = configuration.logLevel <= .debug
         if !revealsInternals {

@@ -189,26 +189,60 @@ struct Bench: AsyncParsableCommand {
 
     struct Replies: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Emotional fit (mismatch rate) and latency of replies to a fixed set of emotional prompts."
+            abstract: "Whether replies to a fixed set of emotional prompts are acceptable, judged by checks apart from the reply path, and how fast they come.",
+            discussion: """
+                Prints {model, prompts, acceptable_rate, refusal_rate, leak_rate, echo_rate, wrong_role_rate, \
+                non_answer_rate, wrong_emotion_rate, off_topic_rate, missing_help_rate, guard_repair_rate, \
+                detection_accuracy, first_token_ms_p50, first_audio_ms_p50, ...}. The model and sampling are the \
+                server's settings: ATTUNE_* variables or --set key=value (e.g. --set llm.model_file=FILE).
+                """
         )
 
-        @Option(help: "TSV of emotion<TAB>intensity<TAB>topic<TAB>text.") var prompts = "bench/emotional-prompts.tsv"
-        @Option(help: "Also write every prompt with its reply to this JSON file.") var details: String?
+        @Option(help: "TSV of emotion<TAB>intensity<TAB>topic<TAB>text[<TAB>care|crisis]; ' || ' separates turns.")
+        var prompts = "bench/emotional-prompts.tsv"
+        @Option(help: "Also write every prompt with its reply and each check's verdict to this JSON file.") var details: String?
+        @Option(help: "Judge the replies of an earlier --details file instead of asking the model.") var replies: String?
+        @Option(help: "Hand labels (yes|no<TAB>prompt[<TAB>note]): also print how often the verdicts agree with them.")
+        var labels: String?
+        @Option(help: "Relevance below which a reply is off topic.") var relevanceThreshold = ReplyBenchmark.defaultRelevanceThreshold
+        @Option(name: .customLong("set"), help: "A server setting key=value (repeatable).") var settings: [String] = []
         @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
 
         func run() async throws {
-            let benchmark = ReplyBenchmark(configuration: AttuneConfiguration()) { message in
+            var overrides: [String: String] = [:]
+            for pair in settings {
+                guard let equals = pair.firstIndex(of: "=") else { throw ValidationError("--set expects key=value, got '\(pair)'") }
+                overrides[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+            }
+            let configuration: AttuneConfiguration
+            do {
+                configuration = try AttuneConfiguration.load(environment: ProcessInfo.processInfo.environment, overrides: overrides)
+            } catch let error as ConfigurationError {
+                throw ValidationError(error.description)
+            }
+            var benchmark = ReplyBenchmark(configuration: configuration) { message in
                 FileHandle.standardError.write(Data("[bench replies] \(message)\n".utf8))
             }
-            let (report, results) = try await benchmark.run(try ReplyBenchmark.prompts(from: prompts))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            if let details {
-                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-                try encoder.encode(results).write(to: URL(fileURLWithPath: details))
-                encoder.outputFormatting = [.sortedKeys]
+            benchmark.relevanceThreshold = relevanceThreshold
+            let prompts = try ReplyBenchmark.prompts(from: prompts)
+            let (report, results): (ReplyBenchmark.Report, [ReplyBenchmark.Result])
+            if let replies {
+                let earlier = try JSONDecoder().decode([ReplyBenchmark.Result].self, from: Data(contentsOf: URL(fileURLWithPath: replies)))
+                (report, results) = try benchmark.rejudge(earlier, prompts: prompts)
+            } else {
+                (report, results) = try await benchmark.run(prompts)
             }
+            let encoder = JSONEncoder()
+            if let details {
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                try encoder.encode(results).write(to: URL(fileURLWithPath: details))
+            }
+            encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            if let labels {
+                let agreement = benchmark.agreement(results, labels: try ReplyBenchmark.labels(from: labels))
+                print(String(decoding: try encoder.encode(agreement), as: UTF8.self))
+            }
         }
     }
 

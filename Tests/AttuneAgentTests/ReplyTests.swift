@@ -89,6 +89,36 @@ import Testing
     }
 }
 
+@Suite struct UrgentCareTests {
+    @Test(arguments: [
+        "I've had this crushing pain in my chest for twenty minutes",
+        "my dad fell and hit his head and now he's slurring his words",
+        "I think someone is trying to get into my flat right now",
+        "I can’t breathe properly",
+    ])
+    func emergenciesAreRecognised(text: String) {
+        #expect(UrgentCareDetector.needsUrgentCare(text))
+        #expect(ReplyPlan(emotion: .fear, confidence: 0.9, needsUrgentCare: true).instructions.contains("emergency services"))
+    }
+
+    @Test(arguments: ["My chest of drawers arrived broken", "I'm a bit nervous about the dentist", "The heart of the city was busy"])
+    func everydayPhrasesAreNot(text: String) {
+        #expect(!UrgentCareDetector.needsUrgentCare(text))
+    }
+
+    @Test func anUrgentReplyTellsThemToCallForHelpUnlessItAlreadyDid() async {
+        let plan = ReplyPlan(emotion: .fear, confidence: 0.8, needsUrgentCare: true)
+        var guardrail = ReplyGuard(plan: plan) { _ in nil }
+        #expect(await guardrail.review("That sounds really frightening.") != nil)
+        #expect(guardrail.closing() == [ReplyPlan.urgentHelp])
+        var helped = ReplyGuard(plan: plan) { _ in nil }
+        _ = await helped.review("Please call an ambulance right away.")
+        #expect(helped.closing().isEmpty)
+        // An ordinary plan adds nothing.
+        #expect(ReplyGuard(plan: ReplyPlan(emotion: .fear, confidence: 0.8)) { _ in nil }.closing().isEmpty)
+    }
+}
+
 @Suite(.serialized) struct ReplyGuardTests {
     static let model = try! TextEmotionModel(models: TestData.models)
     static let judge: ReplyGuard.Judge = { try? model.estimate($0, subject: "test") }

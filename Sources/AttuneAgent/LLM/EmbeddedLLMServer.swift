@@ -20,6 +20,10 @@ public final class EmbeddedLLMServer: Service, Sendable {
         public var binary: URL
         /// The GGUF model.
         public var model: URL
+        /// A smaller model of the same tokenizer that drafts tokens (speculative decoding).
+        public var draftModel: URL?
+        /// Most tokens drafted at a time.
+        public var draftMax = 8
         public var threads = 2
         /// Context window in tokens.
         public var contextSize = 4096
@@ -53,7 +57,9 @@ public final class EmbeddedLLMServer: Service, Sendable {
     private let pid = Mutex<Int32?>(nil)
 
     public init(settings: Settings, logger: Logger) throws {
-        for (file, what) in [(settings.binary, "llama-server"), (settings.model, "the LLM model")] {
+        let files = [(settings.binary, "llama-server"), (settings.model, "the LLM model")]
+            + (settings.draftModel.map { [($0, "the draft model")] } ?? [])
+        for (file, what) in files {
             guard FileManager.default.fileExists(atPath: file.path) else {
                 throw LLMError(.unreachable, "\(what) not found at \(file.path); run `make setup`")
             }
@@ -116,6 +122,12 @@ public final class EmbeddedLLMServer: Service, Sendable {
             "--threads", String(settings.threads), "--ctx-size", String(settings.contextSize),
             "--parallel", "1", "--no-webui",
         ]
+        if let draft = settings.draftModel {
+            process.arguments! += [
+                "--model-draft", draft.path, "--spec-draft-n-max", String(settings.draftMax),
+                "--threads-draft", String(settings.threads),
+            ]
+        }
         // The key goes in the environment (readable only by this user), not on the command line.
         process.environment = ProcessInfo.processInfo.environment.merging(["LLAMA_API_KEY": apiKey]) { $1 }
         let output = Pipe()

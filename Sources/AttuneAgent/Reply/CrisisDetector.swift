@@ -21,3 +21,25 @@ public enum CrisisDetector {
         return phrases.contains { normalized.contains($0) }
     }
 }
+
+/// Recognises messages describing a medical emergency or acute danger happening now (chest
+/// pain, a stroke's signs, an intruder), so the reply also tells the person to call the
+/// emergency services. Like ``CrisisDetector`` it errs towards caution.
+public enum UrgentCareDetector {
+    /// Lower-cased phrases; a message containing any of them counts.
+    static let phrases = [
+        "chest pain", "pain in my chest", "crushing pain", "tightness in my chest", "my chest hurts", "heart attack",
+        "arm feels numb", "arm is numb", "face is drooping", "slurring", "can't breathe", "cannot breathe",
+        "can't feel my", "hit his head", "hit her head", "hit my head", "unconscious", "not breathing", "passed out",
+        "seizure", "bleeding a lot", "won't stop bleeding", "swallowed", "poisoned", "allergic reaction",
+        "trying to get into my", "breaking in", "broke in", "someone is in my house", "intruder", "being attacked",
+        "he's going to hurt me", "she's going to hurt me", "following me right now", "gas leak", "smell gas", "fire in my",
+    ]
+
+    public static func needsUrgentCare(_ text: String) -> Bool {
+        let normalized = text.lowercased()
+            .replacingOccurrences(of: "’", with: "'")
+            .components(separatedBy: .whitespacesAndNewlines).filter { !$0.isEmpty }.joined(separator: " ")
+        return phrases.contains { normalized.contains($0) }
+    }
+}

@@ -38,13 +38,17 @@ public struct ReplyGuard: Sendable {
             repairsUsed += 1
             return plan.repairs[repairsUsed - 1]
         }
-        if plan.isCrisis, Self.mentionsHelp(text) { mentionedHelp = true }
+        if Self.mentionsHelp(text) { mentionedHelp = true }
         return text
     }
 
-    /// Sentences to add once the model has finished (the crisis help line, if it was missing).
+    /// Sentences to add once the model has finished: the crisis help line or the call for
+    /// emergency help, when the plan needs one and the reply did not give it.
     public func closing() -> [String] {
-        plan.isCrisis && !mentionedHelp ? [ReplyPlan.crisisHelp] : []
+        guard !mentionedHelp else { return [] }
+        if plan.isCrisis { return [ReplyPlan.crisisHelp] }
+        if plan.needsUrgentCare { return [ReplyPlan.urgentHelp] }
+        return []
     }
 
     /// Whether `text` contradicts the plan, narrates instead of talking to the person, or echoes
@@ -65,6 +69,6 @@ public struct ReplyGuard: Sendable {
 
     public static func mentionsHelp(_ text: String) -> Bool {
         let lowered = text.lowercased()
-        return ["988", "116 123", "emergency", "crisis line", "hotline", "helpline"].contains { lowered.contains($0) }
+        return ["988", "116 123", "emergency", "crisis line", "hotline", "helpline", "911", "999", "112", "ambulance"].contains { lowered.contains($0) }
     }
 }

@@ -23,6 +23,8 @@ public struct ReplyPlan: Sendable, Equatable {
     public let intensity: Intensity
     /// A crisis (self-harm, danger) overrides the emotion: calm support and a pointer to help.
     public let isCrisis: Bool
+    /// A medical emergency or danger happening now: the reply must tell them to call for help.
+    public let needsUrgentCare: Bool
     /// How to open: what to acknowledge.
     public let acknowledge: String
     /// What the reply must not do.
@@ -63,14 +65,19 @@ public struct ReplyPlan: Sendable, Equatable {
                     "Nice. Are you looking for anything in particular?")],
     ]
 
+    /// What every urgent-care reply carries.
+    public static let urgentHelp =
+        "If this is happening right now, please call your local emergency number, such as 911 in the US or 999 or 112 in the UK and Europe."
+
     /// The help line every crisis reply carries.
     public static let crisisHelp =
         "If you might act on these thoughts or are in danger, please call your local emergency number now, or a crisis line such as 988 in the US or 116 123 in the UK and Ireland."
 
-    public init(emotion: EmotionLabel, confidence: Double, isCrisis: Bool = false) {
+    public init(emotion: EmotionLabel, confidence: Double, isCrisis: Bool = false, needsUrgentCare: Bool = false) {
         self.emotion = emotion
         self.intensity = Intensity(confidence: confidence)
         self.isCrisis = isCrisis
+        self.needsUrgentCare = needsUrgentCare
         let cheerful = ["that's great", "that is great", "awesome", "congratulations", "how exciting", "sounds fun", "glad to hear", "good for you", "yay", "fantastic", "wonderful"]
         let dismissive = ["calm down", "cheer up", "don't worry", "look on the bright side", "it could be worse", "just relax", "get over it"]
         if isCrisis {
@@ -138,6 +145,9 @@ public struct ReplyPlan: Sendable, Equatable {
             lines.append("You are talking with someone who may be in crisis or thinking about harming themselves. Stay calm, warm and serious.")
         } else if emotion != .neutral {
             lines.append("You are talking with someone who feels \(Self.adjective(emotion))\(intensity == .strong ? ", strongly" : "").")
+        }
+        if needsUrgentCare {
+            lines.append("What they describe may be an emergency: tell them to call the emergency services now.")
         }
         lines.append("In your reply: \(acknowledge)")
         lines.append("Avoid \(avoid.joined(separator: ", ")).")

@@ -13,6 +13,12 @@ enum Outbound: Sendable {
     case json(String)
 }
 
+/// Where a reply's events and audio go: a client's socket queue, or a collector that answers
+/// one HTTP request (`POST /api/converse`).
+protocol OutboundSink: Sendable {
+    func yield(_ outbound: Outbound)
+}
+
 /// A frame ready for the socket.
 enum OutboundFrame: Sendable {
     case text(String)
@@ -31,7 +37,7 @@ enum OutboundFrame: Sendable {
 /// The writer awaits each send, so a client that does not read holds frames here. Once more
 /// than `maxMessages` or `maxBytes` wait, the queue stops accepting (``overflowed``) and the
 /// session disconnects the client instead of letting memory grow.
-final class OutboundQueue: Sendable {
+final class OutboundQueue: OutboundSink {
     let maxMessages: Int
     let maxBytes: Int
     let frames: AsyncStream<OutboundFrame>

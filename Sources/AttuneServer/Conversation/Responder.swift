@@ -66,7 +66,7 @@ actor Responder {
     private let engines: ResponderEngines
     private let settings: ResponderSettings
     private let sessionID: String
-    private let emit: OutboundQueue
+    private let emit: any OutboundSink
     private let logger: Logger
 
     private(set) var persona: Persona = .companion
@@ -93,7 +93,7 @@ actor Responder {
         let progress: ReplyProgress
     }
 
-    init(engines: ResponderEngines, settings: ResponderSettings, sessionID: String, emit: OutboundQueue, logger: Logger) {
+    init(engines: ResponderEngines, settings: ResponderSettings, sessionID: String, emit: any OutboundSink, logger: Logger) {
         self.engines = engines
         self.settings = settings
         self.sessionID = sessionID
@@ -132,6 +132,21 @@ actor Responder {
             rate = newRate
         }
         return nil
+    }
+
+    /// Continues a stored session (`POST /api/converse` with a `session_id`): its persona and
+    /// voice, its latest turns as memory, and new turns numbered after the stored ones.
+    func resume(_ record: SessionRecord) {
+        if let stored = settings.personas.first(where: { $0.id == record.session.persona }) { persona = stored }
+        if engines.synthesizer?.voices.contains(where: { $0.id == record.session.voice }) == true { voice = record.session.voice }
+        memory = record.turns.suffix(settings.reply.memory.maxTurns).map { turn in
+            RememberedTurn(
+                userText: turn.userText, emotion: (turn.fusedEmotion ?? turn.emotions[EmotionChannel.text.rawValue])?.label,
+                reply: turn.replyText, interrupted: turn.interrupted)
+        }
+        recentEmotions = Array(memory.compactMap(\.emotion).suffix(5))
+        turnIndex = max(record.session.turnCount, record.turns.last?.index ?? 0)
+        sessionStored = true
     }
 
     // MARK: - Turns
@@ -399,7 +414,7 @@ final class ReplyProgress: Sendable {
 struct ReplyRun {
     let engines: ResponderEngines
     let settings: ResponderSettings
-    let emit: OutboundQueue
+    let emit: any OutboundSink
     let logger: Logger
     let context: ReplyContext
     let progress: ReplyProgress
@@ -427,7 +442,8 @@ struct ReplyRun {
         let turn = context.turn
         let feeling = turn.fused ?? turn.textEmotion
         let plan = ReplyPlan(
-            emotion: feeling?.label ?? .neutral, confidence: feeling?.confidence ?? 0, isCrisis: CrisisDetector.isCrisis(turn.text))
+            emotion: feeling?.label ?? .neutral, confidence: feeling?.confidence ?? 0, isCrisis: CrisisDetector.isCrisis(turn.text),
+            needsUrgentCare: UrgentCareDetector.needsUrgentCare(turn.text))
         emit.yield(.event(.replyStarted(
             reply: context.reply, utterance: turn.utterance, emotion: plan.emotion, intensity: plan.intensity.rawValue,
             crisis: plan.isCrisis)))
@@ -476,10 +492,12 @@ struct ReplyRun {
             if !Task.isCancelled && !progress.isInterrupted {
                 logger.warning("reply \(context.reply): \(error)")
                 emit.yield(.event(.error(code: .llmUnavailable, message: "the language model could not answer: \(error)")))
-                if plan.isCrisis {
+                if plan.isCrisis || plan.needsUrgentCare {
                     // Support and the help line never depend on the model.
                     if text.isEmpty, let first = plan.repairs.first { queue(first) }
-                    if !text.contains(where: { ReplyGuard.mentionsHelp($0) }) { queue(ReplyPlan.crisisHelp) }
+                    if !text.contains(where: { ReplyGuard.mentionsHelp($0) }) {
+                        queue(plan.isCrisis ? ReplyPlan.crisisHelp : ReplyPlan.urgentHelp)
+                    }
                 } else if text.isEmpty {
                     queue(settings.reply.apology)
                 }
