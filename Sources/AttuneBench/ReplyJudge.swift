@@ -10,7 +10,7 @@ import Foundation
 ///
 /// A reply is *acceptable* when it passes every check:
 /// - **refusal**: it declines ("I can't assist with that", "as an AI").
-/// - **leak**: it repeats five or more consecutive words of the system prompt or of a few-shot
+/// - **leak**: it repeats six or more consecutive words of the system prompt or of a few-shot
 ///   example (words the person also said are not counted).
 /// - **echo**: it repeats five or more consecutive words of what the person said, or its
 ///   meaning is nearly theirs (relevance ≥ ``restatementThreshold``): it says their message back.
@@ -71,7 +71,7 @@ public struct ReplyJudge: Sendable {
     private let embed: Embedder
     private let leakGrams: Set<[String]>
 
-    public static let leakLength = 5
+    public static let leakLength = 6
     public static let echoLength = 5
     public static let roleLength = 3
     /// Relevance from which a reply only says the person's message back to them.

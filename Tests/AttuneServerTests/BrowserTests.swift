@@ -261,6 +261,47 @@ extension BrowserTests {
         await driver.quit()
     }
 
+    /// Upload and reply on the companion page: a recording dropped on the page goes to
+    /// `/api/converse`; its transcript, emotion tag, reply and spoken reply come back.
+    @Test func aDroppedRecordingIsTranscribedAndAnswered() async throws {
+        guard let driverPath = Self.driverPath else {
+            Issue.record("chromium-driver is not installed (make test installs it)")
+            return
+        }
+        let server = try await Self.serverWithoutLLM()
+        defer { server.kill() }
+        let camera = try CameraFiles(faces: ["happy"])
+        defer { camera.remove() }
+        let driver = try await WebDriver.launch(driverPath: driverPath, microphone: camera.silence.path)
+        defer { ProcessTree.kill(driver.driver.processIdentifier) }
+        try await driver.open("http://127.0.0.1:\(server.port)/")
+        try await driver.waitFor("the page to load its settings", timeout: 60) {
+            try await driver.script("return document.getElementById('persona').options.length") as? Int ?? 0 > 0
+        }
+        // The drop a person makes: a DragEvent carrying the file, on the page.
+        let clip = try Data(contentsOf: TestData.ravdess("03-01-01-01-01-01-01")).base64EncodedString()
+        _ = try await driver.script("""
+            const bytes = Uint8Array.from(atob('\(clip)'), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], 'kids.wav', { type: 'audio/wav' }));
+            document.getElementById('drop-zone').dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            return true
+            """)
+        try await driver.waitFor("the dropped recording's answer", timeout: 120) {
+            try await driver.script("return window.attuneStats.uploads.length") as? Int ?? 0 > 0
+        }
+        let upload = try #require(try await driver.script("return window.attuneStats.uploads[0]") as? [String: Any])
+        #expect((upload["transcript"] as? String)?.lowercased().contains("kids are talking") == true, "\(upload)")
+        #expect(!(upload["reply"] as? String ?? "").isEmpty)
+        #expect(upload["audioBytes"] as? Int ?? 0 > 1_000)
+        let bubbles = try await driver.script("""
+            return [...document.querySelectorAll('#chat .bubble')].map((b) => b.className + ':' + b.textContent)
+            """) as? [String] ?? []
+        #expect(bubbles.count == 2 && bubbles[0].contains("user") && bubbles[0].lowercased().contains("kids are talking") && bubbles[1].contains("bot"), "\(bubbles)")
+        #expect(try await driver.script("return document.querySelector('#chat .bubble.user .tag') !== null") as? Bool == true)
+        await driver.quit()
+    }
+
     /// A server without the language model, healthy (killed again if it never gets there).
     static func serverWithoutLLM() async throws -> AttuneServerProcess {
         let server = try AttuneServerProcess(port: try EmbeddedLLMServer.freePort(), arguments: ["--set", "llm.embedded=false"])

@@ -9,7 +9,7 @@ const COLORS = Object.fromEntries(LABELS.map((l) => [l, getComputedStyle(documen
 const $ = (id) => document.getElementById(id);
 
 // What tests and curious people can inspect: counters of what happened on the page.
-const stats = window.attuneStats = { connected: 0, audioFramesSent: 0, replyFramesReceived: 0, replyFramesPlayed: 0, stopped: 0, transcripts: [], channels: {}, videoFramesSent: 0, faces: [] };
+const stats = window.attuneStats = { uploads: [], connected: 0, audioFramesSent: 0, replyFramesReceived: 0, replyFramesPlayed: 0, stopped: 0, transcripts: [], channels: {}, videoFramesSent: 0, faces: [] };
 
 // MARK: - Connection
 
@@ -146,6 +146,60 @@ $('type-form').addEventListener('submit', (event) => {
   send({ type: 'user_text', text });
   addBubble('user', text, { id: `typed-${Date.now()}` });
   $('typed').value = '';
+});
+
+// MARK: - Upload and reply: a dropped or chosen recording goes to POST /api/converse, which
+// answers with the transcript, the emotion, the reply and its spoken audio.
+
+async function converseFile(file) {
+  const bubble = addBubble('user', `🎙 ${file.name}…`, { id: `upload-${Date.now()}` });
+  const params = new URLSearchParams({ persona: $('persona').value, voice: $('voice').value });
+  try {
+    const response = await api(`/api/converse?${params}`, {
+      method: 'POST', body: file, headers: { 'Content-Type': file.type || 'application/octet-stream' },
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error ? answer.error.message : `status ${response.status}`);
+    bubble.querySelector('.text').textContent = answer.transcript;
+    for (const estimate of Object.values(answer.emotions)) showChannel(estimate);
+    if (answer.emotion) {
+      tag(bubble, answer.emotion.label);
+      showEmotion(answer.emotion);
+    }
+    addBubble('bot', answer.reply, { id: `upload-reply-${Date.now()}` });
+    if (answer.warnings.length) showNotice('upload', answer.warnings.join(' '));
+    else hideNotice('upload');
+    const upload = { transcript: answer.transcript, reply: answer.reply, emotion: answer.emotion && answer.emotion.label, audioBytes: 0 };
+    stats.uploads.push(upload);
+    if (answer.audio && answer.audio.url) {
+      const wav = await (await api(answer.audio.url)).blob();
+      upload.audioBytes = wav.size;
+      new Audio(URL.createObjectURL(wav)).play().catch((error) => console.warn('attune: playback', error));
+    }
+  } catch (error) {
+    bubble.classList.add('failed');
+    showNotice('upload', `Could not answer ${file.name}: ${error.message}`);
+    stats.uploads.push({ error: error.message });
+  }
+}
+
+$('audio-file').addEventListener('change', () => {
+  const file = $('audio-file').files[0];
+  if (file) converseFile(file);
+  $('audio-file').value = '';
+});
+document.addEventListener('dragover', (event) => {
+  if (!event.dataTransfer || ![...event.dataTransfer.types].includes('Files')) return;
+  event.preventDefault();
+  $('drop-zone').classList.add('dragging');
+});
+document.addEventListener('dragleave', () => $('drop-zone').classList.remove('dragging'));
+document.addEventListener('drop', (event) => {
+  const file = event.dataTransfer && event.dataTransfer.files[0];
+  if (!file) return;
+  event.preventDefault();
+  $('drop-zone').classList.remove('dragging');
+  converseFile(file);
 });
 
 // MARK: - Reply playback (Web Audio, gapless)
@@ -382,13 +436,18 @@ function addBubble(who, text, { id }) {
 
 function tagUserBubble(event) {
   const bubble = event.utterance ? bubbles.get(`u${event.utterance}`) : [...$('chat').querySelectorAll('.bubble.user')].pop();
-  if (!bubble || bubble.querySelector('.tag')) return;
-  const tag = document.createElement('span');
-  tag.className = 'tag';
-  tag.dataset.label = event.label;
-  tag.style.background = COLORS[event.label];
-  tag.textContent = `${EMOJI[event.label]} ${event.label}`;
-  bubble.append(tag);
+  if (bubble) tag(bubble, event.label);
+}
+
+// Marks a bubble of the person's with the emotion read from it (once).
+function tag(bubble, label) {
+  if (bubble.querySelector('.tag')) return;
+  const mark = document.createElement('span');
+  mark.className = 'tag';
+  mark.dataset.label = label;
+  mark.style.background = COLORS[label];
+  mark.textContent = `${EMOJI[label]} ${label}`;
+  bubble.append(mark);
 }
 
 // MARK: - Emotion panel
