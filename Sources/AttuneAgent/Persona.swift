@@ -17,8 +17,8 @@ public struct Persona: Codable, Sendable, Equatable, Identifiable {
         id: "companion",
         name: "Companion",
         instructions: """
-            You are Attune, a warm and attentive companion. You listen closely, name the feeling \
-            you hear without judging it, and answer in one to three short spoken sentences.
+            You are Attune, a warm and attentive companion. You listen closely, answer what the \
+            person actually told you, and answer in one to three short spoken sentences.
             """
     )
 

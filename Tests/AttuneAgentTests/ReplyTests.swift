@@ -133,6 +133,17 @@ import Testing
         #expect(await guardrail.review("That sounds scary, and your worry makes sense.") == "That sounds scary, and your worry makes sense.")
     }
 
+    @Test func aRejectedSentenceAfterAnApprovedOneIsDroppedNotReplaced() async {
+        let plan = ReplyPlan(emotion: .sadness, confidence: 0.9)
+        var guardrail = ReplyGuard(plan: plan, judge: Self.judge)
+        let answer = "I'm so sorry your dog died, fourteen years is a long time together."
+        #expect(await guardrail.review(answer) == answer)
+        #expect(await guardrail.review("Cheer up, you can get a new puppy!") == nil)
+        #expect(guardrail.rejected == ["Cheer up, you can get a new puppy!"])
+        // An empathic sentence naming their frustration is not a contradiction of sadness.
+        #expect(!(await guardrail.contradicts("It must be so frustrating to lose him like that.")))
+    }
+
     @Test func theClassifierCatchesJoyWithoutForbiddenWords() async {
         let plan = ReplyPlan(emotion: .sadness, confidence: 0.9)
         let guardrail = ReplyGuard(plan: plan, judge: Self.judge)

@@ -7,8 +7,8 @@ import Foundation
 /// A sentence is rejected when it contains one of the plan's forbidden phrases, or when the text
 /// emotion model reads it as one of the plan's contradicting emotions with at least
 /// `threshold` probability. A rejected sentence is replaced by the plan's next repair sentence
-/// (each is used once; after that the sentence is dropped). A crisis reply always ends with the
-/// help line.
+/// while none of the model's own sentences has been approved (each repair is used once), and
+/// dropped after that. A crisis reply always ends with the help line.
 public struct ReplyGuard: Sendable {
     public typealias Judge = @Sendable (String) async -> EmotionEstimate?
 
@@ -18,6 +18,8 @@ public struct ReplyGuard: Sendable {
     public var userText = ""
     private let judge: Judge
     private var repairsUsed = 0
+    /// The model's sentences approved so far.
+    private var approved = 0
     private(set) public var rejected: [String] = []
     private var mentionedHelp = false
 
@@ -28,16 +30,20 @@ public struct ReplyGuard: Sendable {
         self.judge = judge
     }
 
-    /// What to say for `sentence`: itself, a repair, or nothing.
+    /// What to say for `sentence`: itself, a repair, or nothing. A rejected sentence is dropped
+    /// once one of the model's own sentences has been approved (that one answers what the person
+    /// said; a generic repair after it would not); before that it is replaced by a repair, so the
+    /// reply still opens by acknowledging their feeling.
     public mutating func review(_ sentence: String) async -> String? {
         let text = sentence.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return nil }
         if await contradicts(text) {
             rejected.append(text)
-            guard repairsUsed < plan.repairs.count else { return nil }
+            guard approved == 0, repairsUsed < plan.repairs.count else { return nil }
             repairsUsed += 1
             return plan.repairs[repairsUsed - 1]
         }
+        approved += 1
         if Self.mentionsHelp(text) { mentionedHelp = true }
         return text
     }
