@@ -77,7 +77,8 @@ public struct PromptBuilder: Sendable {
             persona.instructions,
             """
             Talk to them directly, as "you", in one to three short spoken sentences: plain warm words, \
-            no lists, no emojis. Never describe them in the third person and never repeat these instructions.
+            no lists, no emojis. Mention the particular thing they told you, so they know you heard it. \
+            Never describe them in the third person and never repeat these instructions.
             """,
         ]
         if let summary = Self.summary(of: Array(older), budget: memory.summaryTokens) {

@@ -30,8 +30,9 @@ public struct ReplyPlan: Sendable, Equatable {
     /// What the reply must not do.
     public let avoid: [String]
     /// Reply emotions that contradict the person's (judged by the text emotion model). For a
-    /// painful feeling only joy and surprise: an empathic sentence that names their anger or
-    /// fear reads as anger or fear to the model, and is not a contradiction.
+    /// painful feeling only joy: an empathic sentence that names their anger or fear reads as
+    /// anger or fear to the model, and a caring question ("How are you coping?") as surprise;
+    /// neither is a contradiction.
     public let contradicting: Set<EmotionLabel>
     /// Phrases that betray a misread feeling, rejected whatever the classifier says.
     public let forbiddenPhrases: [String]
@@ -85,7 +86,7 @@ public struct ReplyPlan: Sendable, Equatable {
         if isCrisis {
             acknowledge = "Say calmly that you are glad they told you and that they deserve support right now."
             avoid = ["cheerfulness", "advice lists", "judging", "promising that everything will be fine"]
-            contradicting = [.joy, .surprise]
+            contradicting = [.joy]
             forbiddenPhrases = cheerful + dismissive
             repairs = ["I'm really glad you told me, and I'm here with you.", "You deserve support right now, and you don't have to carry this alone."]
             return
@@ -96,13 +97,13 @@ public struct ReplyPlan: Sendable, Equatable {
                 ? "Name the heaviness gently and stay with it; do not hurry to fix anything."
                 : "Acknowledge that this sounds hard, warmly and simply."
             avoid = ["cheerfulness", "silver linings", "telling them how to feel"]
-            contradicting = [.joy, .surprise]
+            contradicting = [.joy]
             forbiddenPhrases = cheerful + dismissive
             repairs = ["That sounds really hard, and I'm sorry you're going through it.", "I'm here, and I'm listening."]
         case .fear:
             acknowledge = "Acknowledge the worry as understandable and offer steady, grounding reassurance."
             avoid = ["cheerfulness", "dismissing the worry", "adding new worries"]
-            contradicting = [.joy, .surprise]
+            contradicting = [.joy]
             forbiddenPhrases = cheerful + ["calm down", "nothing to worry about", "don't be silly", "just relax"]
             repairs = ["That sounds frightening, and it makes sense that you feel uneasy.", "Let's take this one step at a time; you're not alone with it."]
         case .anger:
@@ -110,13 +111,13 @@ public struct ReplyPlan: Sendable, Equatable {
                 ? "Validate the frustration first; show you understand why it matters to them."
                 : "Acknowledge the frustration plainly."
             avoid = ["cheerfulness", "telling them to calm down", "taking sides against them", "matching their anger"]
-            contradicting = [.joy, .surprise]
+            contradicting = [.joy]
             forbiddenPhrases = cheerful + dismissive
             repairs = ["That sounds really frustrating, and it makes sense that you're upset.", "You have every reason to want this put right."]
         case .disgust:
             acknowledge = "Acknowledge that it felt wrong or repellent to them, without adding judgement of your own."
             avoid = ["cheerfulness", "arguing", "graphic detail"]
-            contradicting = [.joy, .surprise]
+            contradicting = [.joy]
             forbiddenPhrases = cheerful
             repairs = ["That sounds really unpleasant to deal with.", "I can see why that put you off."]
         case .joy:
