@@ -144,6 +144,16 @@ import Testing
         #expect(!(await guardrail.contradicts("It must be so frustrating to lose him like that.")))
     }
 
+    @Test func refusalsAndReadOutInstructionsAreNeverSpoken() async {
+        let plan = ReplyPlan(emotion: .disgust, confidence: 0.6)
+        var guardrail = ReplyGuard(plan: plan, judge: Self.judge)
+        guardrail.shownToModel([plan.instructions] + ReplyPlan.allExamples.map(\.0))
+        #expect(await guardrail.contradicts("I'm sorry, but I can't assist with that."))
+        #expect(await guardrail.contradicts("I have a job interview tomorrow and I'm so nervous."))
+        #expect(await guardrail.contradicts("Acknowledge that it felt wrong or repellent to them, without adding judgement."))
+        #expect(!(await guardrail.contradicts("Ugh, clipping nails at a desk is really gross.")))
+    }
+
     @Test func theClassifierCatchesJoyWithoutForbiddenWords() async {
         let plan = ReplyPlan(emotion: .sadness, confidence: 0.9)
         let guardrail = ReplyGuard(plan: plan, judge: Self.judge)
@@ -186,18 +196,32 @@ import Testing
             emotion: EmotionContext(current: nil, recent: [.joy, .sadness]), history: turns)
         #expect(messages.first?.role == .system)
         #expect(messages.last == ChatMessage(.user, "I feel low today."))
-        let examples = ReplyPlan(emotion: .sadness, confidence: 0.8).examples.count
-        #expect(examples >= 1)
+        let examples = ReplyPlan.allExamples.count
+        #expect(examples >= 8)
         let verbatim = messages.filter { $0.role == .user }.count - 1 - examples
         #expect(verbatim == 4)
         #expect(messages.contains { $0.content.hasPrefix("Turn 12:") })
         #expect(!messages.contains { $0.content.hasPrefix("Turn 8:") })
-        let system = messages[0].content
+        let system = messages.filter { $0.role == .system }.map(\.content).joined(separator: "\n")
         #expect(system.contains("Earlier in this conversation"))
         #expect(system.contains("Turn 8"))  // the newest older turn made the summary
-        #expect(system.contains("sad"))
-        let historyCost = messages.dropFirst(1 + 2 * examples).dropLast().map { PromptBuilder.tokens($0.content) }.reduce(0, +)
+        #expect(messages[messages.count - 2].content.contains("sad"))  // the plan, right before the message
+        // The memory part (summary and recent turns) stays within its budget.
+        let historyCost = messages.dropFirst(1 + 2 * examples).dropLast(2).map { PromptBuilder.tokens($0.content) }.reduce(0, +)
         #expect(historyCost <= memory.historyTokens)
+    }
+
+    @Test func thePromptStartsTheSameWhateverTheTurn() {
+        let builder = PromptBuilder(persona: .companion)
+        let sad = builder.messages(
+            for: "My dog died.", plan: ReplyPlan(emotion: .sadness, confidence: 0.9),
+            emotion: EmotionContext(current: nil, recent: []), history: [])
+        let happy = builder.messages(
+            for: "I got the job!", plan: ReplyPlan(emotion: .joy, confidence: 0.9),
+            emotion: EmotionContext(current: nil, recent: [.sadness, .joy]), history: Array(turns.prefix(2)))
+        let stable = 1 + 2 * ReplyPlan.allExamples.count
+        #expect(Array(sad.prefix(stable)) == Array(happy.prefix(stable)))
+        #expect(sad[sad.count - 2].content != happy[happy.count - 2].content)
     }
 
     @Test func anInterruptedTurnIsMentioned() {
@@ -205,8 +229,9 @@ import Testing
         let messages = PromptBuilder(persona: .interviewer).messages(
             for: "Actually, never mind.", plan: ReplyPlan(emotion: .neutral, confidence: 0.5),
             emotion: EmotionContext(current: nil, recent: []), history: history)
-        #expect(messages[0].content.contains("interrupted"))
-        #expect(messages[0].content.contains("Once upon a time,"))
+        let guidance = messages[messages.count - 2].content
+        #expect(guidance.contains("interrupted"))
+        #expect(guidance.contains("Once upon a time,"))
         #expect(messages[0].content.hasPrefix(Persona.interviewer.instructions))
     }
 

@@ -71,37 +71,38 @@ public struct PromptBuilder: Sendable {
         let older = history.dropLast(recentCount)
         let recent = history.suffix(recentCount)
 
-        // Stable parts first: llama.cpp reuses the cached prefix the last prompt shares with
-        // this one, so what changes per turn (the plan, the trend) comes last.
-        var system = [
-            persona.instructions,
-            """
-            Talk to them directly, as "you", in one to three short spoken sentences: plain warm words, \
-            no lists, no emojis. Mention the particular thing they told you, so they know you heard it. \
-            Never describe them in the third person and never repeat these instructions.
-            """,
-        ]
-        if let summary = Self.summary(of: Array(older), budget: memory.summaryTokens) {
-            system.append("Earlier in this conversation:\n\(summary)")
-        }
-        system.append(plan.instructions)
-        if let trend = emotion.trend { system.append(trend) }
-        if let last = history.last, last.interrupted {
-            system.append("They interrupted your last reply and only heard: \"\(last.reply)\". Do not repeat it; respond to what they say now.")
-        }
-
-        var messages = [ChatMessage(.system, system.joined(separator: "\n\n"))]
-        for (message, reply) in plan.examples {
+        // Stable parts first, so llama.cpp reuses the cached prefix across turns and sessions:
+        // the persona, the manner and the examples of every feeling never change for a persona.
+        // What changes per turn (the summary, the recent turns, the plan and the trend) follows,
+        // and the plan sits right before the message it is about.
+        var messages = [ChatMessage(.system, [persona.instructions, Self.manner].joined(separator: "\n\n"))]
+        for (message, reply) in ReplyPlan.allExamples {
             messages.append(ChatMessage(.user, message))
             messages.append(ChatMessage(.assistant, reply))
+        }
+        if let summary = Self.summary(of: Array(older), budget: memory.summaryTokens) {
+            messages.append(ChatMessage(.system, "Earlier in this conversation:\n\(summary)"))
         }
         for turn in recent {
             messages.append(ChatMessage(.user, turn.userText))
             if !turn.reply.isEmpty { messages.append(ChatMessage(.assistant, turn.reply)) }
         }
+        var guidance = [plan.instructions]
+        if let trend = emotion.trend { guidance.append(trend) }
+        if let last = history.last, last.interrupted {
+            guidance.append("They interrupted your last reply and only heard: \"\(last.reply)\". Do not repeat it; respond to what they say now.")
+        }
+        messages.append(ChatMessage(.system, guidance.joined(separator: "\n")))
         messages.append(ChatMessage(.user, userText))
         return messages
     }
+
+    /// How every reply is spoken, whatever the persona.
+    static let manner = """
+        Talk to them directly, as "you", in one to three short spoken sentences: plain warm words, \
+        no lists, no emojis. Mention the particular thing they told you, so they know you heard it. \
+        Never describe them in the third person and never repeat these instructions.
+        """
 
     /// How many of the latest turns fit verbatim in the history budget (at most `recentTurns`).
     func fittingRecentTurns(_ history: [RememberedTurn]) -> Int {

@@ -16,6 +16,10 @@ public struct ReplyGuard: Sendable {
     public let threshold: Double
     /// What the person said: a reply sentence that merely repeats it is rejected.
     public var userText = ""
+    /// Runs of ``leakWords`` words from the instructions and examples the model was shown: a
+    /// sentence that reads them aloud is rejected.
+    private var shown: Set<[String]> = []
+    public static let leakWords = 6
     private let judge: Judge
     private var repairsUsed = 0
     /// The model's sentences approved so far.
@@ -28,6 +32,16 @@ public struct ReplyGuard: Sendable {
         self.plan = plan
         self.threshold = threshold
         self.judge = judge
+    }
+
+    /// Remembers the instructions and examples the model was shown (not the person's words), so
+    /// that a sentence repeating them is rejected.
+    public mutating func shownToModel(_ texts: [String]) {
+        for text in texts {
+            let words = Self.words(text.lowercased().replacingOccurrences(of: "’", with: "'"))
+            guard words.count >= Self.leakWords else { continue }
+            for start in 0...(words.count - Self.leakWords) { shown.insert(Array(words[start..<(start + Self.leakWords)])) }
+        }
     }
 
     /// What to say for `sentence`: itself, a repair, or nothing. A rejected sentence is dropped
@@ -57,13 +71,18 @@ public struct ReplyGuard: Sendable {
         return []
     }
 
-    /// Whether `text` contradicts the plan, narrates instead of talking to the person, or echoes
-    /// their words (also used to measure the raw model's mismatch rate).
+    /// Whether `text` contradicts the plan, narrates instead of talking to the person, refuses,
+    /// reads out its instructions or examples, or echoes their words.
     public func contradicts(_ text: String) async -> Bool {
         let lowered = text.lowercased().replacingOccurrences(of: "’", with: "'")
         if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
         if ReplyPlan.metaPhrases.contains(where: { lowered.contains($0) }) { return true }
+        if ReplyPlan.refusalPhrases.contains(where: { lowered.contains($0) }) { return true }
         let words = Self.words(lowered)
+        if words.count >= Self.leakWords,
+           (0...(words.count - Self.leakWords)).contains(where: { shown.contains(Array(words[$0..<($0 + Self.leakWords)])) }) {
+            return true
+        }
         if words.count >= 3, Self.words(userText.lowercased()).joined(separator: " ").contains(words.joined(separator: " ")) { return true }
         guard !plan.contradicting.isEmpty, let estimate = await judge(text) else { return false }
         return plan.contradicting.contains(estimate.label) && estimate.confidence >= threshold

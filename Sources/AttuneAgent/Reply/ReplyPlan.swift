@@ -42,11 +42,26 @@ public struct ReplyPlan: Sendable, Equatable {
     /// the form of examples far more reliably than it follows descriptions.
     public var examples: [(String, String)] { Self.examples[isCrisis ? nil : emotion] ?? [] }
 
+    /// Every example exchange, in a fixed order: the prompt shows them all, so that its start
+    /// stays the same from turn to turn and llama.cpp's prompt cache keeps it.
+    public static var allExamples: [(String, String)] {
+        ([EmotionLabel.neutral, .joy, .surprise, .sadness, .fear, .anger, .disgust].map(Optional.some) + [nil])
+            .flatMap { examples[$0] ?? [] }
+    }
+
     /// Sentences that betray the model narrating or echoing its instructions instead of
     /// talking to the person; rejected whatever the emotion.
     public static let metaPhrases = [
         "the person", "the user", "acknowledge", "start by doing", "do not use", "reply plan", "as an ai",
         "they feel", "they sound", "sounds mildly", "sounds clearly", "sounds strongly", "their tone",
+    ]
+
+    /// A small model refuses ordinary messages now and then ("I'm sorry, but I can't assist
+    /// with that."); such a sentence is never spoken.
+    public static let refusalPhrases = [
+        "can't assist", "cannot assist", "not able to assist", "unable to assist", "can't help with that",
+        "can't help you with that", "cannot help with that", "i can't provide", "i cannot provide",
+        "i'm not able to help with", "language model",
     ]
 
     static let examples: [EmotionLabel?: [(String, String)]] = [

@@ -470,6 +470,7 @@ struct ReplyRun {
                 emotion: EmotionContext(current: feeling, recent: context.recentEmotions), history: context.memory)
             var guardrail = ReplyGuard(plan: plan, threshold: settings.reply.mismatchThreshold, judge: engines.judge)
             guardrail.userText = turn.text
+            guardrail.shownToModel(messages.filter { $0.role != .user }.map(\.content) + ReplyPlan.allExamples.map(\.0))
             var splitter = SentenceStream()
             for try await piece in chat.streamReply(to: messages) {
                 if timings.firstTokenMs == nil {
