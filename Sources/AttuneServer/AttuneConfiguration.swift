@@ -57,7 +57,9 @@ public struct AttuneConfiguration: Sendable {
     public var llmEmbedded = true
     /// The embedded llama-server's binary, model, threads and context size.
     public var llamaServer: String?
-    public var llmModel = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    /// The 1.5B: replies a listener accepts far more often than the 0.5B's, a second slower on
+    /// two cores (BENCHMARKS.md, "Replies a person would accept").
+    public var llmModel = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     /// A smaller GGUF of the same tokenizer that drafts tokens for `llmModel` (speculative
     /// decoding); nil: none.
     public var llmDraftModel: String?

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneCore
 import AttuneBench
 import AttuneConversation
 import AttuneEmotion
@@ -41,9 +42,7 @@ struct Bench: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("[bench stt] \(message)\n".utf8))
             }
             let report = try await benchmark.run(clips: Array(ordered))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
         }
     }
 
@@ -62,9 +61,7 @@ struct Bench: AsyncParsableCommand {
             let model = try TextEmotionModel(
                 models: URL(fileURLWithPath: AttuneConfiguration().modelsDirectory), threads: threads)
             let report = try TextEmotionBenchmark(model: model).run(data: data, limit: limit)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
         }
     }
 
@@ -108,9 +105,7 @@ struct Bench: AsyncParsableCommand {
             case let path?: benchmark.fusion.weights = try FusionWeights(contentsOf: URL(fileURLWithPath: path))
             }
             let report = try await benchmark.run(clips: clips, dump: dump, details: details)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
         }
 
         /// "9-12" or "1,3,5" (or both: "1-3,7").
@@ -183,7 +178,7 @@ struct Bench: AsyncParsableCommand {
                 if data != nil, let accuracy = fields.removeValue(forKey: "accuracy") { fields["frame_accuracy"] = accuracy }
                 report.merge(fields) { $1 }
             }
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
         }
     }
 
@@ -238,7 +233,7 @@ struct Bench: AsyncParsableCommand {
                 try encoder.encode(results).write(to: URL(fileURLWithPath: details))
             }
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
             if let labels {
                 let agreement = benchmark.agreement(results, labels: try ReplyBenchmark.labels(from: labels))
                 print(String(decoding: try encoder.encode(agreement), as: UTF8.self))
@@ -265,9 +260,7 @@ struct Bench: AsyncParsableCommand {
             }
             benchmark.bargeInEvery = bargeInEvery
             let report = try await benchmark.run(clips: chosen)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
         }
     }
 
@@ -296,14 +289,22 @@ struct Bench: AsyncParsableCommand {
             benchmark.seconds = seconds
             benchmark.chunkSeconds = chunkSeconds
             let audios = try RoomsBenchmark.audios(try SpeechBenchmark.clips(from: data))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
             if findMax {
                 let search = try await benchmark.findMax(audios: audios, start: participants, limit: maxParticipants, budgetMs: budgetMs)
-                print(String(decoding: try encoder.encode(search), as: UTF8.self))
+                try printReport(search)
             } else {
-                print(String(decoding: try encoder.encode(try await benchmark.run(participants: participants, audios: audios)), as: UTF8.self))
+                try printReport(try await benchmark.run(participants: participants, audios: audios))
             }
         }
     }
+}
+
+/// Prints a benchmark's report as one JSON line with the CPU it ran on (`cpu`), so that every
+/// recorded figure says which kind of machine made it.
+func printReport(_ report: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as? [String: Any] ?? [:]
+    object["cpu"] = try JSONSerialization.jsonObject(with: encoder.encode(CPUInfo.current))
+    print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
 }

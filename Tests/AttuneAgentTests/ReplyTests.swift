@@ -67,6 +67,7 @@ import Testing
         "Sometimes I think everyone would be better off without me.",
         "I've been cutting myself again",
         "I don’t want to live anymore",
+        "I don't think I want to be alive anymore, everything is just too much",
     ])
     func crisisMessagesAreRecognised(text: String) {
         #expect(CrisisDetector.isCrisis(text))

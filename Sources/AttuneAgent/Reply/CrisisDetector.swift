@@ -9,7 +9,8 @@ public enum CrisisDetector {
         "kill myself", "killing myself", "end my life", "ending my life", "end it all", "take my own life",
         "suicide", "suicidal", "want to die", "wanna die", "wish i was dead", "wish i were dead",
         "better off dead", "better off without me", "no reason to live", "don't want to live", "do not want to live",
-        "don't want to be alive", "hurt myself", "hurting myself", "harm myself", "self harm", "self-harm",
+        "don't want to be alive", "to be alive anymore", "wish i wasn't alive", "rather be dead",
+        "don't want to wake up", "hurt myself", "hurting myself", "harm myself", "self harm", "self-harm",
         "cut myself", "cutting myself", "overdose", "can't go on", "cannot go on", "not worth living",
         "going to jump", "no way out",
     ]

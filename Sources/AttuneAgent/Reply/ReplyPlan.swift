@@ -66,7 +66,7 @@ public struct ReplyPlan: Sendable, Equatable {
 
     static let examples: [EmotionLabel?: [(String, String)]] = [
         nil: [("I don't see the point of anything anymore, I just want it all to stop.",
-               "I'm really glad you told me, and I'm here with you. You don't have to go through this alone.")],
+               "Thank you for telling me. That sounds so heavy, and you don't have to carry it by yourself.")],
         .sadness: [("I failed my exam even though I studied for weeks.",
                     "Oh, I'm sorry. That's really disappointing after all that work. How are you holding up?")],
         .fear: [("I have a job interview tomorrow and I'm so nervous.",

@@ -13,10 +13,12 @@ struct HealthController: Sendable {
         let status: String
         let version: String
         let uptimeSeconds: Double
+        /// The CPU, its model and the vector extensions that decide Attune's speed.
+        let cpu: CPUInfo
         let components: [ComponentStatus]
 
         enum CodingKeys: String, CodingKey {
-            case status, version, components
+            case status, version, components, cpu
             case uptimeSeconds = "uptime_s"
         }
     }
@@ -29,6 +31,7 @@ struct HealthController: Sendable {
                 status: healthy ? "ok" : "degraded",
                 version: AttuneVersion.current,
                 uptimeSeconds: Date().timeIntervalSince(started),
+                cpu: .current,
                 components: statuses
             )
             return EditedResponse(status: healthy ? .ok : .serviceUnavailable, response: report)
