@@ -27,6 +27,12 @@ public final class EmbeddedLLMServer: Service, Sendable {
         public var threads = 2
         /// Context window in tokens.
         public var contextSize = 4096
+        /// Prompts read once after each start, before the server counts as ready, so their
+        /// common start is in llama-server's prompt cache when the first turn comes (the
+        /// persona's instructions and examples: hundreds of tokens, seconds on two cores).
+        public var warmUpPrompts: [[ChatMessage]] = []
+        /// Seconds the warm-up may take in all.
+        public var warmUpTimeout = 120.0
         /// Seconds to wait for `/health` to answer 200 after a start.
         public var startupTimeout = 60.0
         /// Longest pause between restarts, in seconds (the pause doubles from 1 s up to this).
@@ -156,6 +162,7 @@ public final class EmbeddedLLMServer: Service, Sendable {
             }
             group.addTask { [self] in
                 if await waitForHealth(deadline: started + .seconds(settings.startupTimeout)) {
+                    await warmUp()
                     let milliseconds = (ContinuousClock.now - started).milliseconds
                     state.withLock { $0 = .ready(loadMilliseconds: milliseconds) }
                     logger.info("llama-server ready after \(Int(milliseconds)) ms")
@@ -187,6 +194,28 @@ public final class EmbeddedLLMServer: Service, Sendable {
             }
             return ending
         }
+    }
+
+    /// Reads each warm-up prompt (one token of answer each); a failure is logged, not fatal.
+    private func warmUp() async {
+        guard !settings.warmUpPrompts.isEmpty else { return }
+        var client = LLMSettings()
+        client.apiKey = apiKey
+        client.maxTokens = 1
+        client.temperature = 0
+        client.firstTokenTimeout = settings.warmUpTimeout
+        client.totalTimeout = settings.warmUpTimeout
+        let chat = OpenAIChatClient(settings: client, baseURL: baseURL)
+        let clock = ContinuousClock()
+        let started = clock.now
+        for prompt in settings.warmUpPrompts where !Task.isCancelled {
+            do {
+                for try await _ in chat.streamReply(to: prompt) {}
+            } catch {
+                logger.warning("llama-server warm-up: \(error)")
+            }
+        }
+        logger.info("llama-server read \(settings.warmUpPrompts.count) warm-up prompt(s) in \(Int((clock.now - started).milliseconds)) ms")
     }
 
     private func waitForHealth(deadline: ContinuousClock.Instant) async -> Bool {
