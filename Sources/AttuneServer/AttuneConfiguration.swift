@@ -179,7 +179,7 @@ extension AttuneConfiguration {
         .integer("listen.queue_limit", "live frames that may wait before a session gets 'busy'", \.listenQueueLimit, 0...10_000),
         .integer("emotion.workers", "threads reading emotion in text", \.emotionWorkers, 1...64),
         .integer("emotion.queue_limit", "text emotion jobs that may wait before callers get 'busy'", \.emotionQueueLimit, 0...10_000),
-        Setting(key: "whisper.model", summary: "tiny.en, base, or a path to a whisper.cpp model") { $0.whisperModel = $1 },
+        Setting(key: "whisper.model", summary: "tiny.en, base, tiny.en-q8_0, tiny.en-q5_1 (quantized by setup), or a path to a whisper.cpp model") { $0.whisperModel = $1 },
         .integer("whisper.threads", "threads per Whisper decode", \.whisper.threadsPerDecode, 1...64),
         .integer("whisper.parallel", "Whisper decodes that run at once", \.whisper.parallelDecodes, 1...16),
         .integer("whisper.queue_limit", "Whisper decodes that may wait before callers get 'busy'", \.whisper.queueLimit, 0...1_000),
@@ -300,6 +300,7 @@ extension AttuneConfiguration {
         },
         .integer("history.max_page", "most turns or sessions one history request returns", \.historyMaxPage, 1...100_000),
         .decimal("reply.mismatch_threshold", "reply-sentence emotion probability that counts as contradicting the person", \.reply.mismatchThreshold, 0...1),
+        .decimal("reply.joy_mismatch_threshold", "reply-sentence joy probability that counts as contradicting a painful feeling", \.reply.joyMismatchThreshold, 0...1),
         Setting(key: "tts.voice", summary: "default voice: " + Voice.all.map(\.id).joined(separator: ", ")) {
             guard Voice.named($1) != nil else { throw ConfigurationError("tts.voice: unknown voice '\($1)'") }
             $0.synthesis.defaultVoice = $1

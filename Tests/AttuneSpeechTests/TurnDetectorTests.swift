@@ -121,6 +121,20 @@ func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEven
         #expect(try await Self.transcriber.transcribe([], pass: .final) == .empty)
     }
 
+    /// Setup's q8_0 and q5_1 files (scripts/quantize_whisper.py) load and hear the same sentences.
+    @Test(arguments: ["q8_0", "q5_1"])
+    func quantizedModelsTranscribeTheSameClips(kind: String) async throws {
+        let path = TestData.models.appendingPathComponent("ggml-tiny.en-\(kind).bin")
+        let full = try Data(contentsOf: TestData.models.appendingPathComponent("ggml-tiny.en.bin")).count
+        let size = try Data(contentsOf: path).count
+        #expect(size < full * 6 / 10, "quantized weights are smaller: \(size) of \(full) bytes")
+        let transcriber = WhisperTranscriber(model: try WhisperModel(path: path))
+        for (name, expected) in [("03-01-01-01-01-01-01", "kids are talking by the door"), ("03-01-05-02-02-01-02", "dogs are sitting by the door")] {
+            let transcript = try await transcriber.transcribe(try clip(name), pass: .final)
+            #expect(transcript.text.lowercased().filter { $0.isLetter || $0 == " " } == expected)
+        }
+    }
+
     @Test func aMissingModelIsAClearError() {
         #expect(throws: WhisperError.self) { _ = try WhisperModel(path: URL(fileURLWithPath: "/nonexistent/ggml.bin")) }
     }

@@ -6,7 +6,10 @@ import Foundation
 ///
 /// A sentence is rejected when it contains one of the plan's forbidden phrases, or when the text
 /// emotion model reads it as one of the plan's contradicting emotions with at least
-/// `threshold` probability. A rejected sentence is replaced by the plan's next repair sentence
+/// `threshold` probability (`joyThreshold` for joy against a painful feeling: the model, trained
+/// on GoEmotions where caring and approval count as joy, reads a reassuring sentence such as
+/// "It's understandable to feel anxious about results day." as joy at 0.5 to 0.7, and a
+/// cheerful one at 0.75 and above). A rejected sentence is replaced by the plan's next repair sentence
 /// while none of the model's own sentences has been approved (each repair is used once), and
 /// dropped after that. A crisis reply always ends with the help line.
 public struct ReplyGuard: Sendable {
@@ -14,6 +17,7 @@ public struct ReplyGuard: Sendable {
 
     public let plan: ReplyPlan
     public let threshold: Double
+    public let joyThreshold: Double
     /// What the person said: a reply sentence that merely repeats it is rejected.
     public var userText = ""
     /// Runs of ``leakWords`` words from the instructions and examples the model was shown: a
@@ -28,9 +32,10 @@ public struct ReplyGuard: Sendable {
     private var mentionedHelp = false
 
     /// - Parameter judge: the text emotion of a sentence (nil when it cannot be read).
-    public init(plan: ReplyPlan, threshold: Double = 0.5, judge: @escaping Judge) {
+    public init(plan: ReplyPlan, threshold: Double = 0.5, joyThreshold: Double = 0.75, judge: @escaping Judge) {
         self.plan = plan
         self.threshold = threshold
+        self.joyThreshold = joyThreshold
         self.judge = judge
     }
 
@@ -78,6 +83,8 @@ public struct ReplyGuard: Sendable {
         if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
         if ReplyPlan.metaPhrases.contains(where: { lowered.contains($0) }) { return true }
         if ReplyPlan.refusalPhrases.contains(where: { lowered.contains($0) }) { return true }
+        if plan.emotion.circumplex.valence < 0 || plan.isCrisis,
+           ReplyPlan.lecturePhrases.contains(where: { lowered.contains($0) }) { return true }
         let words = Self.words(lowered)
         if words.count >= Self.leakWords,
            (0...(words.count - Self.leakWords)).contains(where: { shown.contains(Array(words[$0..<($0 + Self.leakWords)])) }) {
@@ -85,7 +92,9 @@ public struct ReplyGuard: Sendable {
         }
         if words.count >= 3, Self.words(userText.lowercased()).joined(separator: " ").contains(words.joined(separator: " ")) { return true }
         guard !plan.contradicting.isEmpty, let estimate = await judge(text) else { return false }
-        return plan.contradicting.contains(estimate.label) && estimate.confidence >= threshold
+        guard plan.contradicting.contains(estimate.label) else { return false }
+        let painful = plan.isCrisis || plan.emotion.circumplex.valence < 0
+        return estimate.confidence >= (estimate.label == .joy && painful ? joyThreshold : threshold)
     }
 
     static func words(_ text: String) -> [String] {

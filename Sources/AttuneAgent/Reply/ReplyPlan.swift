@@ -64,23 +64,31 @@ public struct ReplyPlan: Sendable, Equatable {
         "i'm not able to help with", "language model",
     ]
 
+    /// A small model lectures someone who is hurting ("It's important to be respectful and not
+    /// take things personally.") or blames them ("You should have eaten your salad."); such a
+    /// sentence is never spoken to a painful feeling.
+    public static let lecturePhrases = [
+        "it's important to", "it is important to", "it's always best", "it's always good", "you should have",
+        "remember that", "remember,", "you need to understand",
+    ]
+
     static let examples: [EmotionLabel?: [(String, String)]] = [
         nil: [("I don't see the point of anything anymore, I just want it all to stop.",
                "Thank you for telling me. That sounds so heavy, and you don't have to carry it by yourself.")],
         .sadness: [("I failed my exam even though I studied for weeks.",
-                    "Oh, I'm sorry. That's really disappointing after all that work. How are you holding up?")],
+                    "Oh, I'm sorry. Failing after weeks of studying is really disappointing. How are you holding up?")],
         .fear: [("I have a job interview tomorrow and I'm so nervous.",
-                 "That's completely understandable, interviews are nerve-racking. You've prepared, and you can take it one question at a time.")],
+                 "Interviews are nerve-racking, so that's completely understandable. You've prepared, and you can take it one question at a time.")],
         .anger: [("My landlord ignored my emails about the broken heating again!",
-                  "That's so frustrating, you've been patient and you deserve an answer. Have you thought about what you'll do next?")],
+                  "No heating and no answer from your landlord, that's so frustrating. You've been patient and you deserve better.")],
         .disgust: [("Someone left rotten food in the office fridge for weeks.",
-                    "Ugh, that sounds really unpleasant. No wonder you're put off.")],
+                    "Rotten food left for weeks? Ugh, no wonder you're put off by that fridge.")],
         .joy: [("I just passed my driving test!",
-                "Congratulations, that's wonderful news! How does it feel?")],
+                "Congratulations on passing your driving test, that's wonderful news! How does it feel?")],
         .surprise: [("My sister just turned up at my door from Australia without telling me!",
-                     "Wow, what a surprise! How did it feel to see her standing there?")],
+                     "Wow, all the way from Australia without a word! How did it feel to see her at the door?")],
         .neutral: [("I'm going to the library this afternoon.",
-                    "Nice. Are you looking for anything in particular?")],
+                    "A trip to the library sounds nice. Are you looking for anything in particular?")],
     ]
 
     /// What every urgent-care reply carries.

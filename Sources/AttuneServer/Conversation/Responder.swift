@@ -27,6 +27,9 @@ public struct ReplySettings: Sendable, Equatable {
     /// Probability from which the text emotion model's reading of a reply sentence counts as
     /// contradicting the person's feeling.
     public var mismatchThreshold = 0.5
+    /// The same for joy against a painful feeling: the text emotion model reads reassurance
+    /// ("It's okay to feel that way.") as joy at 0.5 to 0.7, and cheerfulness above 0.75.
+    public var joyMismatchThreshold = 0.75
     public var memory = MemorySettings()
     /// Spoken when the language model cannot answer.
     public var apology = "I'm sorry, I lost my train of thought for a moment. Could you say that again?"
@@ -468,7 +471,9 @@ struct ReplyRun {
             let messages = PromptBuilder(persona: context.persona, memory: settings.reply.memory).messages(
                 for: turn.text, plan: plan,
                 emotion: EmotionContext(current: feeling, recent: context.recentEmotions), history: context.memory)
-            var guardrail = ReplyGuard(plan: plan, threshold: settings.reply.mismatchThreshold, judge: engines.judge)
+            var guardrail = ReplyGuard(
+                plan: plan, threshold: settings.reply.mismatchThreshold,
+                joyThreshold: settings.reply.joyMismatchThreshold, judge: engines.judge)
             guardrail.userText = turn.text
             guardrail.shownToModel(messages.filter { $0.role != .user }.map(\.content) + ReplyPlan.allExamples.map(\.0))
             var splitter = SentenceStream()
