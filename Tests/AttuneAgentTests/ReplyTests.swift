@@ -162,6 +162,20 @@ import Testing
         #expect(!(await guardrail.contradicts("I'm so sorry, that must hurt a lot.")))
     }
 
+    /// The text model reads reassurance as joy (GoEmotions counts caring as joy) at 0.5 to 0.7;
+    /// only cheerfulness reaches the joy threshold against a painful feeling.
+    @Test func reassuranceIsNotCheerfulnessButLecturingIsRejected() async {
+        let guardrail = ReplyGuard(plan: ReplyPlan(emotion: .fear, confidence: 0.8), judge: Self.judge)
+        #expect(!(await guardrail.contradicts("It's understandable to feel anxious about results day.")))
+        #expect(!(await guardrail.contradicts("It's okay to feel that way.")))
+        #expect(await guardrail.contradicts("That's very nice, you must be so happy!"))
+        #expect(await guardrail.contradicts("It's important to be respectful and not take things personally."))
+        #expect(await guardrail.contradicts("You should have checked the salad first."))
+        // The same reassurance to good news is not lecturing, and joy is not checked against joy.
+        let joyful = ReplyGuard(plan: ReplyPlan(emotion: .joy, confidence: 0.8), judge: Self.judge)
+        #expect(!(await joyful.contradicts("Remember that you earned this!")))
+    }
+
     @Test func narrationAndEchoesAreRejected() async {
         var guardrail = ReplyGuard(plan: ReplyPlan(emotion: .joy, confidence: 0.9)) { _ in nil }
         guardrail.userText = "I got the job! I can't believe it, I start next Monday!"
