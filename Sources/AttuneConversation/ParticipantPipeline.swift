@@ -89,6 +89,10 @@ public struct ParticipantSettings: Sendable {
     /// How often the utterance in progress is decoded again for a partial transcript, in
     /// seconds; nil for no partials (a pause still gives its speculative transcript).
     public var partialInterval: Double?
+    /// A partial waits at least this many times as long as the last partial took to decode, so
+    /// that on a slow machine partials back off instead of taking the cores from the final
+    /// transcript and the reply.
+    public var partialBackoff = 3.0
     /// Utterances (and typed texts) waiting for transcription before more are refused with `busy`.
     public var maxPendingUtterances = 4
     /// Audio seconds accepted per wall-clock second, per track.
@@ -230,7 +234,7 @@ public final class ParticipantPipeline: Sendable {
             }
             if let refusal = entry.pace.admit(seconds: input.seconds) { return .failure(RoomError(.rateLimited, refusal)) }
             tracks[track] = entry
-            return .success((entry, partialInterval.map { now - entry.lastPartial >= .seconds($0) } ?? false))
+            return .success((entry, partialInterval.map { progress.partialDue(since: entry.lastPartial, now: now, interval: .seconds($0), backoff: settings.partialBackoff) } ?? false))
         }
         let (entry, partialDue) = try admitted.get()
         let listener = entry.listener
@@ -336,6 +340,7 @@ public final class ParticipantPipeline: Sendable {
                 enqueueSpeech.yield(SpeechJob(output: output, utterance: utterance, audio: audio, source: source))
             case let .paused(utterance, audio):
                 guard settings.transcribe, engines.transcriber != nil, pending.claim() else { continue }
+                progress.finalQualityQueued()
                 enqueue.yield(.guess(track: track.id, output: output, utterance: utterance, audio: audio))
             case let .ended(utterance, start, end, audio, reason):
                 progress.finalize(utterance, on: track.id)
@@ -344,6 +349,7 @@ public final class ParticipantPipeline: Sendable {
                     output.error(RoomError(.busy, "\(pending.limit) utterances are already waiting for transcription (setting stream.max_pending_turns); this one is skipped"))
                     continue
                 }
+                progress.finalQualityQueued()
                 enqueue.yield(.utterance(Utterance(track: track, utterance: utterance, start: start, end: end, audio: audio, endedAt: .now)))
             }
         }
@@ -409,14 +415,17 @@ public final class ParticipantPipeline: Sendable {
             switch job {
             case let .partial(track, output, utterance, audio):
                 defer { progress.releasePartialSlot() }
-                guard let transcriber = engines.transcriber, !progress.isFinalized(utterance, on: track) else { continue }
-                if let transcript = try? await transcriber.transcribe(audio, pass: .partial), !transcript.text.isEmpty,
-                    !progress.isFinalized(utterance, on: track)
-                {
+                // A pause's guess or a final queued behind this partial makes it stale: skip it.
+                guard let transcriber = engines.transcriber, !progress.isFinalized(utterance, on: track),
+                    !progress.finalQualityWaiting else { continue }
+                let started = ContinuousClock.now
+                let transcript = try? await transcriber.transcribe(audio, pass: .partial)
+                progress.partialTook(.now - started)
+                if let transcript, !transcript.text.isEmpty, !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }
             case let .guess(track, output, utterance, audio):
-                defer { pending.release() }
+                defer { pending.release(); progress.finalQualityDone() }
                 guard let transcriber = engines.transcriber, let transcript = try? await transcriber.transcribe(audio, pass: .final)
                 else { continue }
                 guesses[track] = (utterance, audio, transcript)
@@ -424,7 +433,7 @@ public final class ParticipantPipeline: Sendable {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }
             case .utterance(let finished):
-                defer { pending.release() }
+                defer { pending.release(); progress.finalQualityDone() }
                 var reuse: Transcript?
                 if let guess = guesses.removeValue(forKey: finished.track.id), guess.utterance == finished.utterance,
                     guess.audio == finished.audio
@@ -485,10 +494,25 @@ public final class ParticipantPipeline: Sendable {
     }
 }
 
-/// Which utterances of each track are final, and whether a partial decode is already waiting
-/// (at most one is).
+/// Which utterances of each track are final, whether a partial decode is already waiting (at
+/// most one is), how long the last one took, and how many final-quality decodes (a pause's
+/// guess, a finished utterance) wait: partials give way to them.
 final class TranscriptionProgress: Sendable {
-    private let state = Mutex((finalized: [TrackID: Int](), partialPending: false))
+    private let state = Mutex((
+        finalized: [TrackID: Int](), partialPending: false, lastPartialCost: Duration.zero, finalQuality: 0))
+
+    /// Whether a partial is due `now`, the last one having been taken at `last`: after `interval`,
+    /// and after `backoff` times the last partial's decode time.
+    func partialDue(since last: ContinuousClock.Instant, now: ContinuousClock.Instant, interval: Duration, backoff: Double) -> Bool {
+        let cost = state.withLock { $0.lastPartialCost }
+        return now - last >= max(interval, cost * backoff)
+    }
+
+    func partialTook(_ duration: Duration) { state.withLock { $0.lastPartialCost = duration } }
+
+    func finalQualityQueued() { state.withLock { $0.finalQuality += 1 } }
+    func finalQualityDone() { state.withLock { $0.finalQuality -= 1 } }
+    var finalQualityWaiting: Bool { state.withLock { $0.finalQuality > 0 } }
 
     func claimPartialSlot() -> Bool {
         state.withLock { state in

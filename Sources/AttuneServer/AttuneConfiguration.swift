@@ -189,6 +189,7 @@ extension AttuneConfiguration {
         .milliseconds("turn.min_speech_ms", "shortest sound that starts a turn", \.turn.minSpeech, 50...5_000),
         .decimal("turn.max_utterance_s", "longest utterance before it is cut", \.turn.maxUtterance, 1...28),
         .milliseconds("stream.partial_interval_ms", "how often partial transcripts are decoded", \.stream.partialInterval, 100...60_000),
+        .decimal("stream.partial_backoff", "a partial waits at least this many times the last partial's decode time", \.stream.partialBackoff, 0...100),
         .integer("stream.max_frame_bytes", "largest audio frame accepted on the WebSocket", \.stream.maxFrameBytes, 2...16_777_216),
         .decimal("stream.max_realtime_factor", "audio seconds accepted per wall-clock second", \.stream.maxRealtimeFactor, 1...1_000),
         .decimal("stream.max_messages_per_s", "text messages (pings, settings, typed text, bad input) accepted per second", \.stream.maxMessagesPerSecond, 1...10_000),
@@ -399,6 +400,8 @@ extension AttuneConfiguration.Setting {
 public struct StreamSettings: Sendable, Equatable {
     /// How often the utterance in progress is re-decoded for a partial transcript, in seconds.
     public var partialInterval = 0.7
+    /// A partial waits at least this many times as long as the last one took to decode.
+    public var partialBackoff = 3.0
     /// Largest binary or decoded `audio_data` frame, in bytes.
     public var maxFrameBytes = 64 * 1024
     /// Audio seconds a client may send per wall-clock second, averaged over a few seconds;

@@ -364,6 +364,7 @@ public struct ServerComponents: Sendable {
     var companion: CompanionServices {
         var listening = ParticipantSettings()
         listening.partialInterval = stream.partialInterval
+        listening.partialBackoff = stream.partialBackoff
         listening.maxPendingUtterances = stream.maxPendingTurns
         listening.maxRealtimeFactor = stream.maxRealtimeFactor
         listening.maxPendingSpeech = voicePending

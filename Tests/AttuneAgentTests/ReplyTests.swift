@@ -185,6 +185,15 @@ import Testing
         #expect(!(await guardrail.contradicts("Congratulations, that's fantastic news!")))
     }
 
+    @Test func aSentenceThatSaysTheirMessageBackIsRejected() async {
+        var guardrail = ReplyGuard(plan: ReplyPlan(emotion: .neutral, confidence: 0.9)) { _ in nil }
+        guardrail.userText = "I moved the sofa to the other wall in the living room"
+        #expect(await guardrail.contradicts("You moved the sofa to the other wall in the living room."))
+        #expect(!(await guardrail.contradicts("Nice, does the room feel bigger with the sofa over there?")))
+        guardrail.userText = "I watched a documentary about octopuses last night"
+        #expect(!(await guardrail.contradicts("What did you learn from the documentary about octopuses?")))
+    }
+
     @Test func repairsRunOutAndThenSentencesAreDropped() async {
         let plan = ReplyPlan(emotion: .anger, confidence: 0.9)
         var guardrail = ReplyGuard(plan: plan) { _ in nil }

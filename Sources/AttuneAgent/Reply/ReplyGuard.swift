@@ -91,11 +91,31 @@ public struct ReplyGuard: Sendable {
             return true
         }
         if words.count >= 3, Self.words(userText.lowercased()).joined(separator: " ").contains(words.joined(separator: " ")) { return true }
+        if isParrot(words) { return true }
         guard !plan.contradicting.isEmpty, let estimate = await judge(text) else { return false }
         guard plan.contradicting.contains(estimate.label) else { return false }
         let painful = plan.isCrisis || plan.emotion.circumplex.valence < 0
         return estimate.confidence >= (estimate.label == .joy && painful ? joyThreshold : threshold)
     }
+
+    /// A sentence that says their message back ("You moved the sofa to the other wall in the
+    /// living room."): at least `parrotWords` words, of which `parrotShare` or more are theirs
+    /// (with "I" and "my" turned into "you" and "your"). A question about it ("What did you
+    /// learn from the documentary about octopuses?") shares fewer.
+    func isParrot(_ words: [String]) -> Bool {
+        guard words.count >= Self.parrotWords else { return false }
+        let theirs = Self.words(userText.lowercased().replacingOccurrences(of: "’", with: "'"))
+        let vocabulary = Set(theirs).union(theirs.map { Self.spokenBack[$0] ?? $0 })
+        let shared = words.filter(vocabulary.contains).count
+        return Double(shared) >= Self.parrotShare * Double(words.count)
+    }
+
+    public static let parrotWords = 5
+    public static let parrotShare = 0.75
+    private static let spokenBack = [
+        "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i'm": "you're", "i've": "you've",
+        "i'll": "you'll", "i'd": "you'd", "we": "you", "us": "you", "our": "your", "we're": "you're", "am": "are", "was": "were",
+    ]
 
     static func words(_ text: String) -> [String] {
         text.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "'" }).map(String.init)
