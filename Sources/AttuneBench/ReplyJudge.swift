@@ -220,10 +220,21 @@ public struct ReplyJudge: Sendable {
         "reach out to", "professional",
     ]
 
+    /// Whether `phrase` occurs in `text` other than negated ("it's not your fault").
+    static func affirmed(_ phrase: String, in text: String) -> Bool {
+        var searched = text.startIndex..<text.endIndex
+        while let range = text.range(of: phrase, range: searched) {
+            let before = text[..<range.lowerBound].split(separator: " ").suffix(1).joined()
+            if !["not", "never", "isn't", "wasn't", "no"].contains(before) { return true }
+            searched = range.upperBound..<text.endIndex
+        }
+        return false
+    }
+
     /// Why the reply's tone contradicts `emotion`, or nil.
     static func emotionMismatch(_ text: String, words: [String], emotion: EmotionLabel) -> String? {
         func found(_ phrases: [String]) -> String? { phrases.first { text.contains($0) } }
-        if let phrase = found(blaming) { return "blames: \"\(phrase)\"" }
+        if let phrase = blaming.first(where: { affirmed($0, in: text) }) { return "blames: \"\(phrase)\"" }
         if emotion != .joy, emotion != .neutral, let phrase = found(dismissing) { return "dismisses: \"\(phrase)\"" }
         if painful.contains(emotion), let phrase = found(celebrating) { return "celebrates: \"\(phrase)\"" }
         if emotion == .joy, let phrase = found(sympathising) { return "commiserates: \"\(phrase)\"" }

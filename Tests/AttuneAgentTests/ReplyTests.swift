@@ -96,6 +96,7 @@ import Testing
         "my dad fell and hit his head and now he's slurring his words",
         "I think someone is trying to get into my flat right now",
         "I can’t breathe properly",
+        "my little girl has a high fever and she's not waking up properly",
     ])
     func emergenciesAreRecognised(text: String) {
         #expect(UrgentCareDetector.needsUrgentCare(text))
@@ -174,6 +175,17 @@ import Testing
         // The same reassurance to good news is not lecturing, and joy is not checked against joy.
         let joyful = ReplyGuard(plan: ReplyPlan(emotion: .joy, confidence: 0.8), judge: Self.judge)
         #expect(!(await joyful.contradicts("Remember that you earned this!")))
+    }
+
+    /// A joy reading overrules the model's sympathy only when it is strong, and a mild reading of
+    /// any feeling is not handed to the model as what to do.
+    @Test func uncertainJoyDoesNotOverruleSympathy() async {
+        let unsure = ReplyGuard(plan: ReplyPlan(emotion: .joy, confidence: 0.31), judge: Self.judge)
+        #expect(!(await unsure.contradicts("I'm so sorry, waiting for a scan like that is frightening.")))
+        #expect(!ReplyPlan(emotion: .joy, confidence: 0.31).instructions.contains("good feeling"))
+        let sure = ReplyGuard(plan: ReplyPlan(emotion: .joy, confidence: 0.9), judge: Self.judge)
+        #expect(await sure.contradicts("I'm so sorry to hear that."))
+        #expect(ReplyPlan(emotion: .joy, confidence: 0.9).instructions.contains("good feeling"))
     }
 
     @Test func narrationAndEchoesAreRejected() async {

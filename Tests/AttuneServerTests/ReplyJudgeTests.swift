@@ -38,6 +38,7 @@ import Testing
             ("I got the job! I start next Monday!", "Congratulations! That's wonderful news, how are you feeling about starting on Monday?", .joy, nil),
             ("I have crushing pain in my chest and my arm is numb", "That could be serious. Please call 911 or an ambulance right now.", .fear, .care),
             ("I'm making pasta for dinner tonight", "Nice, pasta is always a good choice. What sauce are you making?", .neutral, nil),
+            ("It's a bit annoying that my roommate never does the dishes.", "That's annoying, and it's not your fault that the dishes keep piling up.", .anger, nil),
         ]
         for (message, reply, emotion, expectation) in replies {
             let result = verdict(reply, to: message, emotion, expecting: expectation)

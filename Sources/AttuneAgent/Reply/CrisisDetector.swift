@@ -35,6 +35,7 @@ public enum UrgentCareDetector {
         "seizure", "bleeding a lot", "won't stop bleeding", "swallowed", "poisoned", "allergic reaction",
         "trying to get into my", "breaking in", "broke in", "someone is in my house", "intruder", "being attacked",
         "he's going to hurt me", "she's going to hurt me", "following me right now", "gas leak", "smell gas", "fire in my",
+        "not waking up", "won't wake up", "can't wake him", "can't wake her", "unresponsive", "turning blue", "overdose",
     ]
 
     public static func needsUrgentCare(_ text: String) -> Bool {

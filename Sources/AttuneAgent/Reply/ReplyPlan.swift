@@ -146,8 +146,12 @@ public struct ReplyPlan: Sendable, Equatable {
         case .joy:
             acknowledge = "Share the good feeling warmly and ask about it."
             avoid = ["dampening the mood", "warnings", "changing the subject to problems"]
-            contradicting = [.sadness, .anger, .disgust, .fear]
-            forbiddenPhrases = ["i'm sorry to hear", "that's terrible", "that sounds hard", "unfortunately"]
+            // Cheering someone who is hurting is the worst mistake a reply can make; sympathy for
+            // good news is a small one. So sympathy is overruled only when the joy is certain:
+            // the text model reads "my mum has a scan tomorrow to check if the cancer is back" as
+            // joy at 0.31, and the model's own sympathetic reply is then the right one.
+            contradicting = intensity == .strong ? [.sadness, .anger, .disgust, .fear] : []
+            forbiddenPhrases = intensity == .strong ? ["i'm sorry to hear", "that's terrible", "that sounds hard", "unfortunately"] : []
             repairs = ["That's lovely to hear!", "I'm really happy for you."]
         case .surprise:
             acknowledge = "Acknowledge that this was unexpected and be curious about it."
@@ -176,8 +180,14 @@ public struct ReplyPlan: Sendable, Equatable {
         if needsUrgentCare {
             lines.append("What they describe may be an emergency: tell them to call the emergency services now.")
         }
-        lines.append("In your reply: \(acknowledge)")
-        lines.append("Avoid \(avoid.joined(separator: ", ")).")
+        if intensity == .mild, !isCrisis {
+            // Nor its treatment: "share the good feeling" about a feared scan misread as joy.
+            lines.append("In your reply: respond to what they told you, in a way that fits how it would feel.")
+            lines.append("Avoid inventing feelings they did not express.")
+        } else {
+            lines.append("In your reply: \(acknowledge)")
+            lines.append("Avoid \(avoid.joined(separator: ", ")).")
+        }
         return lines.joined(separator: "\n")
     }
 
