@@ -34,8 +34,10 @@ public struct AttuneConfiguration: Sendable {
     /// Threads that read emotion in text (API requests, transcripts, the reply guard).
     public var emotionWorkers = 1
     public var emotionQueueLimit = 32
-    /// Whisper model: a name (`tiny.en`, `base`: `ggml-NAME.bin` in the models folder) or a path.
-    public var whisperModel = "tiny.en"
+    /// Whisper model: a name (`tiny.en`, `base`, `tiny.en-q8_0`, ...: `ggml-NAME.bin` in the
+    /// models folder) or a path. q8_0 is the default: the same word error rate as float16 on
+    /// RAVDESS, faster and smaller (BENCHMARKS.md).
+    public var whisperModel = "tiny.en-q8_0"
     public var whisper = WhisperSettings()
     public var turn = TurnSettings()
     public var stream = StreamSettings()

@@ -23,7 +23,7 @@ struct Bench: AsyncParsableCommand {
 
         @Option(help: "Folder of RAVDESS-named WAV files, or a TSV manifest of path<TAB>reference.")
         var data: String
-        @Option(help: "Whisper model: tiny.en, base, or a path.") var model = AttuneConfiguration().whisperModel
+        @Option(help: "Whisper model: tiny.en-q8_0, tiny.en, base, ... or a path.") var model = AttuneConfiguration().whisperModel
         @Option(help: "How many clips to also stream in real time over the WebSocket for latency.")
         var streamed = 40
         @Option(help: "Use only the first N clips (0: all).") var limit = 0
@@ -75,7 +75,7 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Only these RAVDESS actors, e.g. 9-12 or 1,3,5 (default: all).") var actors: String?
         @Option(help: "Voice emotion model: an ONNX file, or whisper or features (default: voice.builtin, whisper).") var voiceModel: String?
         @Option(help: "Fusion weights file (default: the bundled one; `equal` for equal weights).") var fusionWeights: String?
-        @Option(help: "Whisper model for the text channel: tiny.en, base, or a path.") var whisperModel = AttuneConfiguration().whisperModel
+        @Option(help: "Whisper model for the text channel: tiny.en-q8_0, tiny.en, base, ... or a path.") var whisperModel = AttuneConfiguration().whisperModel
         @Flag(help: "Skip the text channel (no Whisper): voice figures only.") var noText = false
         @Option(help: "Use only the first N clips (0: all).") var limit = 0
         @Option(help: "Write each clip's transcript and text and voice probabilities to this TSV.") var dump: String?

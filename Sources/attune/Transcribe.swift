@@ -11,7 +11,7 @@ struct Transcribe: AsyncParsableCommand {
     )
 
     @Argument(help: "Audio files.") var files: [String]
-    @Option(help: "Whisper model: tiny.en, base, or a path.") var model = AttuneConfiguration().whisperModel
+    @Option(help: "Whisper model: tiny.en-q8_0, tiny.en, base, ... or a path.") var model = AttuneConfiguration().whisperModel
     @Option(help: "Threads per decode.") var threads = WhisperSettings().threadsPerDecode
     @Flag(help: "Print JSON with segments, timings and confidence.") var json = false
 
