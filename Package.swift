@@ -53,7 +53,7 @@ let package = Package(
         // Voice activity detection, speech recognition and synthesis on the native runtimes.
         .target(
             name: "AttuneSpeech",
-            dependencies: ["AttuneCore", "AttuneAudio", "CSherpaOnnx", "CWhisper", "CEspeakNG"],
+            dependencies: ["AttuneCore", "AttuneAudio", "AttuneONNX", "CKissFFT", "CSherpaOnnx", "CWhisper", "CEspeakNG"],
             linkerSettings: nativeLinkerSettings
         ),
         // The emotion vocabulary, estimates and fusion shared by every channel; the text model on ggml.
