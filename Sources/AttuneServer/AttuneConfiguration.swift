@@ -190,6 +190,15 @@ extension AttuneConfiguration {
         .milliseconds("turn.silence_ms", "silence that ends a turn", \.turn.trailingSilence, 50...60_000),
         .milliseconds("turn.min_speech_ms", "shortest sound that starts a turn", \.turn.minSpeech, 50...5_000),
         .decimal("turn.max_utterance_s", "longest utterance before it is cut", \.turn.maxUtterance, 1...28),
+        Setting(key: "turn.end_of_turn", summary: "silence (the silence_ms pause ends a turn) or smart_turn (Smart Turn v3.2 reads each pause)") {
+            guard let mode = TurnSettings.EndOfTurn(rawValue: $1) else {
+                throw ConfigurationError("turn.end_of_turn: '\($1)' is not silence or smart_turn")
+            }
+            $0.turn.endOfTurn = mode
+        },
+        .milliseconds("turn.smart_turn_pause_ms", "with smart_turn: the pause after which the model is asked", \.turn.semanticPause, 50...5_000),
+        .decimal("turn.smart_turn_threshold", "with smart_turn: probability of 'complete' that ends the turn", \.turn.completeThreshold, 0...1),
+        .milliseconds("turn.smart_turn_max_silence_ms", "with smart_turn: the silence that ends a turn the model called incomplete", \.turn.maxSilence, 100...60_000),
         .milliseconds("stream.partial_interval_ms", "how often partial transcripts are decoded", \.stream.partialInterval, 100...60_000),
         .decimal("stream.partial_backoff", "a partial waits at least this many times the last partial's decode time", \.stream.partialBackoff, 0...100),
         .integer("stream.max_frame_bytes", "largest audio frame accepted on the WebSocket", \.stream.maxFrameBytes, 2...16_777_216),

@@ -54,6 +54,8 @@ public struct ServerComponents: Sendable {
     public let transcriber: (any SpeechTranscribing)?
     public let decoder: AudioFileDecoder
     public let turn: TurnSettings
+    /// Smart Turn, loaded when `turn.end_of_turn` is `smart_turn` (nil: turns end on silence).
+    public let smartTurn: SmartTurnModel?
     public let stream: StreamSettings
     /// Emotion in words; nil when its model could not be loaded (health says why).
     public let textEmotion: TextEmotionModel?
@@ -172,6 +174,15 @@ public struct ServerComponents: Sendable {
                 whisper = try WhisperModel(path: whisperPath)
                 return "\(configuration.whisperModel): \(whisperPath.lastPathComponent)"
             })
+        var smartTurn: SmartTurnModel?
+        if configuration.turn.endOfTurn == .smartTurn {
+            let path = models.appendingPathComponent("smart-turn-v3.2-cpu.onnx")
+            statuses.append(
+                .measure("smart-turn", version: manifest.version(of: path.lastPathComponent)) {
+                    smartTurn = try SmartTurnModel(path: path)
+                    return path.lastPathComponent
+                })
+        }
         var textEmotion: TextEmotionModel?
         statuses.append(
             .measure("text-emotion", version: manifest.version(of: "minilm.gguf")) {
@@ -276,6 +287,7 @@ public struct ServerComponents: Sendable {
             decoder: AudioFileDecoder(
                 ffmpegPath: configuration.ffmpegPath ?? AudioFileDecoder.findFFmpeg(), limits: configuration.upload),
             turn: configuration.turn,
+            smartTurn: smartTurn,
             stream: configuration.stream,
             textEmotion: textEmotion,
             fusion: configuration.fusion,
@@ -347,9 +359,12 @@ public struct ServerComponents: Sendable {
     private func participantEngines(chunkSeconds: Double) -> ParticipantEngines {
         let (vadModel, turn, maxFrameBytes) = (self.vadModel, self.turn, stream.maxFrameBytes)
         let voiceSensor = self.voiceSensor
+        let completion = smartTurn.map { model in { @Sendable (utterance: [Float]) in try? model.completion(utterance) } }
         return ParticipantEngines(
             makeListener: {
-                try Listener(vadModel: vadModel, turn: turn, maxFrameBytes: maxFrameBytes, chunkSeconds: voiceSensor == nil ? nil : chunkSeconds)
+                try Listener(
+                    vadModel: vadModel, turn: turn, maxFrameBytes: maxFrameBytes, chunkSeconds: voiceSensor == nil ? nil : chunkSeconds,
+                    completion: completion)
             },
             listenPool: listenPool, transcriber: transcriber, textSensors: textSensor.map { [$0] } ?? [],
             speechSensors: voiceSensor.map { [$0] } ?? [])

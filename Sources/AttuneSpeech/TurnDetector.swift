@@ -11,6 +11,20 @@ public struct TurnSettings: Sendable, Equatable {
     /// Audio kept after the last speech, so the final word is whole, in seconds. It is also how
     /// far into a pause the detector offers the utterance for a speculative transcription.
     public var tail = 0.2
+    /// What ends a turn: silence alone, or Smart Turn's reading of a short pause.
+    public var endOfTurn = EndOfTurn.silence
+    /// With Smart Turn: the pause after which the model is asked whether the turn is complete.
+    public var semanticPause = 0.2
+    /// With Smart Turn: the probability from which the model's "complete" ends the turn.
+    public var completeThreshold = 0.5
+    /// With Smart Turn: the silence that ends a turn the model called incomplete (replaces
+    /// `trailingSilence`, so that a mid-sentence pause is not taken for the end).
+    public var maxSilence = 1.5
+
+    public enum EndOfTurn: String, Sendable, CaseIterable {
+        case silence
+        case smartTurn = "smart_turn"
+    }
 
     public init() {}
 }
@@ -56,12 +70,25 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     private var speechStart = 0
     private var lastSpeech = 0
     private var pauseOffered = false
+    private var completionAsked = false
     public private(set) var isInTurn = false
+    /// The probability that the turn is complete after the given utterance (Smart Turn), nil
+    /// when it cannot tell; used when `settings.endOfTurn` is `.smartTurn`.
+    private let completion: ((_ utterance: [Float]) -> Double?)?
 
-    public init(detector: Detector, settings: TurnSettings = .init(), window: Int = VoiceActivitySettings().windowSize) {
+    public init(
+        detector: Detector, settings: TurnSettings = .init(), window: Int = VoiceActivitySettings().windowSize,
+        completion: ((_ utterance: [Float]) -> Double?)? = nil
+    ) {
         self.detector = detector
         self.settings = settings
         self.window = window
+        self.completion = completion
+    }
+
+    /// The silence that ends a turn for sure: `maxSilence` when Smart Turn may end it sooner.
+    private var silenceLimit: Double {
+        settings.endOfTurn == .smartTurn && completion != nil ? settings.maxSilence : settings.trailingSilence
     }
 
     /// Seconds of audio received so far.
@@ -103,13 +130,15 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
             if speaking {
                 lastSpeech = position
                 pauseOffered = false
+                completionAsked = false
             }
             let silence = Double(position - lastSpeech) / rate
-            if !speaking && !pauseOffered && silence >= settings.tail && silence < settings.trailingSilence {
+            let limit = silenceLimit
+            if !speaking && !pauseOffered && silence >= settings.tail && silence < limit {
                 pauseOffered = true
                 events.append(.paused(audio: audioUntil(lastSpeech)))
             }
-            if !speaking && silence >= settings.trailingSilence {
+            if !speaking && silence >= limit || !speaking && isCompleteAfterPause(silence) {
                 events.append(finishTurn(end: lastSpeech, reason: .silence))
             } else if Double(position - utteranceStart) / rate >= settings.maxUtterance {
                 events.append(finishTurn(end: position, reason: .maxLength))
@@ -124,6 +153,16 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         return events
     }
 
+    /// Whether Smart Turn, asked once per pause when it reaches `semanticPause`, calls the
+    /// utterance so far (with the pause) complete.
+    private mutating func isCompleteAfterPause(_ silence: Double) -> Bool {
+        guard settings.endOfTurn == .smartTurn, let completion, !completionAsked, silence >= settings.semanticPause else {
+            return false
+        }
+        completionAsked = true
+        return (completion(utterance) ?? 0) >= settings.completeThreshold
+    }
+
     /// The VAD reports speech only after `minSpeech` of it, so the turn starts that much earlier.
     private mutating func startTurn(keeping lead: [Float]) -> TurnEvent {
         isInTurn = true
@@ -131,6 +170,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         utteranceStart = position - lead.count
         lastSpeech = position
         pauseOffered = false
+        completionAsked = false
         recent.removeAll()
         speechStart = lead.isEmpty ? position : max(0, position - Int(settings.minSpeech * rate) - window)
         return .speechStarted(start: Double(speechStart) / rate)

@@ -24,11 +24,16 @@ final class Listener: TrackListener, @unchecked Sendable {
 
     /// - Parameter chunkSeconds: report every this many seconds of an utterance in progress as a
     ///   chunk (for the voice); nil for no chunks.
-    init(vadModel: URL, turn: TurnSettings, maxFrameBytes: Int, chunkSeconds: Double?) throws {
+    ///   - completion: Smart Turn's probability that an utterance is complete, when
+    ///     `turn.endOfTurn` is `.smartTurn`.
+    init(
+        vadModel: URL, turn: TurnSettings, maxFrameBytes: Int, chunkSeconds: Double?,
+        completion: (@Sendable ([Float]) -> Double?)? = nil
+    ) throws {
         self.maxFrameBytes = maxFrameBytes
         self.chunkSeconds = chunkSeconds
         let detector = try SileroVoiceActivityDetector(model: vadModel, settings: .forTurns(turn))
-        turns = TurnDetector(detector: detector, settings: turn)
+        turns = TurnDetector(detector: detector, settings: turn, completion: completion)
     }
 
     /// The silence that ends a turn, in seconds.
