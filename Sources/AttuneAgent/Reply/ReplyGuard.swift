@@ -77,7 +77,8 @@ public struct ReplyGuard: Sendable {
     }
 
     /// Whether `text` contradicts the plan, narrates instead of talking to the person, refuses,
-    /// reads out its instructions or examples, or echoes their words.
+    /// lectures or blames someone who is hurting, reads out its instructions or examples, or
+    /// echoes their words.
     public func contradicts(_ text: String) async -> Bool {
         let lowered = text.lowercased().replacingOccurrences(of: "’", with: "'")
         if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
