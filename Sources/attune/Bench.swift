@@ -255,7 +255,9 @@ struct Bench: AsyncParsableCommand {
             let clips = try SpeechBenchmark.clips(from: data)
             let step = max(1, clips.count / max(turns, 1))
             let chosen = Array(stride(from: 0, to: clips.count, by: step).map { clips[$0] }.prefix(turns))
-            var benchmark = ConversationBenchmark(configuration: AttuneConfiguration()) { message in
+            // The server's settings come from ATTUNE_* variables, as for `attune serve`.
+            let configuration = try AttuneConfiguration.load(environment: ProcessInfo.processInfo.environment)
+            var benchmark = ConversationBenchmark(configuration: configuration) { message in
                 FileHandle.standardError.write(Data("[bench conversation] \(message)\n".utf8))
             }
             benchmark.bargeInEvery = bargeInEvery
