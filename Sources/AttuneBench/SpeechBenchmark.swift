@@ -17,6 +17,11 @@ public struct SpeechBenchmark {
     public struct Clip: Sendable {
         public let path: String
         public let reference: String
+
+        public init(path: String, reference: String) {
+            self.path = path
+            self.reference = reference
+        }
     }
 
     public struct Report: Encodable, Sendable {

@@ -118,6 +118,9 @@ public struct AttuneConfiguration: Sendable {
         whisperModel.contains("/") ? whisperModel : modelsDirectory + "/ggml-\(whisperModel).bin"
     }
 
+    /// Smart Turn's model file (setup puts it in the models folder).
+    public var smartTurnModelPath: String { modelsDirectory + "/smart-turn-v3.2-cpu.onnx" }
+
     public static var defaultCacheDirectory: String {
         let environment = ProcessInfo.processInfo.environment
         return environment["ATTUNE_CACHE"] ?? NSHomeDirectory() + "/.cache/attune"

@@ -176,7 +176,7 @@ public struct ServerComponents: Sendable {
             })
         var smartTurn: SmartTurnModel?
         if configuration.turn.endOfTurn == .smartTurn {
-            let path = models.appendingPathComponent("smart-turn-v3.2-cpu.onnx")
+            let path = URL(fileURLWithPath: configuration.smartTurnModelPath)
             statuses.append(
                 .measure("smart-turn", version: manifest.version(of: path.lastPathComponent)) {
                     smartTurn = try SmartTurnModel(path: path)

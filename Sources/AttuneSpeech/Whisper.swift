@@ -33,19 +33,44 @@ public final class WhisperModel: @unchecked Sendable {
     let context: OpaquePointer
     public let path: URL
 
-    public init(path: URL) throws {
+    /// Whether token timings come from cross-attention alignment (DTW): set by `wordTimings`.
+    public let alignsWords: Bool
+
+    /// - Parameter wordTimings: load the model for ``WhisperTranscriber/words(_:)``: token times
+    ///   aligned with dynamic time warping over the model's alignment heads (whisper.cpp's
+    ///   `dtw_token_timestamps`, without flash attention), which transcription does not need.
+    public init(path: URL, wordTimings: Bool = false) throws {
         guard FileManager.default.isReadableFile(atPath: path.path) else {
             throw WhisperError(description: "Whisper model not found at \(path.path); run `make setup`")
         }
         Self.silenceNativeLogs
         var params = whisper_context_default_params()
         params.use_gpu = false
-        params.flash_attn = true
+        params.flash_attn = !wordTimings
+        if wordTimings {
+            params.dtw_token_timestamps = true
+            params.dtw_aheads_preset = Self.alignmentHeads(forFile: path.lastPathComponent)
+            params.dtw_n_top = 2
+        }
         guard let context = whisper_init_from_file_with_params_no_state(path.path, params) else {
             throw WhisperError(description: "whisper.cpp could not load \(path.path)")
         }
         self.context = context
         self.path = path
+        self.alignsWords = wordTimings
+    }
+
+    /// The alignment heads whisper.cpp knows for a model, from the file's name
+    /// (`ggml-tiny.en-q8_0.bin` → tiny.en); other models use the top text layers' heads.
+    static func alignmentHeads(forFile name: String) -> whisper_alignment_heads_preset {
+        let presets: [(String, whisper_alignment_heads_preset)] = [
+            ("tiny.en", WHISPER_AHEADS_TINY_EN), ("tiny", WHISPER_AHEADS_TINY),
+            ("base.en", WHISPER_AHEADS_BASE_EN), ("base", WHISPER_AHEADS_BASE),
+            ("small.en", WHISPER_AHEADS_SMALL_EN), ("small", WHISPER_AHEADS_SMALL),
+            ("medium.en", WHISPER_AHEADS_MEDIUM_EN), ("medium", WHISPER_AHEADS_MEDIUM),
+        ]
+        let model = name.replacingOccurrences(of: "ggml-", with: "")
+        return presets.first { model.hasPrefix($0.0 + "-") || model.hasPrefix($0.0 + ".bin") }?.1 ?? WHISPER_AHEADS_N_TOP_MOST
     }
 
     deinit {
@@ -58,6 +83,19 @@ public final class WhisperModel: @unchecked Sendable {
     private static let silenceNativeLogs: Void = {
         whisper_log_set({ _, _, _ in }, nil)
     }()
+}
+
+/// A word of a transcript and where it was heard, in seconds from the start of the audio.
+public struct TimedWord: Sendable, Equatable {
+    public var text: String
+    public var start: Double
+    public var end: Double
+
+    public init(text: String, start: Double, end: Double) {
+        self.text = text
+        self.start = start
+        self.end = end
+    }
 }
 
 /// Whisper decoding on a bounded pool of threads, one whisper.cpp state per worker.
@@ -87,8 +125,49 @@ public final class WhisperTranscriber: SpeechTranscribing {
         }
     }
 
+    /// The words of `samples` and where each was heard. With a model loaded for word timings
+    /// (``WhisperModel/init(path:wordTimings:)``) a word ends at its last token's aligned time
+    /// (the alignment marks a token about where it has been said) and starts where the word
+    /// before it ended; otherwise whisper.cpp's rougher token times are used. The turn-taking
+    /// benchmark cuts utterances at these boundaries.
+    public func words(_ samples: [Float]) async throws -> [TimedWord] {
+        guard !samples.isEmpty else { return [] }
+        let model = self.model
+        let settings = self.settings
+        let states = self.states
+        return try await pool.run {
+            let state = try states.take()
+            defer { states.give(state) }
+            _ = try Self.decode(samples, model: model, state: state, settings: settings, pass: .final, wordTimings: true)
+            return Self.words(from: state, model: model, seconds: Double(samples.count) / 16_000)
+        }
+    }
+
+    /// Tokens grouped into words: a token whose text starts with a space begins a word.
+    private static func words(from state: OpaquePointer, model: WhisperModel, seconds: Double) -> [TimedWord] {
+        let endOfText = whisper_token_eot(model.context)
+        var words: [TimedWord] = []
+        for segment in 0..<whisper_full_n_segments_from_state(state) {
+            for index in 0..<whisper_full_n_tokens_from_state(state, segment) {
+                let data = whisper_full_get_token_data_from_state(state, segment, index)
+                guard data.id < endOfText else { continue }
+                let text = String(cString: whisper_full_get_token_text_from_state(model.context, state, segment, index))
+                let end = min(seconds, Double(model.alignsWords ? data.t_dtw : data.t1) / 100)
+                if text.hasPrefix(" ") || words.isEmpty {
+                    let start = model.alignsWords ? (words.last?.end ?? min(end, Double(data.t0) / 100)) : min(seconds, Double(data.t0) / 100)
+                    words.append(TimedWord(text: text.trimmingCharacters(in: .whitespaces), start: min(start, end), end: end))
+                } else {
+                    words[words.count - 1].text += text
+                    words[words.count - 1].end = max(words[words.count - 1].end, end)
+                }
+            }
+        }
+        return words.filter { !$0.text.isEmpty }
+    }
+
     private static func decode(
-        _ samples: [Float], model: WhisperModel, state: OpaquePointer, settings: WhisperSettings, pass: TranscriptionPass
+        _ samples: [Float], model: WhisperModel, state: OpaquePointer, settings: WhisperSettings, pass: TranscriptionPass,
+        wordTimings: Bool = false
     ) throws -> Transcript {
         var params = whisper_full_default_params(WHISPER_SAMPLING_GREEDY)
         params.n_threads = Int32(settings.threadsPerDecode)
@@ -100,6 +179,7 @@ public final class WhisperTranscriber: SpeechTranscribing {
         params.suppress_blank = true
         params.suppress_nst = true
         params.no_speech_thold = Float(settings.noSpeechThreshold)
+        params.token_timestamps = wordTimings
         let seconds = Double(samples.count) / 16_000
         if settings.minimumWindowSeconds > 0 {
             // Whisper pads every input to a 30 s window; a shorter encoder window is several

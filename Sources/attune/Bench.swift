@@ -12,7 +12,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Attune's components; each prints one JSON object.",
-        subcommands: [SpeechToText.self, TextEmotion.self, VoiceEmotion.self, Face.self, Replies.self, Conversation.self, Rooms.self]
+        subcommands: [SpeechToText.self, TextEmotion.self, VoiceEmotion.self, Face.self, Replies.self, Conversation.self, Turns.self, Rooms.self]
     )
 
     struct SpeechToText: AsyncParsableCommand {
@@ -204,17 +204,7 @@ struct Bench: AsyncParsableCommand {
         @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
 
         func run() async throws {
-            var overrides: [String: String] = [:]
-            for pair in settings {
-                guard let equals = pair.firstIndex(of: "=") else { throw ValidationError("--set expects key=value, got '\(pair)'") }
-                overrides[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-            }
-            let configuration: AttuneConfiguration
-            do {
-                configuration = try AttuneConfiguration.load(environment: ProcessInfo.processInfo.environment, overrides: overrides)
-            } catch let error as ConfigurationError {
-                throw ValidationError(error.description)
-            }
+            let configuration = try serverSettings(settings)
             var benchmark = ReplyBenchmark(configuration: configuration) { message in
                 FileHandle.standardError.write(Data("[bench replies] \(message)\n".utf8))
             }
@@ -266,6 +256,67 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
+    struct Turns: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "How soon the turn is taken after a finished sentence, and how often a mid-sentence pause is taken for the end.",
+            discussion: """
+                Utterances cut at a word boundary (Whisper's aligned word timings) with a pause put in, and whole \
+                utterances, each followed by silence, go through the session's turn detector in 20 ms frames. Prints \
+                {turns, end_of_turn_ms_p50, end_of_turn_ms_p95, false_cut_rate, false_cut_rate_by_pause_ms, \
+                missed_end_rate, ...}. The turn settings are the server's: ATTUNE_* variables or --set key=value \
+                (e.g. --set turn.end_of_turn=smart_turn).
+                """
+        )
+
+        @Option(help: "Folder of RAVDESS-named WAV files, or a TSV manifest of path<TAB>reference.") var data: String
+        @Option(help: "Use this many utterances, spread over the folder (0: all).") var turns = 240
+        @Option(help: "Pause lengths put into cut utterances, in ms, comma-separated.") var pauses = "250,500,750,1000"
+        @Option(help: "Noise under the stream, in dB below the speech ('none': digital silence).") var snrDb = "35"
+        @Option(help: "Also write each stream's outcome to this JSON file.") var details: String?
+        @Option(name: .customLong("set"), help: "A server setting key=value (repeatable).") var settings: [String] = []
+        @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
+
+        func run() async throws {
+            let configuration = try serverSettings(settings)
+            var benchmarkSettings = TurnBenchmark.Settings()
+            benchmarkSettings.pausesMs = try pauses.split(separator: ",").map {
+                guard let value = Int($0.trimmingCharacters(in: .whitespaces)), value > 0 else {
+                    throw ValidationError("--pauses: \($0) is not a positive number of milliseconds")
+                }
+                return value
+            }
+            if snrDb == "none" {
+                benchmarkSettings.snrDB = nil
+            } else {
+                guard let value = Double(snrDb), value.isFinite else { throw ValidationError("--snr-db: a number of dB, or none") }
+                benchmarkSettings.snrDB = value
+            }
+            benchmarkSettings.trailingSilence = max(benchmarkSettings.trailingSilence, configuration.turn.maxSilence + 1)
+            let benchmark = TurnBenchmark(settings: benchmarkSettings) { message in
+                FileHandle.standardError.write(Data("[bench turns] \(message)\n".utf8))
+            }
+            let clips = try SpeechBenchmark.clips(from: data)
+            let step = turns > 0 ? max(1, clips.count / turns) : 1
+            let chosen = Array(stride(from: 0, to: clips.count, by: step).map { clips[$0] }.prefix(turns > 0 ? turns : clips.count))
+            let aligner = WhisperTranscriber(
+                model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath), wordTimings: true),
+                settings: configuration.whisper)
+            let items = try await benchmark.items(from: chosen, aligner: aligner)
+            try await aligner.pool.shutdown()
+            let smartTurn = configuration.turn.endOfTurn == .smartTurn
+                ? try SmartTurnModel(path: URL(fileURLWithPath: configuration.smartTurnModelPath)) : nil
+            let (report, outcomes) = try benchmark.run(
+                items: items, vadModel: URL(fileURLWithPath: configuration.modelsDirectory + "/silero_vad.onnx"),
+                turn: configuration.turn, smartTurn: smartTurn)
+            if let details {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+                try encoder.encode(outcomes).write(to: URL(fileURLWithPath: details))
+            }
+            try printReport(report)
+        }
+    }
+
     struct Rooms: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Participants streaming speech into rooms in real time: chunk-to-broadcast latency, drops and memory."
@@ -298,6 +349,21 @@ struct Bench: AsyncParsableCommand {
                 try printReport(try await benchmark.run(participants: participants, audios: audios))
             }
         }
+    }
+}
+
+/// The server's settings as `attune serve` reads them (ATTUNE_* variables), with `key=value`
+/// overrides from `--set`.
+func serverSettings(_ pairs: [String]) throws -> AttuneConfiguration {
+    var overrides: [String: String] = [:]
+    for pair in pairs {
+        guard let equals = pair.firstIndex(of: "=") else { throw ValidationError("--set expects key=value, got '\(pair)'") }
+        overrides[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+    }
+    do {
+        return try AttuneConfiguration.load(environment: ProcessInfo.processInfo.environment, overrides: overrides)
+    } catch let error as ConfigurationError {
+        throw ValidationError(error.description)
     }
 }
 

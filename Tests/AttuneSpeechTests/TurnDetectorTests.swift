@@ -135,6 +135,23 @@ func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEven
         }
     }
 
+    /// Word timings (used by `attune bench turns` to cut utterances at word boundaries) follow
+    /// the speech: in order, inside the clip, the first word ending after the sound begins.
+    @Test func wordsComeWithWhereTheyWereHeard() async throws {
+        let audio = try clip("03-01-05-02-02-01-02")
+        let aligner = WhisperTranscriber(
+            model: try WhisperModel(path: TestData.models.appendingPathComponent("ggml-tiny.en-q8_0.bin"), wordTimings: true))
+        let words = try await aligner.words(audio)
+        #expect(words.map { $0.text.lowercased().filter(\.isLetter) } == ["dogs", "are", "sitting", "by", "the", "door"])
+        for (word, next) in zip(words, words.dropFirst()) {
+            #expect(word.start <= word.end && word.end <= next.start + 0.001 && next.start <= next.end, "\(word) then \(next)")
+        }
+        #expect(try #require(words.last).end <= Double(audio.count) / 16_000)
+        // The sound begins at about 1.06 s and "dogs" lasts about 0.4 s (the clip's energy).
+        let onset = Double(try #require(audio.firstIndex { abs($0) > 0.05 })) / 16_000
+        #expect(words[0].end > onset + 0.1 && words[0].end < onset + 0.8, "\(words[0]) with sound from \(onset) s")
+    }
+
     @Test func aMissingModelIsAClearError() {
         #expect(throws: WhisperError.self) { _ = try WhisperModel(path: URL(fileURLWithPath: "/nonexistent/ggml.bin")) }
     }

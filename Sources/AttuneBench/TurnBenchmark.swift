@@ -1,0 +1,306 @@
+import AttuneAudio
+import AttuneCore
+import AttuneServer
+import AttuneSpeech
+import Foundation
+
+/// `attune bench turns`: how soon Attune takes the turn after a person finishes a sentence, and
+/// how often it takes a mid-sentence pause for the end.
+///
+/// The test streams are made from recorded utterances. Most are cut at a word boundary (from
+/// Whisper's aligned word timings, moved to the quietest 10 ms nearby) with a pause of a chosen
+/// length put in; the others are whole. Each is followed by silence, and the whole stream gets
+/// the same low noise, as a microphone would. The truth comes from the audio, not from the
+/// detectors measured: the speaker has finished where the sound of the last word fades
+/// (`Settings.speechFloor` below the loudest 10 ms).
+///
+/// The turn detector of a session (Silero VAD, and Smart Turn when `turn.end_of_turn` says so)
+/// is fed the stream in 20 ms frames, as the browser sends it. A turn end before the speaker
+/// finished is a false cut; no end within the trailing silence is a missed end; otherwise the
+/// end-of-turn time is from the end of speech to the frame whose processing reported the end,
+/// plus that processing time.
+public struct TurnBenchmark {
+    public struct Settings: Sendable {
+        /// Pause lengths put into cut utterances, in milliseconds; a whole utterance follows each round.
+        public var pausesMs = [250, 500, 750, 1_000]
+        /// Silence before the utterance, in seconds (the recordings bring their own second too).
+        public var leadSilence = 0.5
+        /// Silence after the utterance, in seconds: how long an end may take before it is missed.
+        public var trailingSilence = 3.0
+        /// Noise over the whole stream, in dB below the speech's loudness; nil for none (the
+        /// recordings' own silence is digital zero).
+        public var snrDB: Double? = 35
+        /// The truth's end of speech: the last 10 ms at most `wordFloor` dB below the loudest is
+        /// the last word; its sound lasts while it stays within `fadeFloor` dB of the loudest.
+        /// (Breaths, 20 dB or more below the vowels, are not speech.)
+        public var wordFloor = 20.0
+        public var fadeFloor = 35.0
+        /// A cut moves to the quietest 10 ms within this many seconds of Whisper's boundary.
+        public var snapWindow = 0.1
+        /// A cut leaves at least this much speech before and after it, in seconds.
+        public var minimumPart = 0.2
+        /// Samples per frame fed to the detector (20 ms).
+        public var frameSamples = 320
+
+        public init() {}
+    }
+
+    /// One test stream.
+    public struct Item: Sendable {
+        public var clip: String
+        /// The inserted pause, nil for a whole utterance.
+        public var pauseMs: Int?
+        /// The word before the pause.
+        public var cutAfter: String?
+        public var audio: [Float]
+        /// Where the speaker finished and, with a pause, where they went on, in seconds.
+        public var speechEnd: Double
+        public var resume: Double?
+    }
+
+    /// What the detector did with one item (`--details`).
+    public struct Outcome: Codable, Sendable {
+        public var clip: String
+        public var pauseMs: Int?
+        public var cutAfter: String?
+        public var speechEnd: Double
+        /// When each turn start and end was reported, in seconds of the stream.
+        public var starts: [Double]
+        public var ends: [Double]
+        public var falseCut: Bool
+        public var endOfTurnMs: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case clip, starts, ends
+            case pauseMs = "pause_ms"
+            case cutAfter = "cut_after"
+            case speechEnd = "speech_end"
+            case falseCut = "false_cut"
+            case endOfTurnMs = "end_of_turn_ms"
+        }
+    }
+
+    public struct Report: Encodable, Sendable {
+        public var turns: Int
+        public var pausedTurns: Int
+        public var endOfTurn: String
+        public var endOfTurnP50: Double
+        public var endOfTurnP95: Double
+        public var falseCutRate: Double
+        public var falseCutRateByPause: [String: Double]
+        public var missedEndRate: Double
+        public var completionMsP50: Double?
+        public var snrDB: Double?
+        public var settings: [String: Double]
+
+        enum CodingKeys: String, CodingKey {
+            case turns, settings
+            case pausedTurns = "paused_turns"
+            case endOfTurn = "end_of_turn"
+            case endOfTurnP50 = "end_of_turn_ms_p50"
+            case endOfTurnP95 = "end_of_turn_ms_p95"
+            case falseCutRate = "false_cut_rate"
+            case falseCutRateByPause = "false_cut_rate_by_pause_ms"
+            case missedEndRate = "missed_end_rate"
+            case completionMsP50 = "smart_turn_ms_p50"
+            case snrDB = "snr_db"
+        }
+    }
+
+    public var settings: Settings
+    public var progress: @Sendable (String) -> Void
+
+    public init(settings: Settings = .init(), progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.settings = settings
+        self.progress = progress
+    }
+
+    // MARK: - The test streams
+
+    /// One item per clip, cycling through the pause lengths and a whole utterance, and through
+    /// the possible cut points of each utterance.
+    public func items(from clips: [SpeechBenchmark.Clip], aligner: WhisperTranscriber) async throws -> [Item] {
+        let kinds: [Int?] = settings.pausesMs.map { $0 } + [nil]
+        let decoder = AudioFileDecoder()
+        var items: [Item] = []
+        for (index, clip) in clips.enumerated() {
+            let audio = try Resampler.resample(try decoder.read(contentsOf: URL(fileURLWithPath: clip.path)), to: 16_000).samples
+            let words = try await aligner.words(audio)
+            items.append(item(
+                clip: URL(fileURLWithPath: clip.path).lastPathComponent, audio: audio, words: words,
+                pauseMs: kinds[index % kinds.count], choice: index / kinds.count, seed: UInt64(index)))
+            if (index + 1) % 50 == 0 { progress("prepared \(index + 1)/\(clips.count) streams") }
+        }
+        return items
+    }
+
+    /// The stream for one utterance: cut after one of its words (the `choice`-th possible cut,
+    /// round robin) with a pause of `pauseMs`, or whole when `pauseMs` is nil or no word
+    /// boundary leaves enough speech on both sides.
+    public func item(clip: String, audio: [Float], words: [TimedWord], pauseMs: Int?, choice: Int, seed: UInt64) -> Item {
+        let rate = 16_000.0
+        let frame = 160
+        let levels = stride(from: 0, to: max(audio.count - frame + 1, 0), by: frame).map { start in
+            (audio[start..<start + frame].reduce(Float(0)) { $0 + $1 * $1 } / Float(frame)).squareRoot()
+        }
+        let loudest = levels.max() ?? 0
+        let wordLevel = loudest * Float(pow(10, -settings.wordFloor / 20))
+        let fadeLevel = loudest * Float(pow(10, -settings.fadeFloor / 20))
+        // Speech: from the first word-loud 10 ms to where the sound after the last one fades,
+        // so that breaths before and after the sentence are not counted.
+        let firstLoud = levels.firstIndex { $0 > wordLevel } ?? 0
+        var lastLoud = levels.lastIndex { $0 > wordLevel } ?? 0
+        while lastLoud + 1 < levels.count, levels[lastLoud + 1] > fadeLevel { lastLoud += 1 }
+        let firstSound = Double(firstLoud * frame) / rate
+        let lastSound = Double((lastLoud + 1) * frame) / rate
+
+        var cut: (sample: Int, word: String)?
+        if pauseMs != nil {
+            let candidates = words.dropLast().filter {
+                $0.end > firstSound + settings.minimumPart && $0.end < lastSound - settings.minimumPart
+            }
+            if !candidates.isEmpty {
+                let word = candidates[choice % candidates.count]
+                // The quietest 10 ms near the boundary, so no sound is split.
+                let low = max(0, Int((word.end - settings.snapWindow) * rate) / frame)
+                let high = min(levels.count - 1, Int((word.end + settings.snapWindow) * rate) / frame)
+                let quietest = (low...max(low, high)).min { levels[$0] < levels[$1] } ?? low
+                cut = (quietest * frame + frame / 2, word.text)
+            }
+        }
+
+        let lead = [Float](repeating: 0, count: Int(settings.leadSilence * rate))
+        var stream = lead
+        var resume: Double?
+        var speechEnd = settings.leadSilence + lastSound
+        if let cut, let pauseMs {
+            let pause = Int(Double(pauseMs) / 1_000 * rate)
+            stream += audio[..<cut.sample] + [Float](repeating: 0, count: pause) + audio[cut.sample...]
+            resume = settings.leadSilence + (Double(cut.sample + pause)) / rate
+            speechEnd += Double(pause) / rate
+        } else {
+            stream += audio
+        }
+        stream += [Float](repeating: 0, count: Int(settings.trailingSilence * rate))
+        if let snr = settings.snrDB {
+            let speech = levels[firstLoud...lastLoud].filter { $0 > fadeLevel }
+            let loudness = (speech.reduce(Float(0)) { $0 + $1 * $1 } / Float(max(speech.count, 1))).squareRoot()
+            var noise = GaussianNoise(seed: seed)
+            let level = loudness * Float(pow(10, -snr / 20))
+            for index in stream.indices { stream[index] += level * noise.next() }
+        }
+        return Item(
+            clip: clip, pauseMs: cut == nil ? nil : pauseMs, cutAfter: cut?.word, audio: stream,
+            speechEnd: speechEnd, resume: resume)
+    }
+
+    // MARK: - Measuring
+
+    /// Feeds every item to a fresh turn detector with `turn` settings; `smartTurn` is consulted
+    /// when `turn.endOfTurn` is `.smartTurn`.
+    public func run(items: [Item], vadModel: URL, turn: TurnSettings, smartTurn: SmartTurnModel?) throws -> (Report, [Outcome]) {
+        guard !items.isEmpty else { throw BenchmarkError("no turns to measure") }
+        let clock = ContinuousClock()
+        let timings = CompletionTimings()
+        let completion: ((_ utterance: [Float]) -> Double?)? = smartTurn.map { model in
+            { utterance in
+                let started = clock.now
+                defer { timings.add((clock.now - started).milliseconds) }
+                return try? model.completion(utterance)
+            }
+        }
+        var outcomes: [Outcome] = []
+        for (index, item) in items.enumerated() {
+            var turns = TurnDetector(
+                detector: try SileroVoiceActivityDetector(model: vadModel, settings: .forTurns(turn)), settings: turn,
+                completion: completion)
+            var ends: [(time: Double, processingMs: Double)] = []
+            var starts: [Double] = []
+            var fed = 0
+            while fed < item.audio.count {
+                let frame = Array(item.audio[fed..<min(fed + settings.frameSamples, item.audio.count)])
+                let started = clock.now
+                let events = turns.accept(frame)
+                let processing = (clock.now - started).milliseconds
+                fed += frame.count
+                for event in events {
+                    switch event {
+                    case .speechStarted: starts.append(Double(fed) / 16_000)
+                    case .speechEnded: ends.append((Double(fed) / 16_000, processing))
+                    case .paused: break
+                    }
+                }
+            }
+            let falseCut = ends.contains { $0.time < item.speechEnd }
+            let end = ends.first { $0.time >= item.speechEnd }
+            outcomes.append(Outcome(
+                clip: item.clip, pauseMs: item.pauseMs, cutAfter: item.cutAfter, speechEnd: item.speechEnd.rounded(to: 3),
+                starts: starts.map { $0.rounded(to: 3) }, ends: ends.map { $0.time.rounded(to: 3) }, falseCut: falseCut,
+                endOfTurnMs: end.map { ((($0.time - item.speechEnd) * 1_000) + $0.processingMs).rounded(to: 1) }))
+            if (index + 1) % 50 == 0 { progress("measured \(index + 1)/\(items.count) turns") }
+        }
+        return (report(outcomes, turn: turn, completionMs: smartTurn == nil ? nil : timings.values), outcomes)
+    }
+
+    func report(_ outcomes: [Outcome], turn: TurnSettings, completionMs: [Double]?) -> Report {
+        let count = Double(outcomes.count)
+        let endTimes = outcomes.compactMap(\.endOfTurnMs)
+        var byPause: [String: Double] = [:]
+        for pause in settings.pausesMs.map(Optional.some) + [nil] {
+            let group = outcomes.filter { $0.pauseMs == pause }
+            guard !group.isEmpty else { continue }
+            byPause[pause.map(String.init) ?? "none"] = (Double(group.filter(\.falseCut).count) / Double(group.count)).rounded(to: 3)
+        }
+        var figures = [
+            "trailing_silence_ms": turn.trailingSilence * 1_000, "min_speech_ms": turn.minSpeech * 1_000,
+        ]
+        if turn.endOfTurn == .smartTurn {
+            figures["smart_turn_pause_ms"] = turn.semanticPause * 1_000
+            figures["smart_turn_threshold"] = turn.completeThreshold
+            figures["smart_turn_max_silence_ms"] = turn.maxSilence * 1_000
+            figures.removeValue(forKey: "trailing_silence_ms")
+        }
+        return Report(
+            turns: outcomes.count,
+            pausedTurns: outcomes.filter { $0.pauseMs != nil }.count,
+            endOfTurn: turn.endOfTurn.rawValue,
+            endOfTurnP50: percentile(endTimes, 0.5).rounded(to: 1),
+            endOfTurnP95: percentile(endTimes, 0.95).rounded(to: 1),
+            falseCutRate: (Double(outcomes.filter(\.falseCut).count) / count).rounded(to: 3),
+            falseCutRateByPause: byPause,
+            missedEndRate: (Double(outcomes.filter { $0.endOfTurnMs == nil }.count) / count).rounded(to: 3),
+            completionMsP50: completionMs.map { percentile($0, 0.5).rounded(to: 1) },
+            snrDB: settings.snrDB,
+            settings: figures)
+    }
+}
+
+/// Smart Turn's run times, gathered from the detector's callback.
+private final class CompletionTimings: @unchecked Sendable {
+    private let lock = NSLock()
+    private var times: [Double] = []
+
+    func add(_ milliseconds: Double) { lock.withLock { times.append(milliseconds) } }
+    var values: [Double] { lock.withLock { times } }
+}
+
+/// Unit-variance Gaussian noise from a seeded generator (SplitMix64, Box-Muller), so that every
+/// run of the benchmark hears the same streams.
+struct GaussianNoise {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    private mutating func uniform() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return (Double(z >> 11) + 0.5) / Double(1 << 53)
+    }
+
+    mutating func next() -> Float {
+        Float((-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform()))
+    }
+}

@@ -1,0 +1,83 @@
+import AttuneAudio
+import AttuneBench
+import AttuneSpeech
+import AttuneTestSupport
+import Foundation
+import Testing
+
+/// `attune bench turns`: the streams it builds and what it counts, on real clips, the real
+/// aligner and the session's real turn detector.
+@Suite struct TurnBenchmarkTests {
+    static let aligner = WhisperTranscriber(
+        model: try! WhisperModel(path: TestData.models.appendingPathComponent("ggml-tiny.en-q8_0.bin"), wordTimings: true))
+
+    static func clips(_ names: [String]) -> [SpeechBenchmark.Clip] {
+        names.map { SpeechBenchmark.Clip(path: TestData.ravdess($0).path, reference: "") }
+    }
+
+    static func quietBenchmark(pauses: [Int]) -> TurnBenchmark {
+        var settings = TurnBenchmark.Settings()
+        settings.pausesMs = pauses
+        settings.snrDB = nil
+        return TurnBenchmark(settings: settings)
+    }
+
+    @Test func aPauseGoesInAtAWordBoundaryAndMovesTheEnd() async throws {
+        let benchmark = Self.quietBenchmark(pauses: [600])
+        let items = try await benchmark.items(from: Self.clips(["03-01-05-02-02-01-02", "03-01-01-01-01-01-01"]), aligner: Self.aligner)
+        let (paused, whole) = (items[0], items[1])
+        #expect(whole.pauseMs == nil && whole.cutAfter == nil && whole.resume == nil)
+
+        #expect(paused.pauseMs == 600)
+        let word = try #require(paused.cutAfter)
+        #expect(["dogs", "are", "sitting", "by", "the"].contains(word.lowercased()), "cut after \(word)")
+        let resume = try #require(paused.resume)
+        // The inserted pause is silent (no noise asked for), and speech follows it.
+        let pause = paused.audio[Int((resume - 0.6) * 16_000)..<Int(resume * 16_000)]
+        #expect(pause.allSatisfy { $0 == 0 })
+        #expect(paused.audio[Int(resume * 16_000)..<Int((resume + 0.1) * 16_000)].contains { abs($0) > 0.01 })
+        #expect(paused.speechEnd > resume + 0.1)
+        let settings = benchmark.settings
+        let clipSeconds = Double(paused.audio.count) / 16_000 - settings.leadSilence - settings.trailingSilence - 0.6
+        #expect(paused.speechEnd < settings.leadSilence + clipSeconds + 0.6, "the speaker finishes inside the stream")
+    }
+
+    @Test func noiseIsTheSameOverTheWholeStreamAndSeeded() async throws {
+        var settings = TurnBenchmark.Settings()
+        settings.snrDB = 30
+        let benchmark = TurnBenchmark(settings: settings)
+        let audio = try clip("03-01-01-01-01-01-01")
+        let words = try await Self.aligner.words(audio)
+        let first = benchmark.item(clip: "a", audio: audio, words: words, pauseMs: 500, choice: 0, seed: 7)
+        let again = benchmark.item(clip: "a", audio: audio, words: words, pauseMs: 500, choice: 0, seed: 7)
+        #expect(first.audio == again.audio)
+        let tail = first.audio.suffix(16_000)
+        let rms = (tail.reduce(Float(0)) { $0 + $1 * $1 } / Float(tail.count)).squareRoot()
+        #expect(rms > 0 && rms < 0.01, "noise under the trailing silence: rms \(rms)")
+    }
+
+    /// Silence-only turn taking (0.5 s) cannot wait through a one-second pause but does through
+    /// a quarter of a second, and a whole sentence ends once, after it is finished.
+    @Test func silenceEndsTurnsInLongPausesButNotShortOnes() async throws {
+        let benchmark = Self.quietBenchmark(pauses: [250, 1_000])
+        let names = ["03-01-01-01-01-01-01", "03-01-01-01-01-02-01", "03-01-02-01-02-01-03"]
+        let items = try await benchmark.items(from: Self.clips(names), aligner: Self.aligner)
+        #expect(items.map(\.pauseMs) == [250, 1_000, nil])
+        let (report, outcomes) = try benchmark.run(items: items, vadModel: TestData.vadModel, turn: TurnSettings(), smartTurn: nil)
+
+        #expect(!outcomes[0].falseCut, "a 250 ms pause is not the end: \(outcomes[0])")
+        #expect(outcomes[1].falseCut, "a 1 s pause ends a 0.5 s silence turn: \(outcomes[1])")
+        #expect(!outcomes[2].falseCut && outcomes[2].ends.count == 1)
+        for outcome in outcomes {
+            let wait = try #require(outcome.endOfTurnMs, "every sentence's end is found: \(outcome)")
+            #expect(wait > 200 && wait < 1_000, "the turn ends about 0.5 s after the speech: \(outcome)")
+        }
+        #expect(report.turns == 3 && report.pausedTurns == 2)
+        #expect(abs(report.falseCutRate - 1.0 / 3) < 0.01 && report.missedEndRate == 0)
+        #expect(report.falseCutRateByPause == ["250": 0, "1000": 1, "none": 0])
+    }
+}
+
+private func clip(_ name: String) throws -> [Float] {
+    try Resampler.resample(try AudioFileDecoder().read(contentsOf: TestData.ravdess(name)), to: 16_000).samples
+}
