@@ -3,15 +3,23 @@ import AttuneAudio
 import AttuneCore
 import AttuneEmotion
 import AttuneServer
+import AttuneSpeech
 import Foundation
 
 /// Whole spoken turns through the embedded stack, over the WebSocket at real-time pace: each
-/// utterance is streamed into a fresh session and the reply awaited. Every `bargeInEvery`-th
-/// session instead asks for a long story and speaks over it while it is generated, to measure
-/// how fast the reply stops (those sessions do not count as turns).
+/// utterance is streamed into a fresh session and the reply awaited. The utterances are
+/// `attune bench turns`' streams: cut at a word boundary with a pause put in (`pausesMs`,
+/// cycling) or whole. Every `bargeInEvery`-th session instead asks for a long story and speaks
+/// over it while it is generated, to measure how fast the reply stops (those sessions do not
+/// count as turns).
 ///
-/// - voice to voice: from the end of the person's speech (its `end` time in the stream, which
-///   includes the end-of-turn silence the server waits for) to the first reply audio frame;
+/// - false cut: the server ended the turn before the last word (a reply to half a sentence);
+///   such turns are left out of the latencies;
+/// - voice to voice: from the end of the person's speech (where the last word's sound fades,
+///   from the audio; it includes the end-of-turn silence the server waits for) to the first
+///   reply audio frame;
+/// - speculative: the share of replies the model had started in the pause before the turn
+///   ended (`reply.speculative_start`);
 /// - first token: the server's timing, from the end of speech to the model's first token;
 /// - TTS real-time factor: synthesis time over the length of the audio it made;
 /// - interruption stop: from `speech_started` of the interrupting speech to the moment the
@@ -22,6 +30,8 @@ import Foundation
 public struct ConversationBenchmark {
     public struct Report: Encodable, Sendable {
         public var turns: Int
+        public var falseCutRate: Double
+        public var speculativeRate: Double
         public var voiceToVoiceP50: Double
         public var voiceToVoiceP95: Double
         public var voiceToVoiceFromEventP50: Double
@@ -33,6 +43,8 @@ public struct ConversationBenchmark {
 
         enum CodingKeys: String, CodingKey {
             case turns, interruptions
+            case falseCutRate = "false_cut_rate"
+            case speculativeRate = "speculative_rate"
             case voiceToVoiceP50 = "voice_to_voice_ms_p50"
             case voiceToVoiceP95 = "voice_to_voice_ms_p95"
             case voiceToVoiceFromEventP50 = "speech_ended_to_audio_ms_p50"
@@ -45,6 +57,8 @@ public struct ConversationBenchmark {
 
     public var configuration: AttuneConfiguration
     public var bargeInEvery = 4
+    /// The turn streams: pauses put into cut utterances (none: whole utterances only).
+    public var turnSettings = TurnBenchmark.Settings()
     static let storyRequest = "Tell me a long story about a lighthouse keeper and the sea, with many details."
     public var progress: @Sendable (String) -> Void
 
@@ -55,8 +69,11 @@ public struct ConversationBenchmark {
 
     public func run(clips: [SpeechBenchmark.Clip]) async throws -> Report {
         guard !clips.isEmpty else { throw BenchmarkError("no clips") }
-        let decoder = AudioFileDecoder()
-        let audios = try clips.map { try Resampler.resample(try decoder.read(contentsOf: URL(fileURLWithPath: $0.path)), to: 16_000).samples }
+        let aligner = WhisperTranscriber(
+            model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath), wordTimings: true))
+        let items = try await TurnBenchmark(settings: turnSettings).items(from: clips, aligner: aligner)
+        try await aligner.pool.shutdown()
+        let audios = items.map(\.audio)
         let bargeInEvery = self.bargeInEvery
         let progress = self.progress
         return try await withBenchServer(configuration, waitForLLM: true) { port in
@@ -68,6 +85,8 @@ public struct ConversationBenchmark {
             var audioMs = 0.0
             var stops: [Double] = []
             var turns = 0
+            var falseCuts = 0
+            var speculative = 0
             for (index, audio) in audios.enumerated() {
                 let bargeIn = bargeInEvery > 0 && index % bargeInEvery == bargeInEvery - 1
                 var client = ConversationClient(port: port)
@@ -89,9 +108,9 @@ public struct ConversationBenchmark {
                     progress(String(format: "clip %d/%d: barge-in stopped the story in %.1f ms", index + 1, audios.count, stops.last!))
                     continue
                 }
+                let item = items[index]
                 guard let audioStart = events.first(where: { $0.type == "client_audio_started" })?.arrival,
                     let ended = events.first(where: { $0.type == "speech_ended" }),
-                    let end = ended.number("end"),
                     let firstFrame = events.first(where: { $0.type == "audio_frame" }),
                     let done = events.first(where: { $0.type == "reply_done" })
                 else {
@@ -99,7 +118,16 @@ public struct ConversationBenchmark {
                     continue
                 }
                 turns += 1
-                let speechEnd = audioStart + .milliseconds(Int64(end * 1000))
+                // The stream's clock: seconds of audio sent, from the first frame.
+                let speechEnd = audioStart + .milliseconds(Int64(item.speechEnd * 1000))
+                let lastWord = audioStart + .milliseconds(Int64(item.lastWord * 1000))
+                // The server ended the turn before it had heard the last word.
+                if events.contains(where: { $0.type == "speech_ended" && $0.arrival < lastWord }) {
+                    falseCuts += 1
+                    progress("clip \(index + 1)/\(audios.count): false cut (pause \(item.pauseMs.map(String.init) ?? "none") ms after \(item.cutAfter ?? "-"))")
+                    continue
+                }
+                if ReplyBenchmark.object(done["timings"])["speculation_lead_ms"] != nil { speculative += 1 }
                 voiceToVoice.append((firstFrame.arrival - speechEnd).milliseconds)
                 fromEvent.append((firstFrame.arrival - ended.arrival).milliseconds)
                 let timings = ReplyBenchmark.object(done["timings"])
@@ -113,6 +141,8 @@ public struct ConversationBenchmark {
             }
             return Report(
                 turns: turns,
+                falseCutRate: turns > 0 ? Double(falseCuts) / Double(turns) : 0,
+                speculativeRate: turns - falseCuts > 0 ? Double(speculative) / Double(turns - falseCuts) : 0,
                 voiceToVoiceP50: percentile(voiceToVoice, 0.5), voiceToVoiceP95: percentile(voiceToVoice, 0.95),
                 voiceToVoiceFromEventP50: percentile(fromEvent, 0.5),
                 firstTokenP50: percentile(firstToken, 0.5), transcriptP50: percentile(transcript, 0.5),

@@ -15,10 +15,12 @@ import Foundation
 /// (`Settings.speechFloor` below the loudest 10 ms).
 ///
 /// The turn detector of a session (Silero VAD, and Smart Turn when `turn.end_of_turn` says so)
-/// is fed the stream in 20 ms frames, as the browser sends it. A turn end before the speaker
-/// finished is a false cut; no end within the trailing silence is a missed end; otherwise the
+/// is fed the stream in 20 ms frames, as the browser sends it. A turn end before the last word
+/// is a false cut; no end after it within the trailing silence is a missed end; otherwise the
 /// end-of-turn time is from the end of speech to the frame whose processing reported the end,
-/// plus that processing time.
+/// plus that processing time. (Sobs and loud breaths after a sentence count as speech here, so
+/// a detector that rightly ignores them is charged a false cut: 1 or 2 clips of RAVDESS's
+/// strong sadness.)
 public struct TurnBenchmark {
     public struct Settings: Sendable {
         /// Pause lengths put into cut utterances, in milliseconds; a whole utterance follows each round.
@@ -53,8 +55,11 @@ public struct TurnBenchmark {
         /// The word before the pause.
         public var cutAfter: String?
         public var audio: [Float]
-        /// Where the speaker finished and, with a pause, where they went on, in seconds.
+        /// Where the speaker finished (the last word's sound faded), where the last word was last
+        /// loud, and, with a pause, where they went on, in seconds. A turn end before `lastWord`
+        /// is a false cut; the wait is measured from `speechEnd`.
         public var speechEnd: Double
+        public var lastWord: Double
         public var resume: Double?
     }
 
@@ -149,7 +154,8 @@ public struct TurnBenchmark {
         // Speech: from the first word-loud 10 ms to where the sound after the last one fades,
         // so that breaths before and after the sentence are not counted.
         let firstLoud = levels.firstIndex { $0 > wordLevel } ?? 0
-        var lastLoud = levels.lastIndex { $0 > wordLevel } ?? 0
+        let lastWordLoud = levels.lastIndex { $0 > wordLevel } ?? 0
+        var lastLoud = lastWordLoud
         while lastLoud + 1 < levels.count, levels[lastLoud + 1] > fadeLevel { lastLoud += 1 }
         let firstSound = Double(firstLoud * frame) / rate
         let lastSound = Double((lastLoud + 1) * frame) / rate
@@ -173,11 +179,13 @@ public struct TurnBenchmark {
         var stream = lead
         var resume: Double?
         var speechEnd = settings.leadSilence + lastSound
+        var lastWord = settings.leadSilence + Double((lastWordLoud + 1) * frame) / rate
         if let cut, let pauseMs {
             let pause = Int(Double(pauseMs) / 1_000 * rate)
             stream += audio[..<cut.sample] + [Float](repeating: 0, count: pause) + audio[cut.sample...]
             resume = settings.leadSilence + (Double(cut.sample + pause)) / rate
             speechEnd += Double(pause) / rate
+            lastWord += Double(pause) / rate
         } else {
             stream += audio
         }
@@ -191,7 +199,7 @@ public struct TurnBenchmark {
         }
         return Item(
             clip: clip, pauseMs: cut == nil ? nil : pauseMs, cutAfter: cut?.word, audio: stream,
-            speechEnd: speechEnd, resume: resume)
+            speechEnd: speechEnd, lastWord: lastWord, resume: resume)
     }
 
     // MARK: - Measuring
@@ -227,12 +235,12 @@ public struct TurnBenchmark {
                     switch event {
                     case .speechStarted: starts.append(Double(fed) / 16_000)
                     case .speechEnded: ends.append((Double(fed) / 16_000, processing))
-                    case .paused: break
+                    case .paused, .resumed: break
                     }
                 }
             }
-            let falseCut = ends.contains { $0.time < item.speechEnd }
-            let end = ends.first { $0.time >= item.speechEnd }
+            let falseCut = ends.contains { $0.time < item.lastWord }
+            let end = ends.first { $0.time >= item.lastWord }
             outcomes.append(Outcome(
                 clip: item.clip, pauseMs: item.pauseMs, cutAfter: item.cutAfter, speechEnd: item.speechEnd.rounded(to: 3),
                 starts: starts.map { $0.rounded(to: 3) }, ends: ends.map { $0.time.rounded(to: 3) }, falseCut: falseCut,

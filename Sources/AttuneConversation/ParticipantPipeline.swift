@@ -26,6 +26,8 @@ public enum ListenerEvent: Sendable {
     case started(utterance: Int, start: Double)
     /// A pause that may end the turn: `audio` is what the turn holds if it does.
     case paused(utterance: Int, audio: [Float])
+    /// The speaker went on after a pause: the turn continues.
+    case resumed(utterance: Int)
     /// `reason`: `silence`, `max_length` or `client`.
     case ended(utterance: Int, start: Double, end: Double, audio: [Float], reason: String)
     /// Another chunk of the utterance in progress (when the listener cuts chunks): its audio and
@@ -126,6 +128,8 @@ public protocol ParticipantOutput: Sendable {
     var subject: String { get }
     func speechStarted(track: TrackID, utterance: Int, start: Double) async
     func speechEnded(track: TrackID, utterance: Int, start: Double, end: Double, reason: String) async
+    /// The speaker went on after a pause of `utterance`: what was started on the pause is stale.
+    func speechResumed(track: TrackID, utterance: Int) async
     /// A provisional transcript of an utterance still in progress (or in a pause).
     func partialTranscript(track: TrackID, utterance: Int, text: String) async
     /// The final transcript of an utterance (its text may be empty), `latency` after it ended.
@@ -135,6 +139,13 @@ public protocol ParticipantOutput: Sendable {
     func estimate(_ estimate: EmotionEstimate, utterance: Int?, source: EmotionSource?) async
     /// A turn with words, after its readings.
     func turn(_ turn: ParticipantTurn) async
+    /// Whether this output answers turns and wants ``speculate(_:readings:)``: then a pause's
+    /// guess is also read for emotion (readings reused if the turn ends there).
+    var speculates: Bool { get }
+    /// The turn as it will be if the pause in progress ends it: its transcript is a pause's
+    /// guess, and `readings` (voice and words, not yet reported) are what will be reported then.
+    /// It may be answered ahead, and dropped if ``speechResumed(track:utterance:)`` comes.
+    func speculate(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async
     /// Something went wrong in the background; the pipeline goes on.
     func error(_ error: RoomError)
 }
@@ -142,8 +153,11 @@ public protocol ParticipantOutput: Sendable {
 extension ParticipantOutput {
     public func speechStarted(track: TrackID, utterance: Int, start: Double) async {}
     public func speechEnded(track: TrackID, utterance: Int, start: Double, end: Double, reason: String) async {}
+    public func speechResumed(track: TrackID, utterance: Int) async {}
     public func partialTranscript(track: TrackID, utterance: Int, text: String) async {}
     public func turn(_ turn: ParticipantTurn) async {}
+    public var speculates: Bool { false }
+    public func speculate(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async {}
 }
 
 /// One participant's audio (and typed text): a listener per track finds utterances and cuts
@@ -184,6 +198,8 @@ public final class ParticipantPipeline: Sendable {
         /// The wall-clock time of the track's first audio (its time zero), seconds since 1970.
         let startedAt: Double
         var lastPartial = ContinuousClock.now
+        /// Counts pauses and resumptions: a pause's guess is still current while it is unchanged.
+        var pauseGeneration = 0
     }
 
     // MARK: - The reader's side
@@ -310,7 +326,7 @@ public final class ParticipantPipeline: Sendable {
     private enum Job: Sendable {
         case partial(track: TrackID, output: any ParticipantOutput, utterance: Int, audio: [Float])
         /// A final-quality decode in a pause, kept in case the pause ends the turn.
-        case guess(track: TrackID, output: any ParticipantOutput, utterance: Int, audio: [Float])
+        case guess(track: TrackID, output: any ParticipantOutput, utterance: Int, audio: [Float], startedAt: Double, generation: Int)
         case utterance(Utterance)
         case typed(text: String, output: any ParticipantOutput)
     }
@@ -338,10 +354,19 @@ public final class ParticipantPipeline: Sendable {
                 }
                 let source = EmotionSource(channel: .voice, kind: .chunk, track: track.id, start: start, end: end)
                 enqueueSpeech.yield(SpeechJob(output: output, utterance: utterance, audio: audio, source: source))
+            case let .resumed(utterance):
+                tracks.withLock { $0[track.id]?.pauseGeneration += 1 }
+                await output.speechResumed(track: track.id, utterance: utterance)
             case let .paused(utterance, audio):
+                let generation = tracks.withLock { tracks -> Int in
+                    tracks[track.id]?.pauseGeneration += 1
+                    return tracks[track.id]?.pauseGeneration ?? 0
+                }
                 guard settings.transcribe, engines.transcriber != nil, pending.claim() else { continue }
                 progress.finalQualityQueued()
-                enqueue.yield(.guess(track: track.id, output: output, utterance: utterance, audio: audio))
+                enqueue.yield(.guess(
+                    track: track.id, output: output, utterance: utterance, audio: audio, startedAt: track.startedAt,
+                    generation: generation))
             case let .ended(utterance, start, end, audio, reason):
                 progress.finalize(utterance, on: track.id)
                 await output.speechEnded(track: track.id, utterance: utterance, start: start, end: end, reason: reason)
@@ -390,14 +415,23 @@ public final class ParticipantPipeline: Sendable {
         return estimates
     }
 
-    /// The text sensors' readings of `text`, each reported to `output` as it comes.
-    private func readWords(_ text: String, utterance: Int, source: EmotionSource?, output: any ParticipantOutput) async -> EmotionEstimate? {
-        var first: EmotionEstimate?
+    /// The voice of a finished utterance: read ahead in its pause, or read now.
+    private func voiceOfUtterance(_ audio: [Float], readAhead: [EmotionEstimate]?, output: any ParticipantOutput) async -> [EmotionEstimate] {
+        if let readAhead { return readAhead }
+        return await readVoice(audio, output: output, what: "utterance")
+    }
+
+    /// The text sensors' readings of `text`, each reported to `output` as it comes (unless
+    /// `report` is false: a pause's guess is read ahead, and reported only if the turn ends there).
+    private func readWords(
+        _ text: String, utterance: Int, source: EmotionSource?, output: any ParticipantOutput, report: Bool = true
+    ) async -> [EmotionEstimate] {
+        var estimates: [EmotionEstimate] = []
         for sensor in engines.textSensors {
             do {
                 if let estimate = try await sensor.estimate(.text(text), subject: output.subject, time: Date().timeIntervalSince1970) {
-                    first = first ?? estimate
-                    await output.estimate(estimate, utterance: utterance, source: source)
+                    estimates.append(estimate)
+                    if report { await output.estimate(estimate, utterance: utterance, source: source) }
                 }
             } catch let error as InferencePoolBusyError {
                 output.error(RoomError(.busy, "\(error.description); the emotion in these words is not read"))
@@ -405,12 +439,12 @@ public final class ParticipantPipeline: Sendable {
                 output.error(RoomError(.unavailable, "could not read the emotion in the words: \(error)"))
             }
         }
-        return first
+        return estimates
     }
 
     private func transcribe() async {
         // Per track, the latest guess decoded in a pause; the final with the same audio reuses it.
-        var guesses: [TrackID: (utterance: Int, audio: [Float], transcript: Transcript)] = [:]
+        var guesses: [TrackID: Guess] = [:]
         for await job in jobs {
             switch job {
             case let .partial(track, output, utterance, audio):
@@ -424,47 +458,76 @@ public final class ParticipantPipeline: Sendable {
                 if let transcript, !transcript.text.isEmpty, !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }
-            case let .guess(track, output, utterance, audio):
+            case let .guess(track, output, utterance, audio, startedAt, generation):
                 defer { pending.release(); progress.finalQualityDone() }
                 guard let transcriber = engines.transcriber, let transcript = try? await transcriber.transcribe(audio, pass: .final)
                 else { continue }
-                guesses[track] = (utterance, audio, transcript)
-                if !transcript.text.isEmpty, !progress.isFinalized(utterance, on: track) {
+                var guess = Guess(utterance: utterance, audio: audio, transcript: transcript)
+                guesses[track] = guess
+                guard !transcript.text.isEmpty else { continue }
+                if !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }
+                guard output.speculates else { continue }
+                // Read the guess as the finished turn would be read, without reporting it yet.
+                let transcribedAt = ContinuousClock.now
+                async let voice = readVoice(audio, output: output, what: "utterance")
+                let words = await readWords(transcript.text, utterance: utterance, source: nil, output: output, report: false)
+                guess.readings = (voice: await voice, words: words)
+                guesses[track] = guess
+                // Nothing to start ahead when the speaker went on while it was read, or when the
+                // turn has already ended (its final, next in line, reuses these readings).
+                guard tracks.withLock({ $0[track]?.pauseGeneration }) == generation, !progress.isFinalized(utterance, on: track)
+                else { continue }
+                await output.speculate(
+                    ParticipantTurn(
+                        track: track, utterance: utterance, text: transcript.text, textEstimate: words.first,
+                        speechEndedAt: transcribedAt, transcribedAt: transcribedAt, startedAt: startedAt),
+                    readings: guess.readings!.voice + words)
             case .utterance(let finished):
                 defer { pending.release(); progress.finalQualityDone() }
-                var reuse: Transcript?
+                var reuse: Guess?
                 if let guess = guesses.removeValue(forKey: finished.track.id), guess.utterance == finished.utterance,
                     guess.audio == finished.audio
                 {
-                    reuse = guess.transcript
+                    reuse = guess
                 }
                 await conclude(finished, guess: reuse)
             case let .typed(text, output):
                 defer { pending.release() }
                 let takenUp = ContinuousClock.now
-                let estimate = await readWords(text, utterance: 0, source: nil, output: output)
+                let estimates = await readWords(text, utterance: 0, source: nil, output: output)
                 await output.turn(ParticipantTurn(
-                    track: nil, utterance: 0, text: text, textEstimate: estimate, speechEndedAt: takenUp, transcribedAt: .now,
+                    track: nil, utterance: 0, text: text, textEstimate: estimates.first, speechEndedAt: takenUp, transcribedAt: .now,
                     startedAt: Date().timeIntervalSince1970))
             }
         }
     }
 
+    /// A pause's decode, and its readings when the output speculates: reused when the turn ends
+    /// with the same audio.
+    private struct Guess {
+        let utterance: Int
+        let audio: [Float]
+        let transcript: Transcript
+        var readings: (voice: [EmotionEstimate], words: [EmotionEstimate])?
+    }
+
     /// A finished utterance: its transcript (or the guess), the voice of the whole utterance,
     /// the emotion in its words, then the turn.
-    private func conclude(_ finished: Utterance, guess: Transcript?) async {
+    private func conclude(_ finished: Utterance, guess: Guess?) async {
         let (track, output) = (finished.track.id, finished.track.output)
-        async let voice = readVoice(finished.audio, output: output, what: "utterance")
+        let audio = finished.audio
+        // The guess's readings, when it was read ahead; the voice is read while Whisper decodes.
+        async let voice = voiceOfUtterance(audio, readAhead: guess?.readings?.voice, output: output)
         var transcript: Transcript?
         if settings.transcribe {
             if let transcriber = engines.transcriber {
                 do {
                     if let guess {
-                        transcript = guess
+                        transcript = guess.transcript
                     } else {
-                        transcript = try await transcriber.transcribe(finished.audio, pass: .final)
+                        transcript = try await transcriber.transcribe(audio, pass: .final)
                     }
                 } catch let error as InferencePoolBusyError {
                     output.error(RoomError(.busy, error.description))
@@ -487,9 +550,15 @@ public final class ParticipantPipeline: Sendable {
         }
         guard let text = transcript?.text, !text.isEmpty else { return }
         let textSource = EmotionSource(channel: .text, kind: .utterance, track: track, start: finished.start, end: finished.end)
-        let estimate = await readWords(text, utterance: finished.utterance, source: textSource, output: output)
+        let estimates: [EmotionEstimate]
+        if let words = guess?.readings?.words {
+            estimates = words
+            for estimate in words { await output.estimate(estimate, utterance: finished.utterance, source: textSource) }
+        } else {
+            estimates = await readWords(text, utterance: finished.utterance, source: textSource, output: output)
+        }
         await output.turn(ParticipantTurn(
-            track: track, utterance: finished.utterance, text: text, textEstimate: estimate, speechEndedAt: finished.endedAt,
+            track: track, utterance: finished.utterance, text: text, textEstimate: estimates.first, speechEndedAt: finished.endedAt,
             transcribedAt: transcribedAt, startedAt: finished.track.startedAt + finished.start))
     }
 }

@@ -124,6 +124,14 @@ public actor Room {
         participants[user]?.fusion.current(at: time)
     }
 
+    /// What a participant's fused emotion would be at `time` after `estimates`, without
+    /// reporting them (a speculative reply reads ahead); nil for an unknown participant.
+    public func emotion(of user: ParticipantID, after estimates: [EmotionEstimate], at time: Double) -> EmotionEstimate? {
+        guard var fusion = participants[user]?.fusion else { return nil }
+        for estimate in estimates { _ = fusion.fuse(estimate) }
+        return fusion.current(at: time)
+    }
+
     /// Sends a message to everyone in the room.
     public func broadcast(_ message: RoomServerMessage, except excluded: ParticipantID? = nil) {
         for (user, participant) in participants where user != excluded {

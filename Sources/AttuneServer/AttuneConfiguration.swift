@@ -316,6 +316,10 @@ extension AttuneConfiguration {
         .integer("history.max_page", "most turns or sessions one history request returns", \.historyMaxPage, 1...100_000),
         .decimal("reply.mismatch_threshold", "reply-sentence emotion probability that counts as contradicting the person", \.reply.mismatchThreshold, 0...1),
         .decimal("reply.joy_mismatch_threshold", "reply-sentence joy probability that counts as contradicting a painful feeling", \.reply.joyMismatchThreshold, 0...1),
+        Setting(key: "reply.speculative_start", summary: "true: start the reply on a pause's transcript, kept if the turn ends with the same words") {
+            guard let value = Bool($1.lowercased()) else { throw ConfigurationError("reply.speculative_start: expected true or false, got '\($1)'") }
+            $0.reply.speculativeStart = value
+        },
         Setting(key: "tts.voice", summary: "default voice: " + Voice.all.map(\.id).joined(separator: ", ")) {
             guard Voice.named($1) != nil else { throw ConfigurationError("tts.voice: unknown voice '\($1)'") }
             $0.synthesis.defaultVoice = $1

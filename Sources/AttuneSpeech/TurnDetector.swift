@@ -36,6 +36,9 @@ public enum TurnEvent: Sendable, Equatable {
     /// The speaker paused `tail` seconds ago. `audio` is exactly what ``speechEnded`` will carry
     /// if the pause becomes the end of the turn, so a transcript of it can be started now.
     case paused(audio: [Float])
+    /// The speaker went on after a ``paused(audio:)``: the turn continues, and whatever was
+    /// started on the pause's audio is stale.
+    case resumed
     /// The turn ended: speech from `start` to `end` seconds, and the audio to transcribe.
     case speechEnded(start: Double, end: Double, audio: [Float], reason: EndReason)
 
@@ -128,6 +131,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         if isInTurn {
             utterance += chunk
             if speaking {
+                if pauseOffered { events.append(.resumed) }
                 lastSpeech = position
                 pauseOffered = false
                 completionAsked = false

@@ -239,18 +239,22 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Folder of RAVDESS-named WAV files, or a TSV manifest of path<TAB>reference.") var data: String
         @Option(help: "Use this many utterances, spread over the folder.") var turns = 24
         @Option(help: "Interrupt every Nth reply (0: never).") var bargeInEvery = 4
+        @Option(help: "Pause lengths put into cut utterances, in ms, comma-separated ('none': whole utterances only).")
+        var pauses = "250,500,750,1000"
+        @Option(name: .customLong("set"), help: "A server setting key=value (repeatable).") var settings: [String] = []
         @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
 
         func run() async throws {
             let clips = try SpeechBenchmark.clips(from: data)
             let step = max(1, clips.count / max(turns, 1))
             let chosen = Array(stride(from: 0, to: clips.count, by: step).map { clips[$0] }.prefix(turns))
-            // The server's settings come from ATTUNE_* variables, as for `attune serve`.
-            let configuration = try AttuneConfiguration.load(environment: ProcessInfo.processInfo.environment)
+            // The server's settings come from ATTUNE_* variables, as for `attune serve`, and --set.
+            let configuration = try serverSettings(settings)
             var benchmark = ConversationBenchmark(configuration: configuration) { message in
                 FileHandle.standardError.write(Data("[bench conversation] \(message)\n".utf8))
             }
             benchmark.bargeInEvery = bargeInEvery
+            benchmark.turnSettings.pausesMs = try parsePauses(pauses)
             let report = try await benchmark.run(clips: chosen)
             try printReport(report)
         }
@@ -279,12 +283,7 @@ struct Bench: AsyncParsableCommand {
         func run() async throws {
             let configuration = try serverSettings(settings)
             var benchmarkSettings = TurnBenchmark.Settings()
-            benchmarkSettings.pausesMs = try pauses.split(separator: ",").map {
-                guard let value = Int($0.trimmingCharacters(in: .whitespaces)), value > 0 else {
-                    throw ValidationError("--pauses: \($0) is not a positive number of milliseconds")
-                }
-                return value
-            }
+            benchmarkSettings.pausesMs = try parsePauses(pauses)
             if snrDb == "none" {
                 benchmarkSettings.snrDB = nil
             } else {
@@ -349,6 +348,17 @@ struct Bench: AsyncParsableCommand {
                 try printReport(try await benchmark.run(participants: participants, audios: audios))
             }
         }
+    }
+}
+
+/// `--pauses 250,500` (milliseconds), or `none`.
+func parsePauses(_ text: String) throws -> [Int] {
+    guard text != "none" else { return [] }
+    return try text.split(separator: ",").map {
+        guard let value = Int($0.trimmingCharacters(in: .whitespaces)), value > 0 else {
+            throw ValidationError("--pauses: \($0) is not a positive number of milliseconds")
+        }
+        return value
     }
 }
 

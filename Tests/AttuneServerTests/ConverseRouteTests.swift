@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import AttuneAudio
 import AttuneBench
 import AttuneServer
@@ -6,6 +7,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// Upload and reply: `POST /api/converse` with a real recorded clip and with typed text, through
@@ -21,17 +23,30 @@ import Testing
 
     static let jsonHeaders: HTTPFields = [.contentType: "application/json"]
 
+    /// A request that waits for the language model: the live test client gives up after 20 s,
+    /// which a loaded machine's reply can take, so these go through AsyncHTTPClient with a
+    /// generous deadline.
+    static func converse(port: Int, _ uri: String, json: Bool = false, body: ByteBuffer) async throws -> (HTTPResponseStatus, [String: Any]) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(uri)")
+        request.method = .POST
+        if json { request.headers.add(name: "Content-Type", value: "application/json") }
+        request.body = .bytes(body)
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(180))
+        let data = try await response.body.collect(upTo: 16 << 20)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: data)) as? [String: Any], "\(String(buffer: data))")
+        return (response.status, object)
+    }
+
     @Test func aRecordedClipGetsTranscriptEmotionReplyAndSpeechAndTheSessionGoesOn() async throws {
         let clip = try Data(contentsOf: TestData.ravdess("03-01-01-01-01-01-01"))
         let app = try await TestSupport.application { $0.llmEmbedded = true }
         try await app.test(.live) { client in
             _ = try await ReplyTests().waitForLLM(client)
+            let port = try #require(client.port)
 
             // 1. A WAV upload: what Whisper heard, the emotion of words and voice, the reply and its audio URL.
-            let first = try await client.execute(uri: "/api/converse?persona=companion", method: .post, body: ByteBuffer(data: clip)) { response in
-                #expect(response.status == .ok)
-                return try Self.json(response)
-            }
+            let (firstStatus, first) = try await Self.converse(port: port, "/api/converse?persona=companion", body: ByteBuffer(data: clip))
+            #expect(firstStatus == .ok)
             let transcript = try #require(first["transcript"] as? String)
             #expect(transcript.lowercased().contains("kids are talking"), "\(transcript)")
             let emotion = try #require(first["emotion"] as? [String: Any])
@@ -59,13 +74,10 @@ import Testing
             #expect(Double(errors) / Double(max(words, 1)) < 0.5, "said \(reply), heard \(heard)")
 
             // 2. Typed text continues the same session, audio inline as base64.
-            let second = try await client.execute(
-                uri: "/api/converse", method: .post, headers: Self.jsonHeaders,
-                body: try Self.body(["text": "I just passed my driving test!", "session_id": session, "audio": "base64"])
-            ) { response in
-                #expect(response.status == .ok)
-                return try Self.json(response)
-            }
+            let (secondStatus, second) = try await Self.converse(
+                port: port, "/api/converse", json: true,
+                body: try Self.body(["text": "I just passed my driving test!", "session_id": session, "audio": "base64"]))
+            #expect(secondStatus == .ok)
             #expect(second["session_id"] as? String == session)
             #expect(second["transcript"] as? String == "I just passed my driving test!")
             #expect((second["emotion"] as? [String: Any])?["label"] as? String == "joy")

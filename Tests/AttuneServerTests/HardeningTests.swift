@@ -72,8 +72,10 @@ func withLiveServer(
                 }
             }()
             let silence = [Float](repeating: 0, count: 16_000 * 5)
+            // Done when the ping is answered and the sentence transcribed, in whichever order a
+            // loaded machine gives them.
             let events = try await ConversationClient(port: port).stream(silence + audio, after: [.text(#"{"type":"ping"}"#)]) {
-                $0.contains { $0.type == "pong" }
+                $0.contains { $0.type == "pong" } && $0.contains { $0.type == "transcript_final" }
             }
             await blocking
             #expect(events.contains { $0.type == "error" && $0["code"] == "busy" }, "no frame was refused as busy")
@@ -91,7 +93,7 @@ func withLiveServer(
         try await withLiveServer(components: { $0.speechWorkers = 1; $0.speechQueueLimit = 1 }) { components, client in
             let port = try #require(client.port)
             // Hold the upload thread and its queue until the live session has its transcript.
-            let release = ShutdownFlag()
+            let release = Flag()
             let holders = (0..<2).map { _ in
                 Task { try await components.speechPool.run { while !release.isSet { usleep(10_000) } } }
             }

@@ -58,6 +58,27 @@ import Testing
             let timings = try #require(done["timings"])
             for key in ["transcript_ms", "first_token_ms", "first_audio_ms", "total_ms"] { #expect(timings.contains(key)) }
 
+            // 1b. A pause mid-sentence: what was started on "Kids are talking" is dropped when
+            // the speaker goes on; one reply answers the whole sentence.
+            let before = try await speculationCounts(client)
+            let cut = 25_040  // the clip's quietest 10 ms mid-sentence (1.56 s)
+            let paused = Array(audio[..<cut]) + [Float](repeating: 0, count: 14_400) + Array(audio[cut...])
+            var pausing = ConversationClient(port: port)
+            pausing.settleTimeout = .seconds(90)
+            let resumed = try await pausing.stream(
+                paused, before: [.text(#"{"type":"configure","silence_ms":1500}"#)], until: Self.replyDone)
+            #expect(resumed.filter { $0.type == "speech_ended" }.count == 1)
+            #expect(resumed.filter { $0.type == "reply_started" }.count == 1)
+            let whole = try #require(resumed.first { $0.type == "transcript_final" })["text"]?.lowercased() ?? ""
+            #expect(whole.contains("talking") && whole.contains("door"), "\(whole)")
+            let after = try await speculationCounts(client)
+            let (begun, used, dropped) = (after.started - before.started, after.used - before.used, after.dropped - before.dropped)
+            #expect(used == 1, "the final pause's start is used")
+            let lead = try #require(resumed.first { $0.type == "reply_done" })["timings"] ?? ""
+            #expect(lead.contains("speculation_lead_ms"), "\(lead)")
+            #expect(begun == used + dropped, "every speculative start is used or dropped: \(begun) \(used) \(dropped)")
+            if begun >= 2 { #expect(dropped >= 1) }
+
             // 2. A crisis message gets calm support and a pointer to help.
             let crisis = try await ConversationClient(port: port).typed("I can't go on anymore, I want to end my life.")
             #expect(!crisis.contains { $0.type == "error" }, "\(crisis.filter { $0.type == "error" }.map(\.fields))")
@@ -268,6 +289,19 @@ extension ReplyTests {
     }
 
     /// Whisper's reading of `audio`, through `POST /api/transcribe`.
+    /// The speculative-start counters of /metrics: started, used, dropped.
+    func speculationCounts(_ client: some TestClientProtocol) async throws -> (started: Double, used: Double, dropped: Double) {
+        try await client.execute(uri: "/metrics", method: .get) { response in
+            let lines = String(buffer: response.body).split(separator: "\n")
+            func value(_ name: String) -> Double {
+                lines.first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+            }
+            return (
+                value("attune_speculative_replies_started_total"), value("attune_speculative_replies_used_total"),
+                value("attune_speculative_replies_dropped_total"))
+        }
+    }
+
     func transcribe(_ audio: AudioBuffer, client: some TestClientProtocol) async throws -> String {
         try await client.execute(uri: "/api/transcribe", method: .post, body: ByteBuffer(data: WAVFile.encode(audio))) { response in
             let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]

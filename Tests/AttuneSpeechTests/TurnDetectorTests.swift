@@ -54,6 +54,24 @@ func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEven
         #expect(longer.contains { if case .speechEnded(_, _, _, .silence) = $0 { true } else { false } })
     }
 
+    /// A pause longer than the tail but shorter than the trailing silence is offered, then
+    /// withdrawn when the speaker goes on; the turn ends once, after the whole sentence.
+    @Test func speakingAfterAPauseResumesTheTurn() throws {
+        let sentence = try clip("03-01-01-01-01-01-01")
+        // The clip cut at its quietest 10 ms mid-sentence (1.56 s), with 350 ms of silence put in.
+        let cut = 25_040
+        let audio = Array(sentence[..<cut]) + [Float](repeating: 0, count: 5_600) + Array(sentence[cut...]) + silence
+        let kinds = try run(audio).map { event -> String in
+            switch event {
+            case .speechStarted: "started"
+            case .paused: "paused"
+            case .resumed: "resumed"
+            case .speechEnded: "ended"
+            }
+        }
+        #expect(kinds == ["started", "paused", "resumed", "paused", "ended"])
+    }
+
     @Test func aMonologueIsCutAtTheMaximumLength() throws {
         // Three sentences with short breaths between them: one long turn without a 500 ms pause.
         let breath = [Float](repeating: 0, count: 3_200)

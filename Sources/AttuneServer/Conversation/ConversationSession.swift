@@ -63,7 +63,8 @@ struct ConversationSession: Sendable {
         let room = Room(id: RoomID(id)!, limits: .init(), fusion: services.fusion)
         try? await room.join(Self.person, info: nil, subscriber: NoSubscriber())
         let output = CompanionOutput(
-            subject: id, room: room, person: Self.person, emit: emit, responder: responder, maxPendingTurns: services.replySettings.maxPendingTurns)
+            subject: id, room: room, person: Self.person, emit: emit, responder: responder,
+            maxPendingTurns: services.replySettings.maxPendingTurns, speculates: services.replySettings.reply.speculativeStart)
         let frames = FaceFrames<Void>(maxFramesPerSecond: services.face?.maxFramesPerSecond ?? 1)
         logger.info("conversation started")
 
@@ -221,11 +222,26 @@ struct CompanionOutput: ParticipantOutput {
     let emit: EventSink
     let responder: Responder
     let maxPendingTurns: Int
+    /// Whether replies start speculatively in pauses (`reply.speculative_start`).
+    let speculates: Bool
 
     func speechStarted(track: TrackID, utterance: Int, start: Double) async {
         emit.yield(.speechStarted(utterance: utterance, start: start))
+        await responder.dropSpeculation()
         // Barge-in: the person speaks over a reply.
         if await responder.isReplying { await responder.bargeIn() }
+    }
+
+    func speechResumed(track: TrackID, utterance: Int) async {
+        await responder.dropSpeculation()
+    }
+
+    /// Starts the reply the turn would get if the pause ends it, with the emotion it would have.
+    func speculate(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async {
+        let fused = await room.emotion(of: person, after: readings, at: Date().timeIntervalSince1970)
+        await responder.speculate(on: UserTurn(
+            utterance: turn.utterance, text: turn.text, textEmotion: turn.textEstimate, fused: fused,
+            speechEndedAt: turn.speechEndedAt, transcribedAt: turn.transcribedAt, startedAt: turn.startedAt))
     }
 
     func speechEnded(track: TrackID, utterance: Int, start: Double, end: Double, reason: String) async {
@@ -301,8 +317,8 @@ final class SessionActivity: Sendable {
     var hasEnded: Bool { state.withLock { $0.ended } }
 }
 
-/// Set once by a graceful-shutdown handler.
-final class ShutdownFlag: Sendable {
+/// A flag set once (a graceful shutdown began, a model's stream ended) and read from anywhere.
+final class Flag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }

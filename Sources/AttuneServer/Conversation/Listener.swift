@@ -104,6 +104,8 @@ final class Listener: TrackListener, @unchecked Sendable {
             return .started(utterance: utterance, start: start)
         case .paused(let audio):
             return .paused(utterance: utterance, audio: audio)
+        case .resumed:
+            return .resumed(utterance: utterance)
         case let .speechEnded(start, end, audio, reason):
             currentUtterance = nil
             return .ended(utterance: utterance, start: start, end: end, audio: audio, reason: reason.rawValue)

@@ -31,6 +31,9 @@ public struct ReplySettings: Sendable, Equatable {
     /// ("It's okay to feel that way.") as joy at 0.5 to 0.7, and cheerfulness above 0.75.
     public var joyMismatchThreshold = 0.75
     public var memory = MemorySettings()
+    /// Start the reply in a pause, on its speculative transcript (``SpeculativeReply``); it is
+    /// kept when the turn ends with the same prompt, dropped when the person goes on.
+    public var speculativeStart = true
     /// Spoken when the language model cannot answer.
     public var apology = "I'm sorry, I lost my train of thought for a moment. Could you say that again?"
 
@@ -83,6 +86,10 @@ actor Responder {
     /// The reply being generated, from the moment its turn is accepted (so a barge-in that comes
     /// before it starts still stops it).
     private var current: (id: Int, progress: ReplyProgress)?
+    /// A reply started on a pause's guess, waiting for its turn to end.
+    private var speculation: SpeculativeReply?
+    /// Dropped speculations, until they have stopped (``run()`` awaits them at the end).
+    private var retired: [SpeculativeReply] = []
     /// The last finished reply, while the client may still be playing it.
     private var playing: (id: Int, turnIndex: Int, progress: ReplyProgress)?
     private let inbox: AsyncStream<PendingReply>
@@ -94,6 +101,7 @@ actor Responder {
         let id: Int
         let turn: UserTurn
         let progress: ReplyProgress
+        let speculation: SpeculativeReply?
     }
 
     init(engines: ResponderEngines, settings: ResponderSettings, sessionID: String, emit: any OutboundSink, logger: Logger) {
@@ -160,7 +168,8 @@ actor Responder {
         guard waiting < settings.maxPendingTurns else { return false }
         interrupt()
         replyCounter += 1
-        let pending = PendingReply(id: replyCounter, turn: turn, progress: ReplyProgress())
+        let pending = PendingReply(id: replyCounter, turn: turn, progress: ReplyProgress(), speculation: speculation)
+        speculation = nil
         current = (pending.id, pending.progress)
         waiting += 1
         inboxInput.yield(pending)
@@ -178,7 +187,7 @@ actor Responder {
                 turnIndex += 1
                 let context = ReplyContext(
                     reply: pending.id, turnIndex: turnIndex, turn: pending.turn, persona: persona, voice: voice, rate: rate,
-                    memory: memory, recentEmotions: recentEmotions, sessionID: sessionID)
+                    memory: memory, recentEmotions: recentEmotions, sessionID: sessionID, speculation: pending.speculation)
                 await storeSessionIfNeeded()
                 replies.addTask { [engines, settings, emit, logger] in
                     let outcome = await ReplyRun(
@@ -189,6 +198,9 @@ actor Responder {
             }
             interrupt()
         }
+        dropSpeculation()
+        for dropped in retired { await dropped.finish() }
+        retired.removeAll()
         if sessionStored, let history = engines.history {
             try? await history.endSession(id: sessionID, at: Date().timeIntervalSince1970)
         }
@@ -199,6 +211,32 @@ actor Responder {
     func close() {
         inboxInput.finish()
         interrupt()
+        dropSpeculation()
+    }
+
+    // MARK: - Speculative start
+
+    /// Starts the reply to `turn`, a pause's guess, before the turn has ended: when nothing is
+    /// being answered or waiting, the model starts on the prompt this turn would get. The turn
+    /// that ends with the same prompt takes it over (``respond(to:)``).
+    func speculate(on turn: UserTurn) {
+        guard settings.reply.speculativeStart, current == nil, waiting == 0, let chat = engines.chat else { return }
+        let messages = turn.prompt(
+            persona: persona, memory: settings.reply.memory, history: memory, recentEmotions: recentEmotions)
+        if let speculation, speculation.messages == messages { return }
+        dropSpeculation()
+        speculation = SpeculativeReply(utterance: turn.utterance, messages: messages, chat: chat)
+        TurnMetrics.speculations.increment()
+    }
+
+    /// The person went on speaking (or the session ends): the speculative reply is stale.
+    func dropSpeculation() {
+        guard let dropped = speculation else { return }
+        speculation = nil
+        dropped.cancel()
+        TurnMetrics.droppedSpeculations.increment()
+        retired.removeAll { $0.hasStopped }
+        retired.append(dropped)
     }
 
     /// The person spoke over the reply: stop generating and speaking, tell the client to stop
@@ -299,6 +337,8 @@ struct ReplyContext: Sendable {
     let memory: [RememberedTurn]
     let recentEmotions: [EmotionLabel]
     let sessionID: String
+    /// A reply started in the pause before this turn ended, used if its prompt is this turn's.
+    let speculation: SpeculativeReply?
 }
 
 struct ReplyOutcome: Sendable {
@@ -443,14 +483,12 @@ struct ReplyRun {
 
     func run() async -> ReplyOutcome {
         let turn = context.turn
-        let feeling = turn.fused ?? turn.textEmotion
-        let plan = ReplyPlan(
-            emotion: feeling?.label ?? .neutral, confidence: feeling?.confidence ?? 0, isCrisis: CrisisDetector.isCrisis(turn.text),
-            needsUrgentCare: UrgentCareDetector.needsUrgentCare(turn.text))
+        let plan = turn.plan
         emit.yield(.event(.replyStarted(
             reply: context.reply, utterance: turn.utterance, emotion: plan.emotion, intensity: plan.intensity.rawValue,
             crisis: plan.isCrisis)))
         var timings = TurnTimings(transcriptMs: (turn.transcribedAt - turn.speechEndedAt).milliseconds)
+        var speculationLead: Double?
 
         // Approved sentences flow to the speaking task, which synthesises them in order while
         // the model writes on.
@@ -468,16 +506,28 @@ struct ReplyRun {
             // Interrupted before it began (a barge-in right after the turn ended).
             if progress.isInterrupted { throw CancellationError() }
             guard let chat = engines.chat else { throw LLMError(.unreachable, engines.chatUnavailableReason) }
-            let messages = PromptBuilder(persona: context.persona, memory: settings.reply.memory).messages(
-                for: turn.text, plan: plan,
-                emotion: EmotionContext(current: feeling, recent: context.recentEmotions), history: context.memory)
+            let messages = turn.prompt(
+                persona: context.persona, memory: settings.reply.memory, history: context.memory, recentEmotions: context.recentEmotions)
+            let pieces: AsyncThrowingStream<String, any Error>
+            if let speculation = context.speculation, speculation.messages == messages {
+                pieces = speculation.pieces
+                speculationLead = (turn.speechEndedAt - speculation.startedAt).milliseconds
+                TurnMetrics.usedSpeculations.increment()
+            } else {
+                if let speculation = context.speculation {
+                    logger.debug("reply \(context.reply): the speculative start had another prompt; dropped")
+                    TurnMetrics.droppedSpeculations.increment()
+                    await speculation.finish()
+                }
+                pieces = chat.streamReply(to: messages)
+            }
             var guardrail = ReplyGuard(
                 plan: plan, threshold: settings.reply.mismatchThreshold,
                 joyThreshold: settings.reply.joyMismatchThreshold, judge: engines.judge)
             guardrail.userText = turn.text
             guardrail.shownToModel(messages.filter { $0.role != .user }.map(\.content) + ReplyPlan.allExamples.map(\.0))
             var splitter = SentenceStream()
-            for try await piece in chat.streamReply(to: messages) {
+            for try await piece in pieces {
                 if timings.firstTokenMs == nil {
                     timings.firstTokenMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
                 }
@@ -515,6 +565,7 @@ struct ReplyRun {
         // dropped), so the next reply never overlaps this one.
         let stoppedAt = ContinuousClock.now
         await speaking
+        await context.speculation?.finish()
 
         let interrupted = progress.isInterrupted
         let spoken = interrupted ? progress.heardText(at: stoppedAt) : text.joined(separator: " ")
@@ -529,6 +580,8 @@ struct ReplyRun {
         reported["first_token_ms"] = timings.firstTokenMs
         reported["first_audio_ms"] = timings.firstAudioMs
         reported["total_ms"] = timings.totalMs
+        // How long before the end of the turn the model started on it (speculative start).
+        reported["speculation_lead_ms"] = speculationLead
         emit.yield(.event(.replyDone(reply: context.reply, text: spoken, interrupted: interrupted, timings: reported, rejected: rejected)))
         TurnMetrics.record(timings)
         return ReplyOutcome(turnIndex: context.turnIndex, spokenText: spoken, interrupted: interrupted, timings: timings)
@@ -572,10 +625,16 @@ enum TurnMetrics {
     static let firstAudio = Timer(label: "attune_turn_first_audio_seconds", preferredDisplayUnit: .seconds)
     static let total = Timer(label: "attune_turn_total_seconds", preferredDisplayUnit: .seconds)
     static let interruptionStop = Timer(label: "attune_interruption_stop_seconds", preferredDisplayUnit: .seconds)
+    /// Replies started in a pause; those a turn took over; those dropped (the person went on,
+    /// or the turn's prompt differed).
+    static let speculations = Counter(label: "attune_speculative_replies_started_total")
+    static let usedSpeculations = Counter(label: "attune_speculative_replies_used_total")
+    static let droppedSpeculations = Counter(label: "attune_speculative_replies_dropped_total")
 
     /// Creates every histogram, so /metrics lists them before the first turn.
     static func register() {
         _ = [transcript, firstToken, firstAudio, total, interruptionStop]
+        _ = [speculations, usedSpeculations, droppedSpeculations]
     }
 
     static func record(_ timings: TurnTimings) {

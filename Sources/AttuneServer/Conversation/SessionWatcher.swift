@@ -14,7 +14,7 @@ struct SessionWatcher: Sendable {
     func run(activity: SessionActivity, queue: OutboundQueue) async {
         let idle = Duration.milliseconds(Int64(idleTimeout * 1_000))
         let tick = min(Duration.milliseconds(250), idle / 4)
-        let shuttingDown = ShutdownFlag()
+        let shuttingDown = Flag()
         await withGracefulShutdownHandler {
             while !activity.hasEnded {
                 if queue.overflowed {
