@@ -109,8 +109,18 @@ public struct ConversationBenchmark {
                     continue
                 }
                 let item = items[index]
-                guard let audioStart = events.first(where: { $0.type == "client_audio_started" })?.arrival,
-                    let ended = events.first(where: { $0.type == "speech_ended" }),
+                guard let audioStart = events.first(where: { $0.type == "client_audio_started" })?.arrival else { continue }
+                // The stream's clock: seconds of audio sent, from the first frame.
+                let speechEnd = audioStart + .milliseconds(Int64(item.speechEnd * 1000))
+                let lastWord = audioStart + .milliseconds(Int64(item.lastWord * 1000))
+                // The server ended the turn before it had heard the last word.
+                if events.contains(where: { $0.type == "speech_ended" && $0.arrival < lastWord }) {
+                    turns += 1
+                    falseCuts += 1
+                    progress("clip \(index + 1)/\(audios.count): false cut (pause \(item.pauseMs.map(String.init) ?? "none") ms after \(item.cutAfter ?? "-"))")
+                    continue
+                }
+                guard let ended = events.first(where: { $0.type == "speech_ended" }),
                     let firstFrame = events.first(where: { $0.type == "audio_frame" }),
                     let done = events.first(where: { $0.type == "reply_done" })
                 else {
@@ -118,15 +128,6 @@ public struct ConversationBenchmark {
                     continue
                 }
                 turns += 1
-                // The stream's clock: seconds of audio sent, from the first frame.
-                let speechEnd = audioStart + .milliseconds(Int64(item.speechEnd * 1000))
-                let lastWord = audioStart + .milliseconds(Int64(item.lastWord * 1000))
-                // The server ended the turn before it had heard the last word.
-                if events.contains(where: { $0.type == "speech_ended" && $0.arrival < lastWord }) {
-                    falseCuts += 1
-                    progress("clip \(index + 1)/\(audios.count): false cut (pause \(item.pauseMs.map(String.init) ?? "none") ms after \(item.cutAfter ?? "-"))")
-                    continue
-                }
                 if ReplyBenchmark.object(done["timings"])["speculation_lead_ms"] != nil { speculative += 1 }
                 voiceToVoice.append((firstFrame.arrival - speechEnd).milliseconds)
                 fromEvent.append((firstFrame.arrival - ended.arrival).milliseconds)

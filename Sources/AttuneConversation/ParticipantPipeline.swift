@@ -54,7 +54,8 @@ public protocol TrackListener: AnyObject, Sendable {
     func endTurn() -> [ListenerEvent]
     /// The silence that ends a turn, in seconds.
     var trailingSilence: Double { get set }
-    /// The utterance in progress and its audio so far (for partial transcripts), if one is.
+    /// The utterance in progress and its audio so far (for partial transcripts), if one is and
+    /// the speaker is not in a pause (whose audio the pause's guess decodes).
     var utteranceInProgress: (utterance: Int, audio: [Float])? { get }
 }
 

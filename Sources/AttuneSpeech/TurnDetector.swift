@@ -97,6 +97,10 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     /// Seconds of audio received so far.
     public var time: Double { Double(position) / rate }
 
+    /// Whether the speaker is in a pause that was offered (``TurnEvent/paused(audio:)``) and has
+    /// not gone on: the pause's audio is being decoded, so a partial decode would repeat it.
+    public var isPaused: Bool { isInTurn && pauseOffered }
+
     /// Seconds of speech in the utterance in progress.
     public var utteranceDuration: Double { Double(utterance.count) / rate }
 

@@ -43,7 +43,7 @@ final class Listener: TrackListener, @unchecked Sendable {
     }
 
     var utteranceInProgress: (utterance: Int, audio: [Float])? {
-        currentUtterance.map { ($0, turns.utterance) }
+        turns.isPaused ? nil : currentUtterance.map { ($0, turns.utterance) }
     }
 
     func accept(_ input: AudioInput, maxBytes: Int) throws(AudioFrameError) -> [ListenerEvent] {
