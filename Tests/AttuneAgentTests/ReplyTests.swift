@@ -87,6 +87,10 @@ import Testing
         var helped = ReplyGuard(plan: plan) { _ in nil }
         _ = await helped.review("Please call 988 right now, they are there for you.")
         #expect(helped.closing().isEmpty)
+        // A hotline without its number is not the step to take.
+        var vague = ReplyGuard(plan: plan) { _ in nil }
+        _ = await vague.review("You can call a suicide hotline or seek help from a trusted friend or family member.")
+        #expect(vague.closing() == [ReplyPlan.crisisHelp])
     }
 }
 

@@ -123,7 +123,9 @@ public struct ReplyGuard: Sendable {
     }
 
     public static func mentionsHelp(_ text: String) -> Bool {
+        // A concrete step: a number to call, or emergency services. "A hotline" without its
+        // number is not one (the model said "You can call a suicide hotline" to a crisis).
         let lowered = text.lowercased()
-        return ["988", "116 123", "emergency", "crisis line", "hotline", "helpline", "911", "999", "112", "ambulance"].contains { lowered.contains($0) }
+        return ["988", "116 123", "911", "999", "112", "emergency number", "emergency services", "ambulance"].contains { lowered.contains($0) }
     }
 }
