@@ -128,10 +128,10 @@ public struct ConversationBenchmark {
                     continue
                 }
                 turns += 1
-                if ReplyBenchmark.object(done["timings"])["speculation_lead_ms"] != nil { speculative += 1 }
                 voiceToVoice.append((firstFrame.arrival - speechEnd).milliseconds)
                 fromEvent.append((firstFrame.arrival - ended.arrival).milliseconds)
                 let timings = ReplyBenchmark.object(done["timings"])
+                if timings["speculation_lead_ms"] != nil { speculative += 1 }
                 if let value = timings["first_token_ms"] { firstToken.append(value) }
                 if let value = timings["transcript_ms"] { transcript.append(value) }
                 ttsMs += timings["tts_ms"] ?? 0

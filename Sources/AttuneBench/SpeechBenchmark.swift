@@ -84,6 +84,14 @@ public struct SpeechBenchmark {
         }
     }
 
+    /// `count` clips taken at even steps through `clips` (all of them for 0), so that a sample
+    /// spans the speakers and emotions rather than taking one actor.
+    public static func spread(_ clips: [Clip], count: Int) -> [Clip] {
+        guard count > 0 else { return clips }
+        let step = max(1, clips.count / count)
+        return Array(stride(from: 0, to: clips.count, by: step).map { clips[$0] }.prefix(count))
+    }
+
     public func run(clips: [Clip]) async throws -> Report {
         guard !clips.isEmpty else { throw BenchmarkError("no clips to measure") }
         let model = try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath))

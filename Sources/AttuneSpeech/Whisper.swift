@@ -115,13 +115,11 @@ public final class WhisperTranscriber: SpeechTranscribing {
 
     public func transcribe(_ samples: [Float], pass: TranscriptionPass) async throws -> Transcript {
         guard !samples.isEmpty else { return .empty }
-        let model = self.model
-        let settings = self.settings
-        let states = self.states
-        return try await pool.run {
-            let state = try states.take()
-            defer { states.give(state) }
-            return try Self.decode(samples, model: model, state: state, settings: settings, pass: pass)
+        let (model, settings) = (self.model, self.settings)
+        return try await withState { state in
+            try Self.decode(samples, model: model, state: state, settings: settings, pass: pass)
+            return Self.transcript(
+                from: state, model: model, seconds: Double(samples.count) / 16_000, noSpeechThreshold: settings.noSpeechThreshold)
         }
     }
 
@@ -132,14 +130,20 @@ public final class WhisperTranscriber: SpeechTranscribing {
     /// benchmark cuts utterances at these boundaries.
     public func words(_ samples: [Float]) async throws -> [TimedWord] {
         guard !samples.isEmpty else { return [] }
-        let model = self.model
-        let settings = self.settings
+        let (model, settings) = (self.model, self.settings)
+        return try await withState { state in
+            try Self.decode(samples, model: model, state: state, settings: settings, pass: .final, wordTimings: true)
+            return Self.words(from: state, model: model, seconds: Double(samples.count) / 16_000)
+        }
+    }
+
+    /// Runs `work` on the pool with a decoding state of its own.
+    private func withState<Result: Sendable>(_ work: @escaping @Sendable (OpaquePointer) throws -> Result) async throws -> Result {
         let states = self.states
         return try await pool.run {
             let state = try states.take()
             defer { states.give(state) }
-            _ = try Self.decode(samples, model: model, state: state, settings: settings, pass: .final, wordTimings: true)
-            return Self.words(from: state, model: model, seconds: Double(samples.count) / 16_000)
+            return try work(state)
         }
     }
 
@@ -165,10 +169,11 @@ public final class WhisperTranscriber: SpeechTranscribing {
         return words.filter { !$0.text.isEmpty }
     }
 
+    /// Decodes `samples` into `state`; its segments and tokens are read from there.
     private static func decode(
         _ samples: [Float], model: WhisperModel, state: OpaquePointer, settings: WhisperSettings, pass: TranscriptionPass,
         wordTimings: Bool = false
-    ) throws -> Transcript {
+    ) throws {
         var params = whisper_full_default_params(WHISPER_SAMPLING_GREEDY)
         params.n_threads = Int32(settings.threadsPerDecode)
         params.print_progress = false
@@ -205,16 +210,11 @@ public final class WhisperTranscriber: SpeechTranscribing {
             }
         }
         guard result == 0 else { throw WhisperError(description: "whisper.cpp failed to decode (code \(result))") }
-        var transcript = transcript(from: state, model: model, noSpeechThreshold: settings.noSpeechThreshold)
-        // Timestamps can run to the end of the (padded) window; no segment outlasts the audio.
-        for index in transcript.segments.indices {
-            transcript.segments[index].end = min(transcript.segments[index].end, seconds)
-            transcript.segments[index].start = min(transcript.segments[index].start, transcript.segments[index].end)
-        }
-        return transcript
     }
 
-    private static func transcript(from state: OpaquePointer, model: WhisperModel, noSpeechThreshold: Double) -> Transcript {
+    /// The decoded segments of `seconds` of audio. Timestamps can run to the end of the (padded)
+    /// window; no segment outlasts the audio.
+    private static func transcript(from state: OpaquePointer, model: WhisperModel, seconds: Double, noSpeechThreshold: Double) -> Transcript {
         let endOfText = whisper_token_eot(model.context)
         var segments: [TranscriptSegment] = []
         var probabilitySum = 0.0
@@ -234,9 +234,10 @@ public final class WhisperTranscriber: SpeechTranscribing {
             }
             probabilitySum += segmentSum
             tokenCount += segmentTokens
+            let end = min(seconds, Double(whisper_full_get_segment_t1_from_state(state, index)) / 100)
             segments.append(TranscriptSegment(
-                start: Double(whisper_full_get_segment_t0_from_state(state, index)) / 100,
-                end: Double(whisper_full_get_segment_t1_from_state(state, index)) / 100,
+                start: min(end, Double(whisper_full_get_segment_t0_from_state(state, index)) / 100),
+                end: end,
                 text: text,
                 confidence: segmentTokens > 0 ? segmentSum / Double(segmentTokens) : 0,
                 noSpeechProbability: noSpeech

@@ -245,9 +245,7 @@ struct Bench: AsyncParsableCommand {
         @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
 
         func run() async throws {
-            let clips = try SpeechBenchmark.clips(from: data)
-            let step = max(1, clips.count / max(turns, 1))
-            let chosen = Array(stride(from: 0, to: clips.count, by: step).map { clips[$0] }.prefix(turns))
+            let chosen = SpeechBenchmark.spread(try SpeechBenchmark.clips(from: data), count: turns)
             // The server's settings come from ATTUNE_* variables, as for `attune serve`, and --set.
             let configuration = try serverSettings(settings)
             var benchmark = ConversationBenchmark(configuration: configuration) { message in
@@ -294,9 +292,7 @@ struct Bench: AsyncParsableCommand {
             let benchmark = TurnBenchmark(settings: benchmarkSettings) { message in
                 FileHandle.standardError.write(Data("[bench turns] \(message)\n".utf8))
             }
-            let clips = try SpeechBenchmark.clips(from: data)
-            let step = turns > 0 ? max(1, clips.count / turns) : 1
-            let chosen = Array(stride(from: 0, to: clips.count, by: step).map { clips[$0] }.prefix(turns > 0 ? turns : clips.count))
+            let chosen = SpeechBenchmark.spread(try SpeechBenchmark.clips(from: data), count: turns)
             let aligner = WhisperTranscriber(
                 model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath), wordTimings: true),
                 settings: configuration.whisper)
