@@ -41,4 +41,25 @@ extension TestData {
     }
 
     public static var faceDetectorModel: URL { models.appendingPathComponent("retinaface-mnet025.onnx") }
+
+    /// Runs one of `scripts/`'s Python reference implementations with the Python packages setup
+    /// installed, `input` on its standard input; returns its standard output and exit status.
+    public static func runReference(_ script: String, arguments: [String], input: Data) throws -> (output: Data, status: Int32) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", packageRoot.appendingPathComponent("scripts/\(script)").path] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["PYTHONPATH"] = models.deletingLastPathComponent().appendingPathComponent("python").path
+        process.environment = environment
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try process.run()
+        stdin.fileHandleForWriting.write(input)
+        try stdin.fileHandleForWriting.close()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (output, process.terminationStatus)
+    }
 }

@@ -47,25 +47,9 @@ import Testing
     }
 
     static func numpyReference(_ ids: [[Int32]]) throws -> [[Double]] {
-        let cache = TestData.models.deletingLastPathComponent()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", TestData.packageRoot.appendingPathComponent("scripts/minilm_reference.py").path,
-            TestData.models.appendingPathComponent("minilm.safetensors").path,
-        ]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PYTHONPATH"] = cache.appendingPathComponent("python").path
-        process.environment = environment
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(try JSONEncoder().encode(ids))
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let (data, _) = try TestData.runReference(
+            "minilm_reference.py", arguments: [TestData.models.appendingPathComponent("minilm.safetensors").path],
+            input: try JSONEncoder().encode(ids))
         return try JSONDecoder().decode([[Double]].self, from: data)
     }
 }

@@ -37,26 +37,10 @@ import Testing
         let wheel = try #require(
             try FileManager.default.contentsOfDirectory(atPath: downloads.path).first { $0.hasPrefix("pipecat_ai-") && $0.hasSuffix(".whl") },
             "the pipecat-ai wheel is not in \(downloads.path) (setup fetches it)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", TestData.packageRoot.appendingPathComponent("scripts/smart_turn_reference.py").path,
-            downloads.appendingPathComponent(wheel).path,
-        ]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PYTHONPATH"] = cache.appendingPathComponent("python").path
-        process.environment = environment
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        let bytes = audio.withUnsafeBufferPointer { Data(buffer: $0) }
-        input.fileHandleForWriting.write(bytes)
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let (data, status) = try TestData.runReference(
+            "smart_turn_reference.py", arguments: [downloads.appendingPathComponent(wheel).path],
+            input: audio.withUnsafeBufferPointer { Data(buffer: $0) })
+        #expect(status == 0)
         return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }
 }
