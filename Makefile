@@ -25,8 +25,9 @@ run: build
 
 # The tests also decode WebM and M4A (ffmpeg), drive the page in Chromium (browser) and check the
 # API against its OpenAPI document (schemathesis), talk to /socket.io/ with a real client (socketio) and
-# read faces with fer's converted mini-XCEPTION (mini-xception).
-test: SETUP_WITH += ffmpeg browser schemathesis socketio mini-xception
+# read faces with fer's converted mini-XCEPTION (mini-xception), run several instances on a throw-away
+# PostgreSQL server (postgres) and behind nginx (nginx).
+test: SETUP_WITH += ffmpeg browser schemathesis socketio mini-xception postgres nginx
 test: setup
 	$(SWIFT) build --build-tests
 	SWIFT=$(SWIFT) python3 scripts/run_tests.py

@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // C wrappers over the native runtimes that setup installs (see scripts/setup.py).
@@ -70,7 +71,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Persistent state on disk.
         // The conversation core: rooms, participants, their emotion and the typed rooms protocol.
         // It knows nothing of HTTP, SQL or the native libraries.
         .target(name: "AttuneConversation", dependencies: ["AttuneCore"], resources: [.copy("Resources/fusion-weights.json")]),
@@ -85,7 +85,17 @@ let package = Package(
         .target(
             name: "AttuneFace", dependencies: ["AttuneCore", "AttuneONNX", "CTurboJPEG", "CPNG"],
             resources: [.copy("Resources/face-expression.onnx")]),
-        .target(name: "AttuneStorage", dependencies: ["AttuneCore", "AttuneConversation", .product(name: "GRDB", package: "GRDB.swift")]),
+        // Where conversations and rooms are kept: SQLite (embedded) or a PostgreSQL server shared by
+        // several instances, which also carries their rooms' events (LISTEN/NOTIFY).
+        .target(
+            name: "AttuneStorage",
+            dependencies: [
+                "AttuneCore", "AttuneConversation",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // HTTP + WebSocket server.
         .target(
             name: "AttuneServer",
@@ -109,7 +119,7 @@ let package = Package(
             name: "AttuneBench",
             dependencies: [
                 "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneEmotion", "AttuneAgent",
-                "AttuneConversation", "AttuneVoice", "AttuneFace",
+                "AttuneConversation", "AttuneVoice", "AttuneFace", "AttuneStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]
@@ -119,6 +129,7 @@ let package = Package(
             name: "attune",
             dependencies: [
                 "AttuneServer", "AttuneSpeech", "AttuneAudio", "AttuneBench", "AttuneEmotion", "AttuneConversation", "AttuneVoice", "AttuneFace",
+                "AttuneStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -8,7 +8,9 @@ the failed tests, and the first frames of a crash report.
 
 Whatever the outcome (a pass, a failure, a crash, Ctrl-C or a CI timeout's SIGTERM), no process
 the tests started outlives the run: `swift test` runs in its own process group, every process
-it starts inherits a marker in its environment, and both are killed at the end.
+it starts inherits a marker in its environment, and both are killed at the end. The tests get a
+throw-away PostgreSQL server (scripts/pg_temp.py, in ATTUNE_TEST_POSTGRES_URL), stopped and
+deleted at the end in every outcome.
 """
 import os
 import re
@@ -16,7 +18,10 @@ import signal
 import subprocess
 import sys
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
+
+from pg_temp import ENVIRONMENT as POSTGRES_URL, TemporaryPostgres
 
 LOG = Path(".build/test-output.log")
 STARTED = re.compile(r"^◇ Test (.+?) started\.$")
@@ -68,9 +73,16 @@ def main() -> int:
     LOG.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     marker = uuid.uuid4().hex
-    environment = dict(os.environ, **{MARKER: marker})
     # A SIGTERM (a CI timeout) ends the run the way Ctrl-C does, so the cleanup below runs.
     signal.signal(signal.SIGTERM, stop_on_terminate)
+    with ExitStack() as resources:
+        environment = dict(os.environ, **{MARKER: marker})
+        if POSTGRES_URL not in environment:
+            environment[POSTGRES_URL] = resources.enter_context(TemporaryPostgres())
+        return run_swift_test(command, environment, marker, lines)
+
+
+def run_swift_test(command: list[str], environment: dict[str, str], marker: str, lines: list[str]) -> int:
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=environment,
         start_new_session=True)

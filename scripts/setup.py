@@ -47,9 +47,13 @@ LOCK_FILE = ROOT / "scripts" / "packages.lock"
 # ffmpeg (WebM and M4A uploads) and Chromium with its WebDriver (the page's real-browser test) are
 # optional: `--with ffmpeg --with browser` or ATTUNE_SETUP_WITH="ffmpeg browser" installs them.
 # libturbojpeg0-dev (libjpeg-turbo's TurboJPEG API) and libpng-dev decode camera frames.
+# PostgreSQL (the tests' throw-away server for storage.url=postgres://, scripts/pg_temp.py) and nginx
+# (the test of two instances behind a load balancer) are optional too: `--with postgres --with nginx`.
 DEBIAN_PACKAGES = ["pkg-config", "libsndfile1-dev", "libsoxr-dev", "cmake", "g++", "libespeak-ng-dev", "espeak-ng-data", "libkissfft-dev",
                    "libturbojpeg0-dev", "libpng-dev"]
-OPTIONAL_DEBIAN_PACKAGES = {"ffmpeg": ["ffmpeg"], "browser": ["chromium", "chromium-driver"]}
+OPTIONAL_DEBIAN_PACKAGES = {
+    "ffmpeg": ["ffmpeg"], "browser": ["chromium", "chromium-driver"], "postgres": ["postgresql", "postgresql-client"], "nginx": ["nginx-light"],
+}
 
 # Wheels are fetched for a fixed interpreter and platform so that the pinned file is the one
 # pip chooses whatever Python runs this script.

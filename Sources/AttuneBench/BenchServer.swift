@@ -40,6 +40,17 @@ func withBenchServer<Result: Sendable>(
     }
 }
 
+/// Runs `count` in-process servers at once (as ``withBenchServer``), for benchmarks of several
+/// instances on one shared storage; `body` gets their ports.
+func withBenchServers<Result: Sendable>(
+    _ configuration: AttuneConfiguration, count: Int, _ body: @escaping @Sendable ([Int]) async throws -> Result
+) async throws -> Result {
+    guard count > 1 else { return try await withBenchServer(configuration) { try await body([$0]) } }
+    return try await withBenchServer(configuration) { port in
+        try await withBenchServers(configuration, count: count - 1) { others in try await body([port] + others) }
+    }
+}
+
 /// Polls `/api/health` until every component is up (the language model loads after start-up).
 /// - Parameter token: the server's `server.api_token`, if it has one.
 public func waitUntilHealthy(port: Int, token: String? = nil, timeout: Duration = .seconds(180)) async throws {

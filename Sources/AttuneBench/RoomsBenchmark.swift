@@ -1,5 +1,6 @@
 import AttuneAudio
 import AttuneServer
+import AttuneStorage
 import Foundation
 
 /// Many participants streaming speech into rooms at once, through `/ws/rooms` at real-time pace,
@@ -15,6 +16,10 @@ import Foundation
 /// the silence that ends a turn (`turn.silence_ms`), the earliest moment the server could know
 /// the utterance was over. Every participant receives every update of its room, so each reading
 /// gives `roomSize` samples.
+///
+/// With several `instances` (servers on one shared PostgreSQL, `storage.url`), participant `i`
+/// connects to instance `i % instances`, so every room spans them; an update that crossed from
+/// the speaker's instance to another is counted in `cross_instance`, the others in `same_instance`.
 ///
 /// `chunk_to_broadcast` is the latency of the chunk readings (the voice, every `rooms.chunk_seconds`
 /// of speech); `by_source` gives the same measure for every kind of reading, whole utterances
@@ -35,6 +40,13 @@ public struct RoomsBenchmark {
         public var rssMB: Double
         /// The same latency by what the update was read from: `voice chunk`, `voice utterance`, `text utterance`.
         public var bySource: [String: Latency]
+        /// Servers the participants were spread over, and the storage they shared.
+        public var instances: Int
+        public var storage: String
+        /// Chunk readings received on the speaker's own instance, and on another one (through
+        /// PostgreSQL); nil with one instance.
+        public var sameInstance: Latency?
+        public var crossInstance: Latency?
 
         enum CodingKeys: String, CodingKey {
             case participants, rooms, seconds, chunks, utterances, updates, errors
@@ -43,6 +55,9 @@ public struct RoomsBenchmark {
             case droppedChunks = "dropped_chunks"
             case rssMB = "rss_mb"
             case bySource = "by_source"
+            case instances, storage
+            case sameInstance = "same_instance_chunk_to_broadcast"
+            case crossInstance = "cross_instance_chunk_to_broadcast"
         }
 
         /// Whether this load was served in real time: chunk p95 under `budgetMs` and no chunk dropped.
@@ -55,6 +70,12 @@ public struct RoomsBenchmark {
         public var updates: Int
         public var p50: Double
         public var p95: Double
+
+        init(_ milliseconds: [Double]) {
+            updates = milliseconds.count
+            p50 = percentile(milliseconds, 0.5)
+            p95 = percentile(milliseconds, 0.95)
+        }
 
         enum CodingKeys: String, CodingKey {
             case updates
@@ -82,6 +103,8 @@ public struct RoomsBenchmark {
     public var chunkSeconds = 0.1
     /// Silence streamed after each clip, so that each clip is one turn.
     public var gapSeconds = 0.7
+    /// Servers run at once (more than one needs a shared `storage.url`).
+    public var instances = 1
     public var progress: @Sendable (String) -> Void
 
     public init(configuration: AttuneConfiguration, progress: @escaping @Sendable (String) -> Void) {
@@ -117,13 +140,18 @@ public struct RoomsBenchmark {
         var configuration = configuration
         // The benchmark drives the server on purpose; keep the session cap out of the way.
         configuration.stream.maxSessions = max(configuration.stream.maxSessions, participants + 8)
-        let (roomSize, seconds, chunkSeconds, gap, progress) = (self.roomSize, self.seconds, self.chunkSeconds, gapSeconds, self.progress)
-        progress("\(participants) participants in rooms of \(roomSize), \(seconds) s")
-        return try await withBenchServer(configuration) { port in
+        let (roomSize, seconds, chunkSeconds, gap, progress, instances) = (
+            self.roomSize, self.seconds, self.chunkSeconds, gapSeconds, self.progress, self.instances)
+        let storage = try configuration.storageURL.map { try StorageLocation(url: $0).description } ?? "sqlite (per instance)"
+        guard instances == 1 || storage.hasPrefix("postgres") else {
+            throw BenchmarkError("--instances \(instances) needs a shared PostgreSQL: --storage postgres://…")
+        }
+        progress("\(participants) participants in rooms of \(roomSize) on \(instances) instance(s), \(seconds) s")
+        return try await withBenchServers(configuration, count: instances) { ports in
             let clients = try await withThrowingTaskGroup(of: (Int, RoomsClient).self) { group in
                 for index in 0..<participants {
                     group.addTask {
-                        let client = try await RoomsClient.connect(port: port)
+                        let client = try await RoomsClient.connect(port: ports[index % instances])
                         client.send(["type": "join_room", "room_id": "bench-\(index / roomSize)", "user_id": "p\(index)"])
                         try await client.waitFor(type: "room_joined")
                         client.send(["type": "audio_track_added", "track_id": "mic"])
@@ -173,6 +201,7 @@ public struct RoomsBenchmark {
             var utterances = 0
             var byKind: [String: [Double]] = [:]
             var droppedChunks = 0
+            var byPlace: [Bool: [Double]] = [:]  // crossed instances?
             for (index, client) in clients.enumerated() {
                 for (arrived, message) in await client.timedMessages() {
                     let data = message["data"] as? [String: Any] ?? [:]
@@ -190,6 +219,7 @@ public struct RoomsBenchmark {
                         let latency = Self.milliseconds(arrived - chunk.at)
                         latencies.append(latency)
                         byKind[(source["channel"] as? String ?? "?") + " " + (source["kind"] as? String ?? "?"), default: []].append(latency)
+                        if source["kind"] as? String == "chunk" { byPlace[speaker % instances != index % instances, default: []].append(latency) }
                     case "error":
                         let code = data["code"] as? String ?? "?"
                         errors[code, default: 0] += 1
@@ -206,7 +236,8 @@ public struct RoomsBenchmark {
                 chunks: sends.map(\.count).reduce(0, +), utterances: utterances, updates: latencies.count,
                 chunkToBroadcastP50: percentile(byKind["voice chunk"] ?? [], 0.5), chunkToBroadcastP95: percentile(byKind["voice chunk"] ?? [], 0.95),
                 droppedChunks: droppedChunks, errors: errors, rssMB: rss,
-                bySource: byKind.mapValues { Latency(updates: $0.count, p50: percentile($0, 0.5), p95: percentile($0, 0.95)) })
+                bySource: byKind.mapValues(Latency.init), instances: instances, storage: storage,
+                sameInstance: instances > 1 ? Latency(byPlace[false] ?? []) : nil, crossInstance: instances > 1 ? Latency(byPlace[true] ?? []) : nil)
             progress(String(format: "%d participants: p50 %.0f ms, p95 %.0f ms, %d updates, %d dropped, %.0f MB",
                             participants, report.chunkToBroadcastP50, report.chunkToBroadcastP95, report.updates, report.droppedChunks, rss))
             return report

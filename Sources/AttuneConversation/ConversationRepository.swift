@@ -83,8 +83,8 @@ public struct SessionRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// Where the companion keeps its conversations: sessions and their turns (SQLite now,
-/// `HistoryStore` in AttuneStorage; a shared PostgreSQL later). Rooms keep theirs in a
+/// Where the companion keeps its conversations: sessions and their turns (SQLite,
+/// `HistoryStore` in AttuneStorage, or a shared PostgreSQL, `PostgresStore`). Rooms keep theirs in a
 /// ``RoomRepository``; one store may be both.
 public protocol ConversationRepository: Sendable {
     /// Creates the session, or updates its persona and voice if it exists.

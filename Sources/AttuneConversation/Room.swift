@@ -26,13 +26,18 @@ public struct RoomLimits: Sendable, Equatable {
 }
 
 /// One room: its participants, their audio tracks and their fused emotion. Every message is
-/// broadcast to the room's own participants only.
+/// broadcast to the room's own participants only. Where several instances of the server share
+/// rooms, the room also shows the participants connected to the others (``apply(_:)``).
 public actor Room {
     public nonisolated let id: RoomID
     private let limits: RoomLimits
     private let fusion: FusionSettings
     private let recorder: RoomRecorder?
     private var participants: [ParticipantID: Participant] = [:]
+    /// Participants connected to other instances, as their changes describe them.
+    private var remote: [ParticipantID: ParticipantSnapshot] = [:]
+    /// Remote participants a change has already described, whom a late ``seed(_:)`` must not undo.
+    private var described: Set<ParticipantID> = []
     /// Set when the last participant left; a closed room takes nobody (the directory opens a
     /// new one under the same id).
     private(set) var isClosed = false
@@ -64,6 +69,8 @@ public actor Room {
         guard participants.count < limits.maxParticipantsPerRoom else {
             throw RoomError(.roomFull, "room \(id) has \(limits.maxParticipantsPerRoom) participants, the most it takes (setting rooms.max_participants)")
         }
+        // Someone of the same name on another instance has moved here (their leave is on its way).
+        remote[user] = nil
         participants[user] = Participant(
             info: info, joinedAt: date, fusion: EmotionFusion(subject: user.rawValue, settings: fusion), subscriber: subscriber)
         recorder?.record(.joined(id, user, info, date))
@@ -132,6 +139,36 @@ public actor Room {
         return fusion.current(at: time)
     }
 
+    /// Shows a change another instance made: the participant joins, leaves or feels as it says,
+    /// for everyone here.
+    public func apply(_ change: RoomChange) {
+        switch change {
+        case let .joined(_, user, info, date):
+            guard participants[user] == nil else { return }
+            described.insert(user)
+            let snapshot = ParticipantSnapshot(userID: user, userInfo: info, joinedAt: roomsTimestamp(date), tracks: [], emotion: nil)
+            remote[user] = snapshot
+            broadcast(.participantJoined(room: id, participant: snapshot))
+        case let .left(_, user):
+            described.insert(user)
+            guard remote.removeValue(forKey: user) != nil else { return }
+            broadcast(.participantLeft(room: id, user: user))
+        case .emotion(let update):
+            guard let known = remote[update.userID] else { return }
+            remote[update.userID] = ParticipantSnapshot(
+                userID: known.userID, userInfo: known.userInfo, joinedAt: known.joinedAt, tracks: known.tracks, emotion: update)
+            broadcast(.emotionUpdate(update))
+        }
+    }
+
+    /// Adds who is on other instances when the room opened here; a participant a change has
+    /// described since (or one connected here) is left as it is.
+    public func seed(_ others: [ParticipantSnapshot]) {
+        for snapshot in others where participants[snapshot.userID] == nil && !described.contains(snapshot.userID) {
+            remote[snapshot.userID] = snapshot
+        }
+    }
+
     /// Sends a message to everyone in the room.
     public func broadcast(_ message: RoomServerMessage, except excluded: ParticipantID? = nil) {
         for (user, participant) in participants where user != excluded {
@@ -139,15 +176,17 @@ public actor Room {
         }
     }
 
-    /// Everyone present, in the order of their ids.
+    /// Everyone present, here and on other instances, in the order of their ids.
     public func snapshot() -> [ParticipantSnapshot] {
-        participants.keys.sorted().compactMap(snapshot(of:))
+        Set(participants.keys).union(remote.keys).sorted().compactMap(snapshot(of:))
     }
 
+    /// Whether nobody is connected here (participants on other instances do not count).
     public var isEmpty: Bool { participants.isEmpty }
 
     private func snapshot(of user: ParticipantID) -> ParticipantSnapshot? {
-        participants[user].map {
+        if let other = remote[user] { return other }
+        return participants[user].map {
             ParticipantSnapshot(
                 userID: user, userInfo: $0.info, joinedAt: roomsTimestamp($0.joinedAt), tracks: $0.tracks.sorted(), emotion: $0.latest)
         }
@@ -160,13 +199,18 @@ public actor RoomDirectory {
     public let limits: RoomLimits
     private let fusion: FusionSettings
     private let recorder: RoomRecorder?
+    private let peers: (any RoomPeers)?
     private var rooms: [RoomID: Room] = [:]
 
-    /// - Parameter recorder: where joins, leaves and emotions are stored, if anywhere.
-    public init(limits: RoomLimits = .init(), fusion: FusionSettings = .init(), recorder: RoomRecorder? = nil) {
+    /// - Parameters:
+    ///   - recorder: where joins, leaves and emotions are stored, if anywhere.
+    ///   - peers: the other instances sharing the rooms, if any: a room that opens here shows
+    ///     who is in it there.
+    public init(limits: RoomLimits = .init(), fusion: FusionSettings = .init(), recorder: RoomRecorder? = nil, peers: (any RoomPeers)? = nil) {
         self.limits = limits
         self.fusion = fusion
         self.recorder = recorder
+        self.peers = peers
     }
 
     /// Puts `user` into room `id`, opening it if needed, and returns the room.
@@ -176,7 +220,12 @@ public actor RoomDirectory {
         // A room found here may close while we wait for it (its last participant left); then
         // open a fresh one. Two tries suffice: a room opened here is not closed before we join it.
         for _ in 0..<2 {
+            let opened = rooms[id] == nil
             let room = try open(id)
+            if opened, let peers {
+                // Unreachable peers leave the room showing only this instance's participants.
+                await room.seed((try? await peers.participants(in: id)) ?? [])
+            }
             do {
                 try await room.join(user, info: info, subscriber: subscriber, at: date)
                 return room

@@ -55,8 +55,8 @@ public struct RoomSummary: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey { case roomID = "room_id", present, members, lastActivity = "last_activity" }
 }
 
-/// Where rooms keep their memberships and each participant's latest emotions (SQLite now; a
-/// shared PostgreSQL later).
+/// Where rooms keep their memberships and each participant's latest emotions (SQLite, or a
+/// PostgreSQL shared by several instances, which also tells the others of every change).
 public protocol RoomRepository: Sendable {
     func participantJoined(room: RoomID, user: ParticipantID, info: JSONValue?, at date: Date) async throws
     func participantLeft(room: RoomID, user: ParticipantID, at date: Date) async throws

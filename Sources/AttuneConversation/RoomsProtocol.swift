@@ -255,6 +255,14 @@ public struct ParticipantSnapshot: Encodable, Sendable, Equatable {
     /// The latest fused emotion, if any.
     public let emotion: EmotionUpdate?
 
+    public init(userID: ParticipantID, userInfo: JSONValue?, joinedAt: String, tracks: [TrackID], emotion: EmotionUpdate?) {
+        self.userID = userID
+        self.userInfo = userInfo
+        self.joinedAt = joinedAt
+        self.tracks = tracks
+        self.emotion = emotion
+    }
+
     enum CodingKeys: String, CodingKey {
         case userID = "user_id", userInfo = "user_info", joinedAt = "joined_at", tracks, emotion
     }

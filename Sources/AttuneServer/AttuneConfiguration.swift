@@ -4,6 +4,7 @@ import AttuneConversation
 import AttuneFace
 import AttuneEmotion
 import AttuneSpeech
+import AttuneStorage
 import Foundation
 import Logging
 
@@ -76,6 +77,11 @@ public struct AttuneConfiguration: Sendable {
     public var historyMaxPage = 1_000
     /// Rooms of several participants (`/ws/rooms`).
     public var rooms = RoomSettings()
+    /// Where conversations and rooms are kept (`storage.url`): nil is `history.sqlite` in the
+    /// data folder; `postgres://...` shares a PostgreSQL server with other instances.
+    public var storageURL: String?
+    /// Timeouts, heartbeats and limits of a PostgreSQL store.
+    public var postgres = PostgresSettings()
     /// The voice emotion model.
     public var voice = VoiceSettings()
     /// The face channel: frames, detection and the expression model.
@@ -314,6 +320,17 @@ extension AttuneConfiguration {
             $0.rooms.transcribe = value
         },
         .integer("history.max_page", "most turns or sessions one history request returns", \.historyMaxPage, 1...100_000),
+        Setting(key: "storage.url", summary: "sqlite:PATH (default sqlite:history.sqlite in data_dir) or postgres://user:password@host:port/database[?sslmode=disable|prefer|require]") {
+            _ = try StorageLocation(url: $1)
+            $0.storageURL = $1
+        },
+        .decimal("storage.timeout_s", "longest wait for one PostgreSQL operation before it fails as unavailable", \.postgres.timeout, 0.1...600),
+        .decimal("storage.heartbeat_interval_s", "seconds between an instance's heartbeats in PostgreSQL", \.postgres.heartbeatInterval, 0.1...600),
+        .decimal("storage.instance_timeout_s", "silence after which an instance counts as dead and its participants leave their rooms", \.postgres.instanceTimeout, 0.5...3_600),
+        .decimal("storage.event_retention_s", "seconds room events stay for listeners catching up after a reconnection", \.postgres.eventRetention, 10...604_800),
+        .integer("storage.max_connections", "PostgreSQL connections an instance's pool may open (the room listener has one more)", \.postgres.maxConnections, 1...1_000),
+        .decimal("storage.reconnect_max_s", "longest pause between the room listener's reconnection attempts", \.postgres.maxReconnectDelay, 0.1...600),
+        .integer("storage.remembered_events", "room event ids a listener remembers to deliver each once across a reconnection", \.postgres.rememberedEvents, 1_000...10_000_000),
         .decimal("reply.mismatch_threshold", "reply-sentence emotion probability that counts as contradicting the person", \.reply.mismatchThreshold, 0...1),
         .decimal("reply.joy_mismatch_threshold", "reply-sentence joy probability that counts as contradicting a painful feeling", \.reply.joyMismatchThreshold, 0...1),
         Setting(key: "reply.speculative_start", summary: "true: start the reply on a pause's transcript, kept if the turn ends with the same words") {

@@ -67,9 +67,11 @@ public struct ServerComponents: Sendable {
     /// Speech out; nil when espeak-ng (and so every voice) is unavailable.
     public let synthesizer: (any SpeechSynthesizing)?
     public let synthesis: SynthesisSettings
-    /// Conversation history (the SQLite `HistoryStore`); nil when the database could not be
-    /// opened (health says why).
+    /// Conversation history (SQLite or PostgreSQL); nil when the store could not be opened
+    /// (health says why).
     public let history: (any ConversationRepository)?
+    /// Where conversations and rooms are kept; nil when it could not be opened.
+    public let storage: OpenedStorage?
     /// Built-in personas and the custom one, if configured.
     public let personas: [Persona]
     public let reply: ReplySettings
@@ -110,15 +112,24 @@ public struct ServerComponents: Sendable {
     public var services: [any Service] {
         var services: [any Service] = [speechPool, listenPool, emotionPool, voicePool, facePool] + enginePools
         if let embeddedLLM { services.append(embeddedLLM) }
+        // The store starts before, and stops after, the recorder that writes to it.
+        if let postgres = storage?.postgres { services.append(postgres) }
         if let roomRecorder { services.append(RoomRecorderService(recorder: roomRecorder)) }
+        if let peers = storage?.peers { services.append(RoomRelayService(relay: RoomRelay(peers: peers, directory: rooms))) }
         return services
     }
 
-    /// The statuses with the embedded llama-server's current state: it starts after the
-    /// server, may die and be restarted.
+    /// The statuses with the embedded llama-server's current state (it starts after the
+    /// server, may die and be restarted) and whether the database answers.
     var liveStatuses: [ComponentStatus] {
-        guard let embeddedLLM else { return statuses }
-        return statuses.map { status in
+        statuses.map { status in
+            if status.name == "storage", status.loaded, case .unavailable(let reason) = storage?.availability {
+                var live = status
+                live.loaded = false
+                live.error = "unavailable: " + reason
+                return live
+            }
+            guard let embeddedLLM else { return status }
             guard status.name == "llm", status.loaded else { return status }
             var live = status
             switch embeddedLLM.currentState {
@@ -203,14 +214,14 @@ public struct ServerComponents: Sendable {
                 face = analyzer
                 return "RetinaFace \(analyzer.detector.path.lastPathComponent) + \(analyzer.expression.path.lastPathComponent) (\(analyzer.framing.rawValue) framing)"
             })
-        var history: HistoryStore?  // both the conversation and the room repository
+        var storage: OpenedStorage?  // both the conversation and the room repository
         statuses.append(
             .measure("storage") {
-                let directory = DataDirectory(URL(fileURLWithPath: configuration.dataDirectory))
-                try directory.prepare()
-                let store = try HistoryStore(path: directory.file("history.sqlite").path)
-                history = store
-                return "history.sqlite"
+                let location = try StorageLocation(url: configuration.storageURL ?? "sqlite:history.sqlite")
+                storage = try OpenedStorage.open(
+                    location, dataDirectory: DataDirectory(URL(fileURLWithPath: configuration.dataDirectory)),
+                    settings: configuration.postgres, logger: Logger(label: "attune.storage"))
+                return location.description
             })
         var synthesizer: SpeechSynthesizer?
         statuses.append(
@@ -270,7 +281,7 @@ public struct ServerComponents: Sendable {
                 logger.error("could not load \(status.name): \(status.error ?? "unknown error")")
             }
         }
-        let roomRecorder = history.map { RoomRecorder(repository: $0, keep: configuration.rooms.keepEmotions) }
+        let roomRecorder = storage.map { RoomRecorder(repository: $0.rooms, keep: configuration.rooms.keepEmotions) }
         let transcriber = whisper.map { WhisperTranscriber(model: $0, settings: configuration.whisper) }
         let enginePools: [any Service] = [transcriber?.pool, synthesizer?.pool].compactMap { $0 }
         return ServerComponents(
@@ -295,12 +306,13 @@ public struct ServerComponents: Sendable {
             embeddedLLM: embeddedLLM,
             synthesizer: synthesizer,
             synthesis: configuration.synthesis,
-            history: history,
+            history: storage?.conversations,
+            storage: storage,
             personas: personas,
             reply: configuration.reply,
             server: configuration.server,
             historyMaxPage: configuration.historyMaxPage,
-            rooms: RoomDirectory(limits: configuration.rooms.limits, fusion: configuration.fusion, recorder: roomRecorder),
+            rooms: RoomDirectory(limits: configuration.rooms.limits, fusion: configuration.fusion, recorder: roomRecorder, peers: storage?.peers),
             roomSettings: configuration.rooms,
             roomRecorder: roomRecorder,
             roomAccess: configuration.rooms.tokenSecret.map { secret -> any RoomAccess in
@@ -435,6 +447,15 @@ public struct ServerComponents: Sendable {
             throw HTTPError(.serviceUnavailable, message: "speech recognition is unavailable: \(reason)")
         }
         return transcriber
+    }
+}
+
+/// Shows the other instances' room changes in this instance's rooms while the server runs.
+struct RoomRelayService: Service {
+    let relay: RoomRelay
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await relay.run() }
     }
 }
 

@@ -6,6 +6,7 @@ import AttuneEmotion
 import AttuneFace
 import AttuneServer
 import AttuneSpeech
+import AttuneStorage
 import AttuneVoice
 import Foundation
 
@@ -325,17 +326,27 @@ struct Bench: AsyncParsableCommand {
         @Flag(help: "Raise the load a room at a time until p95 passes --budget-ms or chunks drop.") var findMax = false
         @Option(help: "The real-time budget for --find-max, in milliseconds.") var budgetMs = 200.0
         @Option(help: "The largest load --find-max tries.") var maxParticipants = 64
+        @Option(help: "Servers run at once, participants spread over them round robin (more than one needs --storage postgres://…).")
+        var instances = 1
+        @Option(help: "storage.url of the servers: sqlite:PATH or postgres://user:password@host:port/database (shared by the instances).")
+        var storage: String?
         @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
 
         func run() async throws {
             // ATTUNE_* variables apply, to measure other settings (ATTUNE_WHISPER_PARALLEL=2 …).
-            let settings = try AttuneConfiguration.load(environment: ProcessInfo.processInfo.environment)
+            var settings = try AttuneConfiguration.load(environment: ProcessInfo.processInfo.environment)
+            if let storage {
+                _ = try StorageLocation(url: storage)
+                settings.storageURL = storage
+            }
+            guard instances >= 1 else { throw ValidationError("--instances must be at least 1") }
             var benchmark = RoomsBenchmark(configuration: settings) { message in
                 FileHandle.standardError.write(Data("[bench rooms] \(message)\n".utf8))
             }
             benchmark.roomSize = roomSize
             benchmark.seconds = seconds
             benchmark.chunkSeconds = chunkSeconds
+            benchmark.instances = instances
             let audios = try RoomsBenchmark.audios(try SpeechBenchmark.clips(from: data))
             if findMax {
                 let search = try await benchmark.findMax(audios: audios, start: participants, limit: maxParticipants, budgetMs: budgetMs)

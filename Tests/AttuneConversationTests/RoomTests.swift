@@ -163,3 +163,54 @@ final class Inbox: RoomSubscriber {
         #expect(await room.snapshot().count == 20)
     }
 }
+
+/// Other instances' participants, as their changes reach a room here.
+@Suite struct RemoteParticipantTests {
+    let id = RoomID("r1")!, ann = ParticipantID("ann")!, zoe = ParticipantID("zoe")!, max = ParticipantID("max")!
+
+    /// Peers that know of `present` and hand over `changes` when followed.
+    struct FixedPeers: RoomPeers {
+        let present: [ParticipantSnapshot]
+        func participants(in room: RoomID) async throws -> [ParticipantSnapshot] { present }
+        func follow(_ deliver: @escaping @Sendable (RoomChange) async -> Void) async throws {}
+    }
+
+    @Test func remoteChangesReachTheLocalParticipantsAndTheStatus() async throws {
+        let there = ParticipantSnapshot(userID: max, userInfo: .string("Max"), joinedAt: roomsTimestamp(Date(timeIntervalSince1970: 10)), tracks: [], emotion: nil)
+        let directory = RoomDirectory(peers: FixedPeers(present: [there]))
+        let inbox = Inbox()
+        let room = try await directory.join(id, as: ann, info: nil, subscriber: inbox)
+        // Someone already on another instance is in the room that just opened here.
+        guard case .roomJoined(_, _, let participants) = inbox.all.first else { Issue.record("no room_joined"); return }
+        #expect(participants.map(\.userID) == [ann, max])
+
+        await room.apply(.joined(room: id, user: zoe, info: .string("Zoe"), at: Date(timeIntervalSince1970: 20)))
+        let estimate = EmotionEstimate(scores: [.sadness: 1], channel: .fused, subject: "zoe", time: 30)
+        await room.apply(.emotion(EmotionUpdate(room: id, participant: zoe, estimate: estimate)))
+        #expect(inbox.types == ["room_joined", "participant_joined", "emotion_update"])
+        let status = await room.snapshot()
+        #expect(status.map(\.userID) == [ann, max, zoe])
+        #expect(status.last?.emotion?.emotion == "sadness")
+
+        await room.apply(.left(room: id, user: zoe))
+        await room.apply(.left(room: id, user: zoe))  // once only
+        #expect(inbox.types == ["room_joined", "participant_joined", "emotion_update", "participant_left"])
+        // An emotion of someone unknown here, or a change about a local participant, is ignored.
+        await room.apply(.emotion(EmotionUpdate(room: id, participant: zoe, estimate: estimate)))
+        await room.apply(.joined(room: id, user: ann, info: nil, at: .now))
+        #expect(inbox.all.count == 4)
+        // Remote participants do not keep a room open here.
+        await directory.leave(room, as: ann)
+        #expect(await directory.roomIDs.isEmpty)
+    }
+
+    @Test func aLateSeedDoesNotUndoAChangeAndALocalJoinReplacesARemoteName() async throws {
+        let room = Room(id: id, limits: .init(), fusion: .init())
+        await room.apply(.left(room: id, user: max))
+        await room.seed([ParticipantSnapshot(userID: max, userInfo: nil, joinedAt: "t", tracks: [], emotion: nil)])
+        #expect(await room.snapshot().isEmpty)
+        await room.apply(.joined(room: id, user: zoe, info: nil, at: .now))
+        try await room.join(zoe, info: .string("here now"), subscriber: Inbox())
+        #expect(await room.snapshot().map(\.userInfo) == [.string("here now")])
+    }
+}

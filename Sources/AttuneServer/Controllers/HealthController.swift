@@ -15,10 +15,16 @@ struct HealthController: Sendable {
         let uptimeSeconds: Double
         /// The CPU, its model and the vector extensions that decide Attune's speed.
         let cpu: CPUInfo
+        /// `ok` while the store of conversations and rooms answers, else `unavailable` (its
+        /// component says why); the routes that do not need it go on working.
+        let storage: String
+        /// This instance's name among those sharing a PostgreSQL store (new at every start);
+        /// absent on SQLite. Behind a load balancer it tells which instance answered.
+        let instance: String?
         let components: [ComponentStatus]
 
         enum CodingKeys: String, CodingKey {
-            case status, version, components, cpu
+            case status, version, components, cpu, storage, instance
             case uptimeSeconds = "uptime_s"
         }
     }
@@ -32,6 +38,8 @@ struct HealthController: Sendable {
                 version: AttuneVersion.current,
                 uptimeSeconds: Date().timeIntervalSince(started),
                 cpu: .current,
+                storage: statuses.first { $0.name == "storage" }?.loaded == true ? "ok" : "unavailable",
+                instance: components.storage?.postgres?.instanceID,
                 components: statuses
             )
             return EditedResponse(status: healthy ? .ok : .serviceUnavailable, response: report)

@@ -1,4 +1,5 @@
 import AttuneCore
+import AttuneStorage
 import Foundation
 import Hummingbird
 import Metrics
@@ -39,6 +40,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             status = .serviceUnavailable
             headers[.retryAfter] = "1"
             message = busy.description
+        case let storage as StorageError:  // the database is unreachable or refused the operation
+            status = .serviceUnavailable
+            headers[.retryAfter] = "5"
+            message = "storage is unavailable: " + storage.description
         case let httpError as HTTPError:
             status = httpError.status
             headers = httpError.headers
