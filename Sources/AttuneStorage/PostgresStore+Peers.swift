@@ -102,7 +102,8 @@ extension PostgresStore: RoomPeers {
                 throw CancellationError()
             } catch {
                 if Task.isCancelled { throw CancellationError() }
-                logger.warning("room listener: \(Self.describe(error)); reconnecting in \(delay) s")
+                // Once per outage: the first attempt after a working connection.
+                if delay == 0.1 { logger.warning("room listener: \(Self.describe(error)); reconnecting (every \(settings.maxReconnectDelay) s at most)") }
             }
             listenerPID.withLock { $0 = nil }
             try await Task.sleep(for: .milliseconds(Int64(delay * 1_000)))

@@ -185,13 +185,17 @@ extension PostgresStore: Service {
 
     /// Writes heartbeats and clears out dead instances until cancelled or shut down.
     private func beat() async {
+        var failing = false  // logged once per outage, not at every beat
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 try await heartbeat()
+                if failing { logger.notice("storage: PostgreSQL at \(location.host):\(location.port) answers again") }
+                failing = false
             } catch is CancellationError {
                 return
             } catch {
-                logger.warning("storage heartbeat failed: \(Self.describe(error))")
+                if !failing { logger.warning("storage heartbeat failed (retrying every \(settings.heartbeatInterval) s): \(Self.describe(error))") }
+                failing = true
             }
             try? await Task.sleep(for: .milliseconds(Int64(settings.heartbeatInterval * 1_000)))
         }

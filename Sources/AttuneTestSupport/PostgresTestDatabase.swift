@@ -15,8 +15,8 @@ public struct PostgresTestDatabase: Sendable {
         public let description: String
     }
 
-    /// Creates an empty database (with psql).
-    public init() throws {
+    /// Creates an empty database (with psql), or only names one when `create` is false (``create()`` makes it later).
+    public init(create: Bool = true) throws {
         guard let text = ProcessInfo.processInfo.environment[Self.environment], let server = URLComponents(string: text) else {
             throw Unavailable(description: """
                 \(Self.environment) is not set: run the tests with `make test`, or as \
@@ -28,6 +28,10 @@ public struct PostgresTestDatabase: Sendable {
         var database = server
         database.path = "/" + name
         url = database.string!
+        if create { try self.create() }
+    }
+
+    public func create() throws {
         try Self.psql(server, "CREATE DATABASE \(name)")
     }
 

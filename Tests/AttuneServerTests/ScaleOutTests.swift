@@ -3,6 +3,7 @@ import AttuneAgent
 import AttuneBench
 import AttuneTestSupport
 import Foundation
+import HummingbirdTesting
 import NIOCore
 import Testing
 
@@ -110,6 +111,44 @@ import Testing
 }
 
 extension ScaleOutTests {
+    /// A database that is not there yet: the server starts, says storage is unavailable and goes
+    /// on serving what does not need it; once the database exists, it is migrated and used.
+    @Test func aMissingDatabaseLeavesTheRestServingUntilItAppears() async throws {
+        let database = try PostgresTestDatabase(create: false)
+        defer { database.drop() }
+        try await withLiveServer(components: {
+            $0.storageURL = database.url
+            $0.postgres.timeout = 1
+            $0.postgres.heartbeatInterval = 0.5
+        }) { _, client in
+            try await client.execute(uri: "/api/health", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                let health = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any] ?? [:]
+                #expect(health["storage"] as? String == "unavailable")
+                let storage = (health["components"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "storage" } ?? [:]
+                #expect((storage["error"] as? String ?? "").contains("unavailable"))
+                #expect(!(storage["error"] as? String ?? "").contains(database.url))
+            }
+            try await client.execute(uri: "/api/sessions", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(String(buffer: response.body).contains("storage is unavailable"))
+            }
+            try await client.execute(uri: "/api/emotion/text", method: .post, body: ByteBuffer(string: #"{"text":"I finally got the job!"}"#)) {
+                #expect($0.status == .ok)
+            }
+
+            try database.create()
+            #expect(try await PostgresWait.until {
+                try await client.execute(uri: "/api/health", method: .get) { $0.status == .ok }
+            })
+            try await client.execute(uri: "/api/sessions", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("sessions"))
+            }
+            #expect(try database.run("SELECT max(version) FROM attune_migration") == "2")
+        }
+    }
+
     /// The sample configuration of the README (deploy/nginx-attune.conf) in a real nginx in
     /// front of two instances: the page, the API and the WebSockets work through it, requests
     /// are shared between the instances, and participants on either see each other.
