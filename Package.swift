@@ -138,7 +138,11 @@ let package = Package(
         .target(name: "AttuneTestSupport"),
         .testTarget(
             name: "AttuneCoreTests",
-            dependencies: ["AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneTestSupport"]),
+            dependencies: [
+                "AttuneCore", "AttuneEmotion", "AttuneAgent", "AttuneStorage", "AttuneConversation", "AttuneTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "AttuneConversationTests", dependencies: ["AttuneConversation", "AttuneCore"]),
         .testTarget(name: "AttuneONNXTests", dependencies: ["AttuneONNX", "AttuneTestSupport"]),
         .testTarget(name: "AttuneFaceTests", dependencies: ["AttuneFace", "AttuneCore", "AttuneTestSupport"]),

@@ -140,6 +140,8 @@ public struct RoomsBenchmark {
         var configuration = configuration
         // The benchmark drives the server on purpose; keep the session cap out of the way.
         configuration.stream.maxSessions = max(configuration.stream.maxSessions, participants + 8)
+        // Rooms make no replies: a language model loading beside them would only take their cores.
+        configuration.llmEmbedded = false
         let (roomSize, seconds, chunkSeconds, gap, progress, instances) = (
             self.roomSize, self.seconds, self.chunkSeconds, gapSeconds, self.progress, self.instances)
         let storage = try configuration.storageURL.map { try StorageLocation(url: $0).description } ?? "sqlite (per instance)"

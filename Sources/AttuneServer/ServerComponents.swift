@@ -455,7 +455,11 @@ struct RoomRelayService: Service {
     let relay: RoomRelay
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown { try await relay.run() }
+        do {
+            try await cancelWhenGracefulShutdown { try await relay.run() }
+        } catch is CancellationError {
+            // Shutting down: the relay stops listening, which is not a failure.
+        }
     }
 }
 

@@ -74,7 +74,8 @@ extension PostgresStore: RoomPeers {
     /// Listens on its own connection. After every (re)connection it first reads the events it
     /// may have missed from `room_event`, then takes notifications; the ids it has delivered
     /// are remembered, so an event read both ways is delivered once. The first connection
-    /// starts from the newest event: earlier ones are in the rooms' stored state.
+    /// reads the events since this store was made (a room may have opened here before the
+    /// listener was up); earlier ones are in the rooms' stored state.
     public func follow(_ deliver: @escaping @Sendable (RoomChange) async -> Void) async throws {
         var seen = RecentIDs(capacity: settings.rememberedEvents)
         var delay = 0.1
@@ -140,9 +141,11 @@ extension PostgresStore: RoomPeers {
     /// events before the newest is read again; those already delivered are skipped).
     private func catchUp(on connection: PostgresConnection, seen: inout RecentIDs, deliver: @Sendable (RoomChange) async -> Void) async throws {
         guard let newest = seen.newest else {
-            // The first connection: from now on.
+            // The first connection: everything since this store was made, then on from the newest event.
+            let age = Double((ContinuousClock.now - created).components.seconds) + 2
+            try await readEvents("created_at > now() - make_interval(secs => \(age))", on: connection, seen: &seen, deliver: deliver)
             for try await id in try await connection.query("SELECT COALESCE(MAX(id), 0) FROM room_event", logger: Self.quiet).decode(Int64.self) {
-                seen.insert(id)
+                seen.advance(to: id)
             }
             return
         }
@@ -184,6 +187,11 @@ struct RecentIDs {
     private(set) var newest: Int64?
 
     init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    /// Moves the catch-up point to `id` (the newest event there is) without marking it delivered.
+    mutating func advance(to id: Int64) {
+        newest = max(newest ?? id, id)
+    }
 
     /// Adds `id`; false when it was already there.
     @discardableResult

@@ -53,6 +53,8 @@ public final class PostgresStore: Sendable {
     private let migrated = Mutex(false)
     private let state = Mutex(StorageAvailability.unavailable("not reached yet"))
     let listenerPID = Mutex<Int32?>(nil)
+    /// When this store was made: the listener's first connection catches up from here.
+    let created = ContinuousClock.now
 
     /// The `NOTIFY` channel of room events.
     static let channel = "attune_rooms"
@@ -116,7 +118,8 @@ public final class PostgresStore: Sendable {
             state.withLock { $0 = .available }
             throw StorageError(description: "\(what): \(Self.describe(error))")
         } catch let error as StorageError {
-            state.withLock { $0 = .unavailable(error.description) }
+            // A timeout says less than the heartbeat's diagnosis of the same outage: keep that.
+            state.withLock { if $0 == .available { $0 = .unavailable(error.description) } }
             throw error
         } catch is CancellationError {
             throw CancellationError()
@@ -134,6 +137,36 @@ public final class PostgresStore: Sendable {
             return "the server said: \(info[.message] ?? "?") (SQLSTATE \(info[.sqlState] ?? "?"))"
         }
         return "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
+    }
+
+    /// Why the server cannot be used, from a connection attempt of its own (the pool does not
+    /// say: a missing database or a refused password only makes its requests wait), or nil
+    /// when the connection works.
+    func diagnose() async -> String? {
+        do {
+            try await withOwnConnection("connecting") { _ in }
+            return nil
+        } catch {
+            return "PostgreSQL at \(location.host):\(location.port)/\(location.database) is unavailable: \(Self.describe(error))"
+        }
+    }
+
+    /// Runs `body` on a connection of its own (not the pool's), within the timeout, and closes
+    /// it after in every outcome (PostgresNIO wants a connection closed before it is released).
+    func withOwnConnection<Result: Sendable>(
+        _ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await withDeadline(settings.timeout, "\(what) (PostgreSQL at \(location.host):\(location.port))") { [connection, logger] in
+            let connection = try await PostgresConnection.connect(configuration: connection, id: 0, logger: logger)
+            do {
+                let result = try await body(connection)
+                try await connection.close()
+                return result
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+        }
     }
 
     /// Whether `error` says the connection went away rather than the statement failed.
@@ -194,10 +227,20 @@ extension PostgresStore: Service {
             } catch is CancellationError {
                 return
             } catch {
-                if !failing { logger.warning("storage heartbeat failed (retrying every \(settings.heartbeatInterval) s): \(Self.describe(error))") }
+                if !failing {
+                    // The pool only waits for a server it cannot use; one connection of our own says why.
+                    let reason = await diagnose() ?? Self.describe(error)
+                    state.withLock { $0 = .unavailable(reason) }
+                    logger.warning("storage heartbeat failed (retrying every \(settings.heartbeatInterval) s): \(reason)")
+                }
                 failing = true
             }
-            try? await Task.sleep(for: .milliseconds(Int64(settings.heartbeatInterval * 1_000)))
+            // In slices, to notice a shutdown soon (cancelWhenGracefulShutdown can hang when the
+            // task is already cancelled as it starts).
+            let end = ContinuousClock.now + .milliseconds(Int64(settings.heartbeatInterval * 1_000))
+            while ContinuousClock.now < end, !Task.isCancelled, !Task.isShuttingDownGracefully {
+                try? await Task.sleep(for: min(.milliseconds(100), end - ContinuousClock.now))
+            }
         }
     }
 
@@ -239,12 +282,13 @@ extension PostgresStore: Service {
         for departure in departures { logger.notice("an instance stopped answering: \(departure)") }
     }
 
-    /// A graceful goodbye: this instance's participants leave and its heartbeat row goes.
+    /// A graceful goodbye: this instance's participants leave and its heartbeat row goes. It
+    /// runs on a connection of its own, since the pool shuts down with the service group.
     private func leaveEverything() async {
         let me = instanceID
         do {
-            try await perform("leaving the rooms") { client in
-                try await client.withTransaction(logger: Self.quiet) { connection in
+            try await withOwnConnection("leaving the rooms") { connection in
+                try await connection.withTransaction(logger: Self.quiet) { connection in
                     let now = Date().timeIntervalSince1970
                     var left: [(RoomID, ParticipantID)] = []
                     for try await (room, user) in try await connection.query(

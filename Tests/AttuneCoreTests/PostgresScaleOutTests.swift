@@ -3,6 +3,8 @@ import AttuneCore
 import AttuneStorage
 import AttuneTestSupport
 import Foundation
+import Logging
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -89,6 +91,34 @@ import Testing
         }
     }
 
+    /// A room may open on an instance before its listener is up (found by `bench rooms
+    /// --instances 2`): what the others did since the store was made still arrives.
+    @Test func aListenerThatStartsLateHearsWhatHappenedSinceItsStoreWasMade() async throws {
+        let database = try PostgresTestDatabase()
+        defer { database.drop() }
+        let location = try PostgresLocation(url: database.url)
+        let old = PostgresStore(location: location, instanceID: "instance-old")
+        let heard = Heard()
+        try await old.whileRunning {
+            try await old.participantJoined(room: room, user: bob, info: nil, at: Date(timeIntervalSince1970: 900))
+            let late = PostgresStore(location: location, instanceID: "instance-late")
+            try await old.participantJoined(room: room, user: ann, info: nil, at: Date(timeIntervalSince1970: 1_000))
+            try await late.whileRunning {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await late.follow { heard.append($0) } }
+                    defer { group.cancelAll() }
+                    #expect(try await Self.until { late.listenerBackendPID != nil })
+                    try await old.record(update(.joy, at: 2_000, user: ann), keep: 10)
+                    let changes = try await heard.wait(for: 2)
+                    // Ann joined after the late store was made, before its listener was up: her join
+                    // and then her emotion arrive (Bob's earlier join may too, within the margin).
+                    #expect(changes.contains(.joined(room: room, user: ann, info: nil, at: Date(timeIntervalSince1970: 1_000))))
+                    #expect(changes.last.map { if case .emotion = $0 { true } else { false } } == true)
+                }
+            }
+        }
+    }
+
     @Test func aSilentInstancesParticipantsLeaveTheirRoomsWithinTheTimeout() async throws {
         let database = try PostgresTestDatabase()
         defer { database.drop() }
@@ -118,6 +148,24 @@ import Testing
                 #expect(try database.run("SELECT id FROM attune_instance") == "instance-survivor")
             }
         }
+    }
+
+    @Test func aGracefulShutdownTakesTheInstancesParticipantsOutAtOnce() async throws {
+        let database = try PostgresTestDatabase()
+        defer { database.drop() }
+        // The default instance timeout (10 s): nobody would reap it within this test.
+        let leaving = PostgresStore(location: try PostgresLocation(url: database.url), instanceID: "instance-leaving")
+        let services = ServiceGroup(configuration: .init(services: [leaving], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await services.run() }
+            try await leaving.participantJoined(room: room, user: ann, info: nil, at: Date(timeIntervalSince1970: 1_000))
+            #expect(try await Self.until { try database.run("SELECT count(*) FROM attune_instance") == "1" })
+            await services.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(try database.run("SELECT count(*) FROM room_member WHERE left_at IS NULL") == "0")
+        #expect(try database.run("SELECT count(*) FROM attune_instance") == "0")
+        #expect(try database.run("SELECT change FROM room_event ORDER BY id DESC LIMIT 1").contains(#""kind":"left""#))
     }
 
     @Test func anUnreachableServerIsAClearErrorWithinTheTimeout() async throws {
