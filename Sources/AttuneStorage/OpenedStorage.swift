@@ -26,7 +26,7 @@ public struct OpenedStorage: Sendable {
             let store = try HistoryStore(path: file)
             return OpenedStorage(location: location, conversations: store, rooms: store, postgres: nil)
         case .postgres(let server):
-            let store = PostgresStore(location: server, settings: settings, logger: logger)
+            let store = try PostgresStore(location: server, settings: settings, logger: logger)
             return OpenedStorage(location: location, conversations: store, rooms: store, postgres: store)
         }
     }

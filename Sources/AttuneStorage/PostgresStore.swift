@@ -51,7 +51,8 @@ public final class PostgresStore: Sendable {
     let connection: PostgresConnection.Configuration
     let logger: Logger
     private let migrated = Mutex(false)
-    private let state = Mutex(StorageAvailability.unavailable("not reached yet"))
+    private let state = Mutex(PostgresStore.notReached)
+    private static let notReached = StorageAvailability.unavailable("not reached yet")
     let listenerPID = Mutex<Int32?>(nil)
     /// When this store was made: the listener's first connection catches up from here.
     let created = ContinuousClock.now
@@ -61,7 +62,11 @@ public final class PostgresStore: Sendable {
     /// PostgreSQL refuses a `NOTIFY` payload of 8000 bytes or more; larger events travel by id.
     static let maxNotifyBytes = 7_900
 
-    public init(location: PostgresLocation, settings: PostgresSettings = .init(), instanceID: String = UUID().uuidString.lowercased(), logger: Logger = Logger(label: "attune.storage")) {
+    /// Prepares the store; nothing connects until it runs. Throws only when TLS cannot be set up.
+    public init(
+        location: PostgresLocation, settings: PostgresSettings = .init(), instanceID: String = UUID().uuidString.lowercased(),
+        logger: Logger = Logger(label: "attune.storage")
+    ) throws {
         self.location = location
         self.settings = settings
         self.instanceID = instanceID
@@ -78,10 +83,19 @@ public final class PostgresStore: Sendable {
         configuration.options.maximumConnections = settings.maxConnections
         configuration.options.connectTimeout = .milliseconds(Int64(settings.timeout * 1_000))
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let connectionTLS: PostgresConnection.Configuration.TLS
+        do {
+            switch location.tls {
+            case .disable: connectionTLS = .disable
+            case .prefer: connectionTLS = .prefer(try .init(configuration: .makeClientConfiguration()))
+            case .require: connectionTLS = .require(try .init(configuration: .makeClientConfiguration()))
+            }
+        } catch {
+            throw StorageError(description: "storage.url: cannot set up TLS for sslmode=\(location.tls.rawValue): \(error)")
+        }
         var connection = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.username, password: location.password,
-            database: location.database,
-            tls: location.tls == .disable ? .disable : location.tls == .prefer ? .prefer(try! .init(configuration: .makeClientConfiguration())) : .require(try! .init(configuration: .makeClientConfiguration())))
+            database: location.database, tls: connectionTLS)
         connection.options.connectTimeout = .milliseconds(Int64(settings.timeout * 1_000))
         self.connection = connection
     }
@@ -119,7 +133,7 @@ public final class PostgresStore: Sendable {
             throw StorageError(description: "\(what): \(Self.describe(error))")
         } catch let error as StorageError {
             // A timeout says less than the heartbeat's diagnosis of the same outage: keep that.
-            state.withLock { if $0 == .available { $0 = .unavailable(error.description) } }
+            state.withLock { if $0 == .available || $0 == Self.notReached { $0 = .unavailable(error.description) } }
             throw error
         } catch is CancellationError {
             throw CancellationError()

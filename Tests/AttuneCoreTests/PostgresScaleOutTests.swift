@@ -45,8 +45,8 @@ import Testing
         let database = try PostgresTestDatabase()
         defer { database.drop() }
         let location = try PostgresLocation(url: database.url)
-        let a = PostgresStore(location: location, instanceID: "instance-a")
-        let b = PostgresStore(location: location, instanceID: "instance-b")
+        let a = try PostgresStore(location: location, instanceID: "instance-a")
+        let b = try PostgresStore(location: location, instanceID: "instance-b")
         let heard = Heard()
         try await a.whileRunning {
             try await b.whileRunning {
@@ -97,11 +97,11 @@ import Testing
         let database = try PostgresTestDatabase()
         defer { database.drop() }
         let location = try PostgresLocation(url: database.url)
-        let old = PostgresStore(location: location, instanceID: "instance-old")
+        let old = try PostgresStore(location: location, instanceID: "instance-old")
         let heard = Heard()
         try await old.whileRunning {
             try await old.participantJoined(room: room, user: bob, info: nil, at: Date(timeIntervalSince1970: 900))
-            let late = PostgresStore(location: location, instanceID: "instance-late")
+            let late = try PostgresStore(location: location, instanceID: "instance-late")
             try await old.participantJoined(room: room, user: ann, info: nil, at: Date(timeIntervalSince1970: 1_000))
             try await late.whileRunning {
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -126,8 +126,8 @@ import Testing
         var settings = PostgresSettings()
         settings.heartbeatInterval = 0.2
         settings.instanceTimeout = 1.5
-        let dying = PostgresStore(location: location, settings: settings, instanceID: "instance-dying")
-        let survivor = PostgresStore(location: location, settings: settings, instanceID: "instance-survivor")
+        let dying = try PostgresStore(location: location, settings: settings, instanceID: "instance-dying")
+        let survivor = try PostgresStore(location: location, settings: settings, instanceID: "instance-survivor")
         let heard = Heard()
         try await survivor.whileRunning {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -154,7 +154,7 @@ import Testing
         let database = try PostgresTestDatabase()
         defer { database.drop() }
         // The default instance timeout (10 s): nobody would reap it within this test.
-        let leaving = PostgresStore(location: try PostgresLocation(url: database.url), instanceID: "instance-leaving")
+        let leaving = try PostgresStore(location: try PostgresLocation(url: database.url), instanceID: "instance-leaving")
         let services = ServiceGroup(configuration: .init(services: [leaving], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await services.run() }
@@ -173,7 +173,7 @@ import Testing
         let port = try PostgresScaleOutTests.closedPort()
         var settings = PostgresSettings()
         settings.timeout = 1
-        let store = PostgresStore(location: try PostgresLocation(url: "postgres://attune:secret@127.0.0.1:\(port)/attune"), settings: settings)
+        let store = try PostgresStore(location: try PostgresLocation(url: "postgres://attune:secret@127.0.0.1:\(port)/attune"), settings: settings)
         try await store.whileRunning {
             let clock = ContinuousClock()
             let start = clock.now

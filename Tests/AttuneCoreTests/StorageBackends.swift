@@ -41,7 +41,7 @@ struct StorePlace: Sendable {
         case .sqlite:
             return try await body(try HistoryStore(path: address))
         case .postgres:
-            let store = PostgresStore(location: try PostgresLocation(url: address), settings: settings)
+            let store = try PostgresStore(location: try PostgresLocation(url: address), settings: settings)
             return try await store.whileRunning { try await body(store) }
         }
     }
