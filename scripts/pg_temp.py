@@ -102,8 +102,19 @@ def main() -> int:
     if not arguments:
         print(__doc__)
         return 2
-    with TemporaryPostgres() as url:
-        return subprocess.run(arguments, env=dict(os.environ, **{ENVIRONMENT: url})).returncode
+    # A SIGTERM or SIGHUP (a `timeout`, a CI job cancelled) ends the run through the with block,
+    # so the server is stopped and its folder removed; by default Python would die on the spot.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, stop_on_signal)
+    try:
+        with TemporaryPostgres() as url:
+            return subprocess.run(arguments, env=dict(os.environ, **{ENVIRONMENT: url})).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+def stop_on_signal(_number, _frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
