@@ -66,7 +66,7 @@ extension PostgresStore: RoomPeers {
     }
 
     public func participants(in room: RoomID) async throws -> [ParticipantSnapshot] {
-        try await members(of: room, presentOnly: true, except: instanceID).map {
+        try await members(presentIn: room, except: instanceID).map {
             ParticipantSnapshot(userID: $0.userID, userInfo: $0.userInfo, joinedAt: $0.joinedAt, tracks: [], emotion: $0.lastEmotion)
         }
     }

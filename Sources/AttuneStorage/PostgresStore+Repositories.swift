@@ -181,7 +181,7 @@ extension PostgresStore: RoomRepository {
     }
 
     public func room(_ id: RoomID) async throws -> RoomRecord? {
-        let members = try await members(of: id, presentOnly: false, except: nil)
+        let members = try await members(of: id)
         return members.isEmpty ? nil : RoomRecord(roomID: id, members: members)
     }
 
@@ -201,19 +201,34 @@ extension PostgresStore: RoomRepository {
         }
     }
 
-    /// A room's members, newest first, each with their latest emotion.
-    func members(of room: RoomID, presentOnly: Bool, except instance: String?) async throws -> [RoomMemberRecord] {
-        try await perform("reading room \(room)") { client in
+    /// Everyone who was ever in the room, newest first, each with their latest emotion.
+    func members(of room: RoomID) async throws -> [RoomMemberRecord] {
+        try await members("reading room \(room)", """
+            \(unescaped: Self.memberColumns) WHERE m.room_id = \(room.rawValue) ORDER BY m.joined_at DESC
+            """)
+    }
+
+    /// Who is in the room now through another instance than `instance`.
+    func members(presentIn room: RoomID, except instance: String) async throws -> [RoomMemberRecord] {
+        try await members("reading who is in room \(room)", """
+            \(unescaped: Self.memberColumns)
+            WHERE m.room_id = \(room.rawValue) AND m.left_at IS NULL AND m.instance_id <> \(instance)
+            ORDER BY m.joined_at DESC
+            """)
+    }
+
+    /// A member row with the member's latest emotion; `m` is `room_member`.
+    private static let memberColumns = """
+        SELECT m.user_id, m.user_info, m.joined_at, m.left_at,
+            (SELECT e.update FROM room_emotion e WHERE e.room_id = m.room_id AND e.user_id = m.user_id ORDER BY e.time DESC, e.id DESC LIMIT 1)
+        FROM room_member m
+        """
+
+    private func members(_ what: String, _ query: PostgresQuery) async throws -> [RoomMemberRecord] {
+        try await perform(what) { client in
             var members: [RoomMemberRecord] = []
             let decoder = JSONDecoder()
-            let rows = try await client.query(
-                """
-                SELECT m.user_id, m.user_info, m.joined_at, m.left_at,
-                    (SELECT e.update FROM room_emotion e WHERE e.room_id = m.room_id AND e.user_id = m.user_id ORDER BY e.time DESC, e.id DESC LIMIT 1)
-                FROM room_member m
-                WHERE m.room_id = \(room.rawValue) AND (NOT \(presentOnly) OR (m.left_at IS NULL AND m.instance_id <> \(instance ?? "")))
-                ORDER BY m.joined_at DESC
-                """)
+            let rows = try await client.query(query)
             for try await (user, info, joined, left, last) in rows.decode((String, String?, Double, Double?, String?).self) {
                 guard let user = ParticipantID(user) else { continue }
                 members.append(

@@ -71,33 +71,36 @@ public final class PostgresStore: Sendable {
         self.settings = settings
         self.instanceID = instanceID
         self.logger = logger
-        let tls: PostgresClient.Configuration.TLS =
-            switch location.tls {
-            case .disable: .disable
-            case .prefer: .prefer(.makeClientConfiguration())
-            case .require: .require(.makeClientConfiguration())
-            }
-        var configuration = PostgresClient.Configuration(
-            host: location.host, port: location.port, username: location.username, password: location.password,
-            database: location.database, tls: tls)
-        configuration.options.maximumConnections = settings.maxConnections
-        configuration.options.connectTimeout = .milliseconds(Int64(settings.timeout * 1_000))
-        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let connectionTLS: PostgresConnection.Configuration.TLS
+        let tls: (pool: PostgresClient.Configuration.TLS, connection: PostgresConnection.Configuration.TLS)
         do {
-            switch location.tls {
-            case .disable: connectionTLS = .disable
-            case .prefer: connectionTLS = .prefer(try .init(configuration: .makeClientConfiguration()))
-            case .require: connectionTLS = .require(try .init(configuration: .makeClientConfiguration()))
-            }
+            tls = try Self.tls(location.tls)
         } catch {
             throw StorageError(description: "storage.url: cannot set up TLS for sslmode=\(location.tls.rawValue): \(error)")
         }
+        var configuration = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.username, password: location.password,
+            database: location.database, tls: tls.pool)
+        configuration.options.maximumConnections = settings.maxConnections
+        configuration.options.connectTimeout = .milliseconds(Int64(settings.timeout * 1_000))
+        // PostgresNIO logs every failed connection attempt at info; while the database is down
+        // the heartbeat's warning says it once.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        client = PostgresClient(configuration: configuration, backgroundLogger: background)
         var connection = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.username, password: location.password,
-            database: location.database, tls: connectionTLS)
+            database: location.database, tls: tls.connection)
         connection.options.connectTimeout = .milliseconds(Int64(settings.timeout * 1_000))
         self.connection = connection
+    }
+
+    /// The TLS of one `sslmode`, for the pool and for the store's own connections (listener, goodbye).
+    static func tls(_ mode: PostgresLocation.TLSMode) throws -> (pool: PostgresClient.Configuration.TLS, connection: PostgresConnection.Configuration.TLS) {
+        switch mode {
+        case .disable: (.disable, .disable)
+        case .prefer: (.prefer(.makeClientConfiguration()), .prefer(try .init(configuration: .makeClientConfiguration())))
+        case .require: (.require(.makeClientConfiguration()), .require(try .init(configuration: .makeClientConfiguration())))
+        }
     }
 
     /// Whether the database answered the last operation or heartbeat.

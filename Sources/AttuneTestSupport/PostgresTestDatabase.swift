@@ -50,20 +50,11 @@ public struct PostgresTestDatabase: Sendable {
 
     @discardableResult
     static func psql(_ server: URLComponents, _ sql: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var plain = server
         plain.query = nil
-        process.arguments = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", plain.string!, "-c", sql]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw Unavailable(description: "psql failed (\(process.terminationStatus)) on \(sql): \(text)")
+        let (status, text) = try TestData.runTool(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", plain.string!, "-c", sql])
+        guard status == 0 else {
+            throw Unavailable(description: "psql failed (\(status)) on \(sql): \(text)")
         }
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }

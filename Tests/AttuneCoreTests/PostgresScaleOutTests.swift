@@ -1,3 +1,4 @@
+import AttuneAgent
 import AttuneConversation
 import AttuneCore
 import AttuneStorage
@@ -26,19 +27,9 @@ import Testing
 
         /// Waits until `count` changes have arrived (or the deadline passes) and returns them all.
         func wait(for count: Int, within seconds: Double = 60) async throws -> [RoomChange] {
-            let deadline = ContinuousClock.now + .seconds(seconds)
-            while all.count < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            _ = try await TestData.eventually(within: seconds) { all.count >= count }
             return all
         }
-    }
-
-    static func until(_ seconds: Double = 60, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return false
     }
 
     @Test func anotherInstanceHearsEveryChangeOnceAcrossALostListener() async throws {
@@ -55,7 +46,7 @@ import Testing
                     defer { group.cancelAll() }
                     // The schema exists once A has answered; B listens once its connection is up.
                     #expect(await a.check() == .available)
-                    #expect(try await Self.until { b.listenerBackendPID != nil })
+                    #expect(try await TestData.eventually { b.listenerBackendPID != nil })
 
                     try await a.participantJoined(room: room, user: ann, info: .object(["name": .string("Ann")]), at: Date(timeIntervalSince1970: 1_000))
                     for index in 0..<3 { try await a.record(update(.joy, at: 2_000 + Double(index), user: ann), keep: 10) }
@@ -74,7 +65,7 @@ import Testing
                     for index in 0..<5 { try await a.record(update(.sadness, at: 3_000 + Double(index), user: ann), keep: 10) }
                     try await a.participantLeft(room: room, user: bob, at: Date(timeIntervalSince1970: 3_100))
                     changes = try await heard.wait(for: 11)
-                    #expect(try await Self.until { (b.listenerBackendPID ?? lost) != lost })
+                    #expect(try await TestData.eventually { (b.listenerBackendPID ?? lost) != lost })
                     try await a.record(update(.anger, at: 4_000, user: ann), keep: 10)
                     changes = try await heard.wait(for: 12)
                     // Give a duplicate the time to show up, then count: every change exactly once, in order.
@@ -107,13 +98,16 @@ import Testing
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await late.follow { heard.append($0) } }
                     defer { group.cancelAll() }
-                    #expect(try await Self.until { late.listenerBackendPID != nil })
+                    #expect(try await TestData.eventually { late.listenerBackendPID != nil })
                     try await old.record(update(.joy, at: 2_000, user: ann), keep: 10)
-                    let changes = try await heard.wait(for: 2)
                     // Ann joined after the late store was made, before its listener was up: her join
                     // and then her emotion arrive (Bob's earlier join may too, within the margin).
+                    let isEmotion: (RoomChange) -> Bool = { if case .emotion = $0 { true } else { false } }
+                    #expect(try await TestData.eventually { heard.all.contains(where: isEmotion) })
+                    let changes = heard.all
                     #expect(changes.contains(.joined(room: room, user: ann, info: nil, at: Date(timeIntervalSince1970: 1_000))))
-                    #expect(changes.last.map { if case .emotion = $0 { true } else { false } } == true)
+                    #expect(changes.last.map(isEmotion) == true)
+                    #expect(changes.filter(isEmotion).count == 1)
                 }
             }
         }
@@ -133,12 +127,12 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await survivor.follow { heard.append($0) } }
                 defer { group.cancelAll() }
-                #expect(try await Self.until { survivor.listenerBackendPID != nil })
+                #expect(try await TestData.eventually { survivor.listenerBackendPID != nil })
                 // The dying instance joins two participants, beats a few times, then stops without a goodbye.
                 try await dying.whileRunning {
                     try await dying.participantJoined(room: room, user: ann, info: nil, at: Date(timeIntervalSince1970: 1_000))
                     try await dying.participantJoined(room: RoomID("porch")!, user: bob, info: nil, at: Date(timeIntervalSince1970: 1_000))
-                    #expect(try await Self.until { try database.run("SELECT count(*) FROM attune_instance") == "2" })
+                    #expect(try await TestData.eventually { try database.run("SELECT count(*) FROM attune_instance") == "2" })
                 }
                 let changes = try await heard.wait(for: 4)
                 #expect(changes.count == 4)
@@ -159,7 +153,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await services.run() }
             try await leaving.participantJoined(room: room, user: ann, info: nil, at: Date(timeIntervalSince1970: 1_000))
-            #expect(try await Self.until { try database.run("SELECT count(*) FROM attune_instance") == "1" })
+            #expect(try await TestData.eventually { try database.run("SELECT count(*) FROM attune_instance") == "1" })
             await services.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
@@ -170,7 +164,7 @@ import Testing
 
     @Test func anUnreachableServerIsAClearErrorWithinTheTimeout() async throws {
         // A port nobody listens on.
-        let port = try PostgresScaleOutTests.closedPort()
+        let port = try EmbeddedLLMServer.freePort()  // free, so nobody listens there
         var settings = PostgresSettings()
         settings.timeout = 1
         let store = try PostgresStore(location: try PostgresLocation(url: "postgres://attune:secret@127.0.0.1:\(port)/attune"), settings: settings)
@@ -202,17 +196,5 @@ import Testing
         } catch {
             #expect(!"\(error)".contains("hidden"))
         }
-    }
-
-    static func closedPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

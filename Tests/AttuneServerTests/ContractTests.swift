@@ -36,7 +36,7 @@ import Testing
         let server = try AttuneServerProcess(arguments: ["--set", "llm.embedded=false"])
         defer { server.kill() }
         try await waitUntilHealthy(port: server.port)
-        let (status, output) = try runTool(
+        let (status, output) = try TestData.runTool(
             ["python3", "-m", "schemathesis.cli", "run", "http://127.0.0.1:\(server.port)/openapi.json",
              "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
              "--max-examples", "25", "--seed", "1", "--workers", "1", "--request-timeout", "60", "--no-color"],
@@ -52,7 +52,7 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("attune").path
         let report = TestData.packageRoot.appendingPathComponent(".build/artifacts/fuzz.json").path
         try FileManager.default.createDirectory(atPath: (report as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let (status, output) = try runTool(
+        let (status, output) = try TestData.runTool(
             ["python3", TestData.packageRoot.appendingPathComponent("scripts/fuzz.py").path, "--binary", binary, "--seconds", seconds,
              "--report", report])
         print(output)

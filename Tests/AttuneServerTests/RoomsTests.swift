@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import AttuneBench
 import AttuneConversation
+import AttuneTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -16,17 +17,16 @@ import Testing
 
     /// GETs `path` until its JSON satisfies `done`.
     static func poll(_ what: String, port: Int, path: String, _ done: ([String: Any]) -> Bool) async throws -> [String: Any] {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
+        var found: [String: Any]?
+        let appeared = try await TestData.eventually(within: 30, every: .milliseconds(100)) {
             let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(10))
             let body = try await response.body.collect(upTo: 1 << 20)
-            if response.status == .ok, let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any], done(object) {
-                return object
-            }
-            try await Task.sleep(for: .milliseconds(100))
+            guard response.status == .ok, let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else { return false }
+            found = object
+            return done(object)
         }
-        Issue.record("\(path) never showed \(what)")
-        return [:]
+        if !appeared { Issue.record("\(path) never showed \(what)") }
+        return appeared ? found ?? [:] : [:]
     }
 
     static func data(_ message: [String: Any]) -> [String: Any] { message["data"] as? [String: Any] ?? [:] }

@@ -56,7 +56,7 @@ import Testing
 
             // Bob joins on B; once A can read that from the database, Ann joins on A and sees him.
             try await RoomsTests.join(bob, room: "hall", user: "bob")
-            #expect(try await PostgresWait.until { try await Self.isPresent("bob", in: "hall", port: a.port) })
+            #expect(try await TestData.eventually(every: .milliseconds(50)) { try await Self.isPresent("bob", in: "hall", port: a.port) })
             try await RoomsTests.join(ann, room: "hall", user: "ann")
             let joined = try await ann.waitFor(type: "room_joined")
             #expect((Self.data(joined)["participants"] as? [[String: Any]] ?? []).compactMap { $0["user_id"] as? String } == ["ann", "bob"])
@@ -78,7 +78,7 @@ import Testing
             #expect(Int(cut) ?? 0 >= 2, "the instances' pool and listener connections")
             let before = await Self.updates(about: "ann", in: bob).count
             try await ann.stream(speech, track: "mic")
-            #expect(try await PostgresWait.until { await Self.updates(about: "ann", in: bob).count > before })
+            #expect(try await TestData.eventually(every: .milliseconds(50)) { await Self.updates(about: "ann", in: bob).count > before })
 
             // Ann leaves. Her leave comes after her last emotion, so once Bob hears it, he has had
             // every emotion Ann's own room sent about her: the same ones, once each, in order.
@@ -127,7 +127,7 @@ extension ScaleOutTests {
             $0.postgres.heartbeatInterval = 0.5
         }) { _, client in
             // The first heartbeat has found out why.
-            #expect(try await PostgresWait.until {
+            #expect(try await TestData.eventually(every: .milliseconds(50)) {
                 try await client.execute(uri: "/api/health", method: .get) { String(buffer: $0.body).contains("does not exist") }
             })
             try await client.execute(uri: "/api/health", method: .get) { response in
@@ -147,7 +147,7 @@ extension ScaleOutTests {
             }
 
             try database.create()
-            #expect(try await PostgresWait.until {
+            #expect(try await TestData.eventually(every: .milliseconds(50)) {
                 try await client.execute(uri: "/api/health", method: .get) { $0.status == .ok }
             })
             try await client.execute(uri: "/api/sessions", method: .get) { response in
@@ -192,7 +192,7 @@ extension ScaleOutTests {
             let ann = try await RoomsClient.connect(port: proxy.port)
             let bob = try await RoomsClient.connect(port: proxy.port)
             try await RoomsTests.join(ann, room: "lobby", user: "ann")
-            #expect(try await PostgresWait.until { try await Self.isPresent("ann", in: "lobby", port: a.port) })
+            #expect(try await TestData.eventually(every: .milliseconds(50)) { try await Self.isPresent("ann", in: "lobby", port: a.port) })
             try await RoomsTests.join(bob, room: "lobby", user: "bob")
             try await ann.waitFor("Bob joining") { $0["type"] as? String == "participant_joined" }
             ann.send(["type": "audio_track_added", "track_id": "mic"])
@@ -252,8 +252,10 @@ final class NginxProcess: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(30)
+        // nginx writes its pid file once its listening sockets are open.
+        let pidFile = folder.appendingPathComponent("nginx.pid").path
         while Date() < deadline, process.isRunning {
-            if Self.accepts(port: port) { return }
+            if FileManager.default.fileExists(atPath: pidFile) { return }
             usleep(20_000)
         }
         stop()
@@ -274,29 +276,5 @@ final class NginxProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(at: folder)
     }
 
-    static func accepts(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
-
     struct NginxError: Error, CustomStringConvertible { let description: String }
-}
-
-/// Waiting on a condition that an event elsewhere makes true.
-enum PostgresWait {
-    static func until(_ seconds: Double = 60, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return false
-    }
 }

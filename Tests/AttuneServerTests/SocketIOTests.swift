@@ -14,7 +14,7 @@ import Testing
 
     /// Runs the client script against `port`; its JSON report.
     static func client(port: Int, frame: URL, transport: String) throws -> [String: Any] {
-        let (status, output) = try runTool(
+        let (status, output) = try TestData.runTool(
             ["python3", TestData.packageRoot.appendingPathComponent("scripts/socketio_client.py").path,
              "--url", "http://127.0.0.1:\(port)", "--frame", frame.path, "--transport", transport, "--timeout", "60"],
             environment: ["PYTHONPATH": site])
