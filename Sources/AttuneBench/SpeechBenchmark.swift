@@ -84,12 +84,12 @@ public struct SpeechBenchmark {
         }
     }
 
-    /// `count` clips taken at even steps through `clips` (all of them for 0), so that a sample
-    /// spans the speakers and emotions rather than taking one actor.
-    public static func spread(_ clips: [Clip], count: Int) -> [Clip] {
-        guard count > 0 else { return clips }
-        let step = max(1, clips.count / count)
-        return Array(stride(from: 0, to: clips.count, by: step).map { clips[$0] }.prefix(count))
+    /// `count` items (clips, prompts) taken at even steps through `items` (all of them for 0), so
+    /// that a sample spans the speakers and emotions rather than taking one actor.
+    public static func spread<Element>(_ items: [Element], count: Int) -> [Element] {
+        guard count > 0 else { return items }
+        let step = max(1, items.count / count)
+        return Array(stride(from: 0, to: items.count, by: step).map { items[$0] }.prefix(count))
     }
 
     public func run(clips: [Clip]) async throws -> Report {

@@ -204,6 +204,21 @@ public struct TurnBenchmark {
 
     // MARK: - Measuring
 
+    /// Builds the streams from `clips` (word boundaries from Whisper's aligned timings) and runs
+    /// them through the turn detector that `configuration` sets up, as a session would.
+    public func run(clips: [SpeechBenchmark.Clip], configuration: AttuneConfiguration) async throws -> (Report, [Outcome]) {
+        let aligner = WhisperTranscriber(
+            model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath), wordTimings: true),
+            settings: configuration.whisper)
+        let items = try await self.items(from: clips, aligner: aligner)
+        try await aligner.pool.shutdown()
+        let smartTurn = configuration.turn.endOfTurn == .smartTurn
+            ? try SmartTurnModel(path: URL(fileURLWithPath: configuration.smartTurnModelPath)) : nil
+        return try run(
+            items: items, vadModel: URL(fileURLWithPath: configuration.modelsDirectory + "/silero_vad.onnx"),
+            turn: configuration.turn, smartTurn: smartTurn)
+    }
+
     /// Feeds every item to a fresh turn detector with `turn` settings; `smartTurn` is consulted
     /// when `turn.endOfTurn` is `.smartTurn`.
     public func run(items: [Item], vadModel: URL, turn: TurnSettings, smartTurn: SmartTurnModel?) throws -> (Report, [Outcome]) {

@@ -13,7 +13,10 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Attune's components; each prints one JSON object.",
-        subcommands: [SpeechToText.self, TextEmotion.self, VoiceEmotion.self, Face.self, Replies.self, Conversation.self, Turns.self, Rooms.self]
+        subcommands: [
+            SpeechToText.self, TextEmotion.self, VoiceEmotion.self, Face.self, Replies.self, Conversation.self, Turns.self, Rooms.self,
+            Realtime.self,
+        ]
     )
 
     struct SpeechToText: AsyncParsableCommand {
@@ -294,22 +297,46 @@ struct Bench: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("[bench turns] \(message)\n".utf8))
             }
             let chosen = SpeechBenchmark.spread(try SpeechBenchmark.clips(from: data), count: turns)
-            let aligner = WhisperTranscriber(
-                model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath), wordTimings: true),
-                settings: configuration.whisper)
-            let items = try await benchmark.items(from: chosen, aligner: aligner)
-            try await aligner.pool.shutdown()
-            let smartTurn = configuration.turn.endOfTurn == .smartTurn
-                ? try SmartTurnModel(path: URL(fileURLWithPath: configuration.smartTurnModelPath)) : nil
-            let (report, outcomes) = try benchmark.run(
-                items: items, vadModel: URL(fileURLWithPath: configuration.modelsDirectory + "/silero_vad.onnx"),
-                turn: configuration.turn, smartTurn: smartTurn)
+            let (report, outcomes) = try await benchmark.run(clips: chosen, configuration: configuration)
             if let details {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
                 try encoder.encode(outcomes).write(to: URL(fileURLWithPath: details))
             }
             try printReport(report)
+        }
+    }
+
+    struct Realtime: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The real-time figures of this machine, each beside its target, from samples of stt, emotion-text, turns, conversation and replies.",
+            discussion: """
+                Prints {stt_rtf, final_transcript_ms_p50, text_emotion_ms_p50, end_of_turn_ms_p50, turn_false_cut_rate, \
+                voice_to_voice_ms_p50, voice_to_voice_ms_p95, false_cut_rate, first_token_ms_p50, \
+                typed_to_first_audio_ms_p50, targets, met, cpu}. The server's settings apply: ATTUNE_* variables or \
+                --set key=value. The benchmarks run one after another on an otherwise idle machine.
+                """
+        )
+
+        @Option(help: "Folder of RAVDESS-named WAV files, or a TSV manifest of path<TAB>reference.")
+        var data = "../shared/data/speech/ravdess-16k"
+        @Option(help: "GoEmotions-style TSV for the text emotion timing.") var texts = "../shared/data/text/goemotions-ekman/dev.tsv"
+        @Option(help: "Prompt TSV for the typed prompts.") var prompts = "bench/emotional-prompts.tsv"
+        @Option(help: "Clips transcribed (bench stt).") var clips = RealtimeBenchmark.Sizes().clips
+        @Option(help: "Streams through the turn detector (bench turns).") var turns = RealtimeBenchmark.Sizes().turns
+        @Option(help: "Spoken sessions (bench conversation).") var conversations = RealtimeBenchmark.Sizes().conversations
+        @Option(name: .customLong("set"), help: "A server setting key=value (repeatable).") var settings: [String] = []
+        @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
+
+        func run() async throws {
+            var benchmark = RealtimeBenchmark(configuration: try serverSettings(settings)) { message in
+                FileHandle.standardError.write(Data("[bench realtime] \(message)\n".utf8))
+            }
+            benchmark.sizes.clips = clips
+            benchmark.sizes.streamedClips = min(benchmark.sizes.streamedClips, clips)
+            benchmark.sizes.turns = turns
+            benchmark.sizes.conversations = conversations
+            try printReport(try await benchmark.run(data: .init(speech: data, texts: texts, prompts: prompts)))
         }
     }
 
