@@ -35,6 +35,8 @@ public struct ReplyBenchmark {
         public let firstTokenMs: Double?
         public let firstAudioMs: Double?
         public let totalMs: Double?
+        /// When the server asked the model once more (`reply.second_try_words`); nil when it did not.
+        public var secondTryMs: Double?
     }
 
     public struct Report: Encodable, Sendable {
@@ -51,6 +53,8 @@ public struct ReplyBenchmark {
         public var missingHelpRate: Double
         /// Replies in which the guard replaced or dropped a sentence of the model's.
         public var guardRepairRate: Double
+        /// Replies for which the model was asked once more because the guard left too little.
+        public var secondTryRate: Double
         /// How often the text emotion model's reading of the prompt matched its label.
         public var detectionAccuracy: Double
         public var firstTokenMsP50: Double
@@ -71,6 +75,7 @@ public struct ReplyBenchmark {
             case offTopicRate = "off_topic_rate"
             case missingHelpRate = "missing_help_rate"
             case guardRepairRate = "guard_repair_rate"
+            case secondTryRate = "second_try_rate"
             case detectionAccuracy = "detection_accuracy"
             case firstTokenMsP50 = "first_token_ms_p50"
             case firstTokenMsP95 = "first_token_ms_p95"
@@ -96,6 +101,7 @@ public struct ReplyBenchmark {
             offTopicRate = rate(\.offTopic)
             missingHelpRate = rate(\.missingHelp)
             guardRepairRate = (Double(results.filter { !$0.rejected.isEmpty }.count) / count).rounded(to: 3)
+            secondTryRate = (Double(results.filter { $0.secondTryMs != nil }.count) / count).rounded(to: 3)
             detectionAccuracy = (Double(results.filter { $0.detected == $0.emotion }.count) / count).rounded(to: 3)
             firstTokenMsP50 = percentile(results.compactMap(\.firstTokenMs), 0.5).rounded(to: 1)
             firstTokenMsP95 = percentile(results.compactMap(\.firstTokenMs), 0.95).rounded(to: 1)
@@ -197,7 +203,7 @@ public struct ReplyBenchmark {
                     emotion: prompt.emotion.rawValue, intensity: prompt.intensity, topic: prompt.topic, prompt: prompt.text,
                     expect: prompt.expectation?.rawValue, detected: done.detected, reply: reply, rejected: rejected,
                     verdict: verdict, firstTokenMs: timings["first_token_ms"], firstAudioMs: timings["first_audio_ms"],
-                    totalMs: timings["total_ms"]))
+                    totalMs: timings["total_ms"], secondTryMs: timings["second_try_ms"]))
                 let mark = verdict.acceptable ? "ok" : verdict.reasons.joined(separator: "; ")
                 progress("\(index + 1)/\(prompts.count) [\(prompt.emotion.rawValue) → \(done.detected)] \(reply) — \(mark)")
             }
@@ -255,8 +261,8 @@ public struct ReplyBenchmark {
         }
     }
 
-    /// Every system prompt and few-shot example the reply model can be shown (each persona, each
-    /// emotion at each intensity, a crisis, a trend line).
+    /// Every system prompt, few-shot example and note the reply model can be shown (each persona,
+    /// each emotion at each intensity, a crisis, a trend line, the second try's note).
     static func promptTexts() -> [String] {
         var texts: Set<String> = []
         for persona in Persona.builtIn {
@@ -267,7 +273,9 @@ public struct ReplyBenchmark {
                         let plan = ReplyPlan(emotion: emotion, confidence: confidence, isCrisis: crisis, needsUrgentCare: urgent)
                         let context = EmotionContext(
                             current: EmotionEstimate(scores: [emotion: confidence], channel: .text, subject: "bench", time: 0), recent: [.neutral, emotion])
-                        for message in builder.messages(for: "", plan: plan, emotion: context, history: []) where !message.content.isEmpty {
+                        let messages = builder.messages(for: "", plan: plan, emotion: context, history: [])
+                        // The second try adds one note after them (`reply.second_try_words`).
+                        for message in ReplyPlan.secondTry(messages, said: []) where !message.content.isEmpty {
                             texts.insert(message.content)
                         }
                     }

@@ -337,6 +337,7 @@ extension AttuneConfiguration {
             guard let value = Bool($1.lowercased()) else { throw ConfigurationError("reply.speculative_start: expected true or false, got '\($1)'") }
             $0.reply.speculativeStart = value
         },
+        .integer("reply.second_try_words", "ask the model once more when the guard leaves fewer of its own words than this (0: never)", \.reply.secondTryWords, 0...100),
         Setting(key: "tts.voice", summary: "default voice: " + Voice.all.map(\.id).joined(separator: ", ")) {
             guard Voice.named($1) != nil else { throw ConfigurationError("tts.voice: unknown voice '\($1)'") }
             $0.synthesis.defaultVoice = $1

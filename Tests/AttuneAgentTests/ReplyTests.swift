@@ -150,6 +150,42 @@ import Testing
         #expect(!(await guardrail.contradicts("It must be so frustrating to lose him like that.")))
     }
 
+    /// A reply the guard cut down to a few generic words does not answer the person: the model
+    /// is asked once more, and what that second try says is reviewed without further repairs.
+    @Test func aReplyCutDownToAFewWordsNeedsASecondTry() async {
+        let plan = ReplyPlan(emotion: .anger, confidence: 0.8)
+        var guardrail = ReplyGuard(plan: plan, judge: Self.judge)
+        guardrail.userText = "It's a bit annoying that my roommate never does the dishes."
+        #expect(await guardrail.review("That's frustrating.") == "That's frustrating.")
+        #expect(!guardrail.needsSecondTry(minimumWords: 8))  // nothing rejected: the model chose to be brief
+        #expect(await guardrail.review("It's important to take care of the things that are important to you.") == nil)
+        #expect(guardrail.needsSecondTry(minimumWords: 8))
+        #expect(!guardrail.needsSecondTry(minimumWords: 0))  // reply.second_try_words=0: never
+        guardrail.stopRepairing()
+        let answer = "Coming home to a sink full of their dishes every night would wear anyone down."
+        #expect(await guardrail.review(answer) == answer)
+        #expect(await guardrail.review("It's important to stay calm.") == nil)
+        #expect(!guardrail.needsSecondTry(minimumWords: 8))
+
+        // Only a repair spoken (the model's one sentence rejected): a second try is needed too,
+        // and the repair's words are not the model's.
+        var repaired = ReplyGuard(plan: plan, judge: Self.judge)
+        #expect(await repaired.review("It's important to be respectful and not take things personally.") == plan.repairs[0])
+        #expect(repaired.approvedWords == 0)
+        #expect(repaired.needsSecondTry(minimumWords: 8))
+        repaired.stopRepairing()
+        #expect(await repaired.review("You should have talked to them sooner.") == nil)  // dropped, no second repair
+    }
+
+    @Test func theSecondTryShowsWhatWasSaidAndAsksForTheMissingPart() {
+        let first = [ChatMessage(.system, "persona"), ChatMessage(.user, "my roommate never does the dishes")]
+        let messages = ReplyPlan.secondTry(first, said: ["That's frustrating."])
+        #expect(messages.prefix(2) == first[...])
+        #expect(messages[2] == ChatMessage(.assistant, "That's frustrating."))
+        #expect(messages[3].role == .system && messages[3].content.contains("particular thing they told you"))
+        #expect(ReplyPlan.secondTry(first, said: []).count == 3)
+    }
+
     @Test func refusalsAndReadOutInstructionsAreNeverSpoken() async {
         let plan = ReplyPlan(emotion: .disgust, confidence: 0.6)
         var guardrail = ReplyGuard(plan: plan, judge: Self.judge)

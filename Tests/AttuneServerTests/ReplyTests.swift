@@ -63,10 +63,14 @@ import Testing
             let before = try await speculationCounts(client)
             let cut = 25_040  // the clip's quietest 10 ms mid-sentence (1.56 s)
             let paused = Array(audio[..<cut]) + [Float](repeating: 0, count: 14_400) + Array(audio[cut...])
+            // A long end-of-turn silence, so that the final pause's transcript and the model's
+            // start are ready before the turn ends on a loaded machine too (with 1500 ms a busy
+            // machine's transcript came 2.5 s late and nothing had been started).
             var pausing = ConversationClient(port: port)
             pausing.settleTimeout = .seconds(90)
+            pausing.trailingSilence = 4.5
             let resumed = try await pausing.stream(
-                paused, before: [.text(#"{"type":"configure","silence_ms":1500}"#)], until: Self.replyDone)
+                paused, before: [.text(#"{"type":"configure","silence_ms":4000}"#)], until: Self.replyDone)
             #expect(resumed.filter { $0.type == "speech_ended" }.count == 1)
             #expect(resumed.filter { $0.type == "reply_started" }.count == 1)
             let whole = try #require(resumed.first { $0.type == "transcript_final" })["text"]?.lowercased() ?? ""

@@ -26,8 +26,9 @@ public struct ReplyGuard: Sendable {
     public static let leakWords = 6
     private let judge: Judge
     private var repairsUsed = 0
-    /// The model's sentences approved so far.
+    /// The model's sentences approved so far, and their words.
     private var approved = 0
+    private(set) public var approvedWords = 0
     private(set) public var rejected: [String] = []
     private var mentionedHelp = false
 
@@ -63,8 +64,23 @@ public struct ReplyGuard: Sendable {
             return plan.repairs[repairsUsed - 1]
         }
         approved += 1
+        approvedWords += Self.words(text).count
         if Self.mentionsHelp(text) { mentionedHelp = true }
         return text
+    }
+
+    /// Whether the reply needs a second try: the guard rejected some of the model's sentences
+    /// (most often the one about what happened, turned into advice) and what it let through
+    /// is under `minimumWords` words of the model's own ("That's frustrating.", or only a
+    /// generic repair), which does not answer what the person said.
+    public func needsSecondTry(minimumWords: Int) -> Bool {
+        !rejected.isEmpty && approvedWords < minimumWords
+    }
+
+    /// From now on a rejected sentence is dropped, not repaired: for the second try, after
+    /// whatever the first one said.
+    public mutating func stopRepairing() {
+        repairsUsed = plan.repairs.count
     }
 
     /// Sentences to add once the model has finished: the crisis help line or the call for

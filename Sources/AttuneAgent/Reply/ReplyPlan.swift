@@ -91,6 +91,20 @@ public struct ReplyPlan: Sendable, Equatable {
                     "Nice. Are you looking for any book in particular?")],
     ]
 
+    /// The messages of a second try (``ReplyGuard/needsSecondTry(minimumWords:)``): the first
+    /// try's messages, what was said so far, and a note asking for the part that was missing.
+    public static func secondTry(_ messages: [ChatMessage], said: [String]) -> [ChatMessage] {
+        var messages = messages
+        if !said.isEmpty { messages.append(ChatMessage(.assistant, said.joined(separator: " "))) }
+        messages.append(ChatMessage(.system, secondTryNote))
+        return messages
+    }
+
+    static let secondTryNote = """
+        Go on with one short sentence to them about the particular thing they told you: show you \
+        understood what happened. No advice, no "it's important", and do not repeat what you said.
+        """
+
     /// What every urgent-care reply carries.
     public static let urgentHelp =
         "If this is happening right now, please call your local emergency number, such as 911 in the US or 999 or 112 in the UK and Europe."

@@ -34,6 +34,9 @@ public struct ReplySettings: Sendable, Equatable {
     /// Start the reply in a pause, on its speculative transcript (``SpeculativeReply``); it is
     /// kept when the turn ends with the same prompt, dropped when the person goes on.
     public var speculativeStart = true
+    /// When the guard's rejections leave fewer of the model's own words than this, the model is
+    /// asked once more for a sentence about what happened (0: never).
+    public var secondTryWords = 8
     /// Spoken when the language model cannot answer.
     public var apology = "I'm sorry, I lost my train of thought for a moment. Could you say that again?"
 
@@ -496,6 +499,7 @@ struct ReplyRun {
         async let speaking: Void = speakAll(sentences)
         var text: [String] = []
         var rejected: [String] = []
+        var secondTryAt: Double?
         let queue = { (sentence: String) in
             text.append(sentence)
             emit.yield(.event(.replyTextDelta(reply: context.reply, sentence: text.count, text: sentence)))
@@ -526,18 +530,30 @@ struct ReplyRun {
                 joyThreshold: settings.reply.joyMismatchThreshold, judge: engines.judge)
             guardrail.userText = turn.text
             guardrail.shownToModel(messages.filter { $0.role != .user }.map(\.content) + ReplyPlan.allExamples.map(\.0))
-            var splitter = SentenceStream()
-            for try await piece in pieces {
-                if timings.firstTokenMs == nil {
-                    timings.firstTokenMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
+            /// Speaks the sentences of `pieces` that the guard lets through (or its repairs).
+            func speakReviewed(_ pieces: AsyncThrowingStream<String, any Error>) async throws {
+                var splitter = SentenceStream()
+                for try await piece in pieces {
+                    if timings.firstTokenMs == nil {
+                        timings.firstTokenMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
+                    }
+                    for sentence in splitter.append(piece) {
+                        if let approved = await guardrail.review(sentence) { queue(approved) }
+                    }
                 }
-                for sentence in splitter.append(piece) {
-                    if let approved = await guardrail.review(sentence) { queue(approved) }
-                }
+                // A cancelled stream ends without an error: what it cut off is not a sentence.
+                if Task.isCancelled || progress.isInterrupted { throw CancellationError() }
+                if let rest = splitter.finish(), let approved = await guardrail.review(rest) { queue(approved) }
             }
-            // A cancelled stream ends without an error: what it cut off is not a sentence.
-            if Task.isCancelled || progress.isInterrupted { throw CancellationError() }
-            if let rest = splitter.finish(), let approved = await guardrail.review(rest) { queue(approved) }
+            try await speakReviewed(pieces)
+            if guardrail.needsSecondTry(minimumWords: settings.reply.secondTryWords) {
+                logger.debug("reply \(context.reply): the guard left \(guardrail.approvedWords) word(s) of the model's; asking once more")
+                secondTryAt = (ContinuousClock.now - turn.speechEndedAt).milliseconds
+                let again = ReplyPlan.secondTry(messages, said: text)
+                guardrail.shownToModel(again.suffix(1).map(\.content))
+                guardrail.stopRepairing()
+                try await speakReviewed(chat.streamReply(to: again))
+            }
             guardrail.closing().forEach(queue)
             if text.isEmpty { queue(plan.repairs.first ?? "I'm listening.") }
             rejected = guardrail.rejected
@@ -582,6 +598,8 @@ struct ReplyRun {
         reported["total_ms"] = timings.totalMs
         // How long before the end of the turn the model started on it (speculative start).
         reported["speculation_lead_ms"] = speculationLead
+        // When the model was asked once more because the guard had left too little of its reply.
+        reported["second_try_ms"] = secondTryAt
         emit.yield(.event(.replyDone(reply: context.reply, text: spoken, interrupted: interrupted, timings: reported, rejected: rejected)))
         TurnMetrics.record(timings)
         return ReplyOutcome(turnIndex: context.turnIndex, spokenText: spoken, interrupted: interrupted, timings: timings)
