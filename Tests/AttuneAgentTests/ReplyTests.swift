@@ -175,6 +175,11 @@ import Testing
         #expect(repaired.needsSecondTry(minimumWords: 8))
         repaired.stopRepairing()
         #expect(await repaired.review("You should have talked to them sooner.") == nil)  // dropped, no second repair
+
+        // A crisis reply's support and help line do not depend on the model: no second try.
+        var crisis = ReplyGuard(plan: ReplyPlan(emotion: .sadness, confidence: 0.9, isCrisis: true), judge: Self.judge)
+        _ = await crisis.review("It's important to stay positive.")
+        #expect(!crisis.rejected.isEmpty && !crisis.needsSecondTry(minimumWords: 8))
     }
 
     @Test func theSecondTryShowsWhatWasSaidAndAsksForTheMissingPart() {

@@ -72,9 +72,10 @@ public struct ReplyGuard: Sendable {
     /// Whether the reply needs a second try: the guard rejected some of the model's sentences
     /// (most often the one about what happened, turned into advice) and what it let through
     /// is under `minimumWords` words of the model's own ("That's frustrating.", or only a
-    /// generic repair), which does not answer what the person said.
+    /// generic repair), which does not answer what the person said. Never in a crisis: its
+    /// support and help line do not depend on the model.
     public func needsSecondTry(minimumWords: Int) -> Bool {
-        !rejected.isEmpty && approvedWords < minimumWords
+        !plan.isCrisis && !rejected.isEmpty && approvedWords < minimumWords
     }
 
     /// From now on a rejected sentence is dropped, not repaired: for the second try, after
