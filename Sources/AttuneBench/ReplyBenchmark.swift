@@ -273,15 +273,15 @@ public struct ReplyBenchmark {
                         let plan = ReplyPlan(emotion: emotion, confidence: confidence, isCrisis: crisis, needsUrgentCare: urgent)
                         let context = EmotionContext(
                             current: EmotionEstimate(scores: [emotion: confidence], channel: .text, subject: "bench", time: 0), recent: [.neutral, emotion])
-                        let messages = builder.messages(for: "", plan: plan, emotion: context, history: [])
-                        // The second try adds one note after them (`reply.second_try_words`).
-                        for message in ReplyPlan.secondTry(messages, said: []) where !message.content.isEmpty {
+                        for message in builder.messages(for: "", plan: plan, emotion: context, history: []) where !message.content.isEmpty {
                             texts.insert(message.content)
                         }
                     }
                 }
             }
         }
+        // The second try's note (`reply.second_try_words`).
+        texts.insert(ReplyPlan.secondTryNote)
         return texts.sorted()
     }
 

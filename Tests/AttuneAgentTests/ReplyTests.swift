@@ -184,11 +184,13 @@ import Testing
 
     @Test func theSecondTryShowsWhatWasSaidAndAsksForTheMissingPart() {
         let first = [ChatMessage(.system, "persona"), ChatMessage(.user, "my roommate never does the dishes")]
-        let messages = ReplyPlan.secondTry(first, said: ["That's frustrating."])
+        let messages = ReplyPlan.secondTry(first, said: ["That's frustrating."], to: "my roommate never does the dishes")
         #expect(messages.prefix(2) == first[...])
         #expect(messages[2] == ChatMessage(.assistant, "That's frustrating."))
-        #expect(messages[3].role == .system && messages[3].content.contains("particular thing they told you"))
-        #expect(ReplyPlan.secondTry(first, said: []).count == 3)
+        // The note quotes their message: without it the model answered a few-shot example.
+        #expect(messages[3].role == .system && messages[3].content.hasPrefix(ReplyPlan.secondTryNote))
+        #expect(messages[3].content.hasSuffix("\"my roommate never does the dishes\""))
+        #expect(ReplyPlan.secondTry(first, said: [], to: "hello").count == 3)
     }
 
     @Test func refusalsAndReadOutInstructionsAreNeverSpoken() async {

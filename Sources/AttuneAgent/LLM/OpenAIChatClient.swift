@@ -33,6 +33,19 @@ public struct OpenAIChatClient: ChatModel {
         }
     }
 
+    /// Sends the request, and once more when the pooled keep-alive connection it went out on
+    /// turned out to be closed (the request never reached the model: a reply was lost to
+    /// "I/O on closed channel" in `bench replies`).
+    static func execute(_ http: HTTPClient, _ request: HTTPClientRequest, deadline: NIODeadline) async throws -> HTTPClientResponse {
+        do {
+            return try await http.execute(request, deadline: deadline)
+        } catch let error as ChannelError where error == .ioOnClosedChannel {
+            return try await http.execute(request, deadline: deadline)
+        } catch let error as HTTPClientError where error == .remoteConnectionClosed {
+            return try await http.execute(request, deadline: deadline)
+        }
+    }
+
     /// Sends the request and hands each piece of text to `deliver`; throws ``LLMError``.
     func stream(_ messages: [ChatMessage], deliver: @escaping @Sendable (String) -> Void) async throws {
         let request = try makeRequest(messages)
@@ -48,7 +61,7 @@ public struct OpenAIChatClient: ChatModel {
             group.addTask {
                 let response: HTTPClientResponse
                 do {
-                    response = try await http.execute(request, deadline: .now() + .milliseconds(Int64(settings.totalTimeout * 1000)))
+                    response = try await Self.execute(http, request, deadline: .now() + .milliseconds(Int64(settings.totalTimeout * 1000)))
                 } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
                     throw LLMError(.timeout, "the language model did not answer within \(settings.totalTimeout) s")
                 } catch is CancellationError {

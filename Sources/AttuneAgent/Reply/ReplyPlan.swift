@@ -92,17 +92,20 @@ public struct ReplyPlan: Sendable, Equatable {
     ]
 
     /// The messages of a second try (``ReplyGuard/needsSecondTry(minimumWords:)``): the first
-    /// try's messages, what was said so far, and a note asking for the part that was missing.
-    public static func secondTry(_ messages: [ChatMessage], said: [String]) -> [ChatMessage] {
+    /// try's messages, what was said so far, and a note that quotes the person's last message
+    /// (without it the model took a few-shot example for what they had said) and asks for the
+    /// part that was missing.
+    public static func secondTry(_ messages: [ChatMessage], said: [String], to message: String) -> [ChatMessage] {
         var messages = messages
         if !said.isEmpty { messages.append(ChatMessage(.assistant, said.joined(separator: " "))) }
-        messages.append(ChatMessage(.system, secondTryNote))
+        messages.append(ChatMessage(.system, secondTryNote + " Their message: \"\(message)\""))
         return messages
     }
 
-    static let secondTryNote = """
-        Go on with one short sentence to them about the particular thing they told you: show you \
-        understood what happened. No advice, no "it's important", and do not repeat what you said.
+    /// The second try's note, before the quoted message.
+    public static let secondTryNote = """
+        Go on with one short sentence to them about what they just told you: show you understood \
+        what happened to them. No advice, no "it's important", and do not repeat what you said.
         """
 
     /// What every urgent-care reply carries.
@@ -125,7 +128,7 @@ public struct ReplyPlan: Sendable, Equatable {
             avoid = ["cheerfulness", "advice lists", "judging", "promising that everything will be fine"]
             contradicting = [.joy]
             forbiddenPhrases = cheerful + dismissive
-            repairs = ["I'm really glad you told me, and I'm here with you.", "You deserve support right now, and you don't have to carry this alone."]
+            repairs = ["I'm really glad you told me, and I'm here with you.", "You deserve support right now, and you don't have to face this by yourself."]
             return
         }
         switch emotion {

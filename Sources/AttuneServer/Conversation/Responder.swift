@@ -549,8 +549,8 @@ struct ReplyRun {
             if guardrail.needsSecondTry(minimumWords: settings.reply.secondTryWords) {
                 logger.debug("reply \(context.reply): the guard left \(guardrail.approvedWords) word(s) of the model's; asking once more")
                 secondTryAt = (ContinuousClock.now - turn.speechEndedAt).milliseconds
-                let again = ReplyPlan.secondTry(messages, said: text)
-                guardrail.shownToModel(again.suffix(1).map(\.content))
+                let again = ReplyPlan.secondTry(messages, said: text, to: turn.text)
+                guardrail.shownToModel([ReplyPlan.secondTryNote])
                 guardrail.stopRepairing()
                 try await speakReviewed(chat.streamReply(to: again))
             }
