@@ -128,12 +128,13 @@ public struct RealtimeBenchmark {
             "voice_to_voice_ms_p50": conversation.voiceToVoiceP50,
             "false_cut_rate": conversation.falseCutRate,
         ]
+        let ms = { (value: Double) in value.rounded(to: 1) }
         return Report(
-            sttRTF: speech.rtf, finalTranscriptP50: speech.finalLatencyP50, finalTranscriptP95: speech.finalLatencyP95,
-            textEmotionP50: text.p50, endOfTurn: turns.endOfTurn, endOfTurnP50: turns.endOfTurnP50, endOfTurnP95: turns.endOfTurnP95,
-            turnFalseCutRate: turns.falseCutRate, voiceToVoiceP50: conversation.voiceToVoiceP50,
-            voiceToVoiceP95: conversation.voiceToVoiceP95, falseCutRate: conversation.falseCutRate,
-            firstTokenP50: conversation.firstTokenP50, typedToFirstAudioP50: replies.firstAudioMsP50, model: replyBenchmark.modelName,
+            sttRTF: speech.rtf.rounded(to: 3), finalTranscriptP50: ms(speech.finalLatencyP50), finalTranscriptP95: ms(speech.finalLatencyP95),
+            textEmotionP50: ms(text.p50), endOfTurn: turns.endOfTurn, endOfTurnP50: ms(turns.endOfTurnP50), endOfTurnP95: ms(turns.endOfTurnP95),
+            turnFalseCutRate: turns.falseCutRate.rounded(to: 3), voiceToVoiceP50: ms(conversation.voiceToVoiceP50),
+            voiceToVoiceP95: ms(conversation.voiceToVoiceP95), falseCutRate: conversation.falseCutRate.rounded(to: 3),
+            firstTokenP50: ms(conversation.firstTokenP50), typedToFirstAudioP50: ms(replies.firstAudioMsP50), model: replyBenchmark.modelName,
             targets: Self.targets, met: Self.targets.reduce(into: [:]) { met, target in met[target.key] = figures[target.key].map { $0 <= target.value } })
     }
 }

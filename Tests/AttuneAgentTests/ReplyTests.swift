@@ -201,6 +201,14 @@ import Testing
         #expect(await guardrail.contradicts("I have a job interview tomorrow and I'm so nervous."))
         #expect(await guardrail.contradicts("Acknowledge that it felt wrong or repellent to them, without adding judgement."))
         #expect(!(await guardrail.contradicts("Ugh, clipping nails at a desk is really gross.")))
+
+        // A run of an example's words that spans two sentences is caught in the second
+        // (the joy example: "…that's wonderful news! How does it feel to be allowed on the road?").
+        var joyful = ReplyGuard(plan: ReplyPlan(emotion: .joy, confidence: 0.9), judge: Self.judge)
+        joyful.shownToModel(ReplyPlan.allExamples.map(\.1))
+        #expect(await joyful.review("That's great news!") == "That's great news!")
+        #expect(await joyful.review("How does it feel to have so many followers?") == nil)
+        #expect(await joyful.review("What does he post?") == "What does he post?")
     }
 
     @Test func theClassifierCatchesJoyWithoutForbiddenWords() async {

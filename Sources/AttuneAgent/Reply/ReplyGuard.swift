@@ -31,6 +31,9 @@ public struct ReplyGuard: Sendable {
     private(set) public var approvedWords = 0
     private(set) public var rejected: [String] = []
     private var mentionedHelp = false
+    /// The last words spoken, so that a read-out run of words that spans two sentences ("…
+    /// wonderful news! How does it feel to …") is caught in the second.
+    private var spokenTail: [String] = []
 
     /// - Parameter judge: the text emotion of a sentence (nil when it cannot be read).
     public init(plan: ReplyPlan, threshold: Double = 0.5, joyThreshold: Double = 0.75, judge: @escaping Judge) {
@@ -44,7 +47,7 @@ public struct ReplyGuard: Sendable {
     /// that a sentence repeating them is rejected.
     public mutating func shownToModel(_ texts: [String]) {
         for text in texts {
-            let words = Self.words(text.lowercased().replacingOccurrences(of: "’", with: "'"))
+            let words = Self.words(Self.normalized(text))
             guard words.count >= Self.leakWords else { continue }
             for start in 0...(words.count - Self.leakWords) { shown.insert(Array(words[start..<(start + Self.leakWords)])) }
         }
@@ -61,12 +64,21 @@ public struct ReplyGuard: Sendable {
             rejected.append(text)
             guard approved == 0, repairsUsed < plan.repairs.count else { return nil }
             repairsUsed += 1
-            return plan.repairs[repairsUsed - 1]
+            return spoken(plan.repairs[repairsUsed - 1])
         }
         approved += 1
         approvedWords += Self.words(text).count
         if Self.mentionsHelp(text) { mentionedHelp = true }
+        return spoken(text)
+    }
+
+    private mutating func spoken(_ text: String) -> String {
+        spokenTail = Array((spokenTail + Self.words(Self.normalized(text))).suffix(Self.leakWords - 1))
         return text
+    }
+
+    static func normalized(_ text: String) -> String {
+        text.lowercased().replacingOccurrences(of: "’", with: "'")
     }
 
     /// Whether the reply needs a second try: the guard rejected some of the model's sentences
@@ -97,15 +109,18 @@ public struct ReplyGuard: Sendable {
     /// lectures or blames someone who is hurting, reads out its instructions or examples, or
     /// echoes their words.
     public func contradicts(_ text: String) async -> Bool {
-        let lowered = text.lowercased().replacingOccurrences(of: "’", with: "'")
+        let lowered = Self.normalized(text)
         if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
         if ReplyPlan.metaPhrases.contains(where: { lowered.contains($0) }) { return true }
         if ReplyPlan.refusalPhrases.contains(where: { lowered.contains($0) }) { return true }
         if plan.emotion.circumplex.valence < 0 || plan.isCrisis,
            ReplyPlan.lecturePhrases.contains(where: { lowered.contains($0) }) { return true }
         let words = Self.words(lowered)
-        if words.count >= Self.leakWords,
-           (0...(words.count - Self.leakWords)).contains(where: { shown.contains(Array(words[$0..<($0 + Self.leakWords)])) }) {
+        // Runs of words read out of the instructions or examples, within this sentence or
+        // continuing the last one spoken.
+        let continued = spokenTail + words
+        if continued.count >= Self.leakWords,
+           (0...(continued.count - Self.leakWords)).contains(where: { shown.contains(Array(continued[$0..<($0 + Self.leakWords)])) }) {
             return true
         }
         if words.count >= 3, Self.words(userText.lowercased()).joined(separator: " ").contains(words.joined(separator: " ")) { return true }
