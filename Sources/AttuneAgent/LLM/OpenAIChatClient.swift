@@ -39,11 +39,13 @@ public struct OpenAIChatClient: ChatModel {
     static func execute(_ http: HTTPClient, _ request: HTTPClientRequest, deadline: NIODeadline) async throws -> HTTPClientResponse {
         do {
             return try await http.execute(request, deadline: deadline)
-        } catch let error as ChannelError where error == .ioOnClosedChannel {
-            return try await http.execute(request, deadline: deadline)
-        } catch let error as HTTPClientError where error == .remoteConnectionClosed {
+        } catch where isClosedConnection(error) {
             return try await http.execute(request, deadline: deadline)
         }
+    }
+
+    static func isClosedConnection(_ error: any Error) -> Bool {
+        (error as? ChannelError) == .ioOnClosedChannel || (error as? HTTPClientError) == .remoteConnectionClosed
     }
 
     /// Sends the request and hands each piece of text to `deliver`; throws ``LLMError``.
