@@ -233,10 +233,7 @@ extension AttuneConfiguration {
             $0.llm.baseURL = $1.isEmpty ? nil : $1
         },
         Setting(key: "llm.model", summary: "model name sent to the LLM server") { $0.llm.model = $1 },
-        Setting(key: "llm.embedded", summary: "true: start llama-server when llm.base_url is unset; false: no LLM") {
-            guard let value = Bool($1.lowercased()) else { throw ConfigurationError("llm.embedded: expected true or false, got '\($1)'") }
-            $0.llmEmbedded = value
-        },
+        .flag("llm.embedded", "true: start llama-server when llm.base_url is unset; false: no LLM", \.llmEmbedded),
         Setting(key: "llm.api_key", summary: "bearer token for the LLM server") { $0.llm.apiKey = $1 },
         .decimal("llm.connect_timeout_s", "seconds to wait for the LLM connection", \.llm.connectTimeout, 0.1...600),
         .decimal("llm.first_token_timeout_s", "seconds to the first token before the spoken apology", \.llm.firstTokenTimeout, 0.1...600),
@@ -315,10 +312,7 @@ extension AttuneConfiguration {
         .decimal("rooms.chunk_seconds", "seconds of a participant's speech read by the voice model at a time", \.rooms.chunkSeconds, 0.5...5),
         .integer("rooms.max_pending_chunks", "chunks and utterances waiting for voice analysis per connection before more are skipped", \.rooms.maxPendingChunks, 1...1_000),
         .integer("rooms.keep_emotions", "emotions stored per participant and room (the newest)", \.rooms.keepEmotions, 1...100_000),
-        Setting(key: "rooms.transcribe", summary: "true: transcribe each participant's utterances, broadcast the transcripts and read their emotion") {
-            guard let value = Bool($1.lowercased()) else { throw ConfigurationError("rooms.transcribe: expected true or false, got '\($1)'") }
-            $0.rooms.transcribe = value
-        },
+        .flag("rooms.transcribe", "true: transcribe each participant's utterances, broadcast the transcripts and read their emotion", \.rooms.transcribe),
         .integer("history.max_page", "most turns or sessions one history request returns", \.historyMaxPage, 1...100_000),
         Setting(key: "storage.url", summary: "sqlite:PATH (default sqlite:history.sqlite in data_dir) or postgres://user:password@host:port/database[?sslmode=disable|prefer|require]") {
             _ = try StorageLocation(url: $1)
@@ -333,11 +327,9 @@ extension AttuneConfiguration {
         .integer("storage.remembered_events", "room event ids a listener remembers to deliver each once across a reconnection", \.postgres.rememberedEvents, 1_000...10_000_000),
         .decimal("reply.mismatch_threshold", "reply-sentence emotion probability that counts as contradicting the person", \.reply.mismatchThreshold, 0...1),
         .decimal("reply.joy_mismatch_threshold", "reply-sentence joy probability that counts as contradicting a painful feeling", \.reply.joyMismatchThreshold, 0...1),
-        Setting(key: "reply.speculative_start", summary: "true: start the reply on a pause's transcript, kept if the turn ends with the same words") {
-            guard let value = Bool($1.lowercased()) else { throw ConfigurationError("reply.speculative_start: expected true or false, got '\($1)'") }
-            $0.reply.speculativeStart = value
-        },
+        .flag("reply.speculative_start", "true: start the reply on a pause's transcript, kept if the turn ends with the same words", \.reply.speculativeStart),
         .integer("reply.second_try_words", "ask the model once more when the guard leaves fewer of its own words than this (0: never)", \.reply.secondTryWords, 0...100),
+        .flag("reply.second_try_unmentioned", "true: ask the model once more when its reply mentions nothing of what the person told about", \.reply.secondTryUnmentioned),
         Setting(key: "tts.voice", summary: "default voice: " + Voice.all.map(\.id).joined(separator: ", ")) {
             guard Voice.named($1) != nil else { throw ConfigurationError("tts.voice: unknown voice '\($1)'") }
             $0.synthesis.defaultVoice = $1
@@ -420,6 +412,13 @@ extension AttuneConfiguration.Setting {
 
     static func integer(_ key: String, _ summary: String, _ path: Path<Int>, _ range: ClosedRange<Int>) -> Self {
         Self(key: key, summary: summary) { $0[keyPath: path] = try AttuneConfiguration.parse($1, as: key, in: range) }
+    }
+
+    static func flag(_ key: String, _ summary: String, _ path: Path<Bool>) -> Self {
+        Self(key: key, summary: summary) {
+            guard let value = Bool($1.lowercased()) else { throw ConfigurationError("\(key): expected true or false, got '\($1)'") }
+            $0[keyPath: path] = value
+        }
     }
 
     static func decimal(_ key: String, _ summary: String, _ path: Path<Double>, _ range: ClosedRange<Double>) -> Self {

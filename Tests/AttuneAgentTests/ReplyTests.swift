@@ -182,6 +182,45 @@ import Testing
         #expect(!crisis.rejected.isEmpty && !crisis.needsSecondTry(minimumWords: 8))
     }
 
+    /// A reply that names nothing of what the person told about has not shown it heard them:
+    /// the Responder asks once more (`reply.second_try_unmentioned`).
+    @Test func aReplyThatMentionsNothingOfTheirsIsNoticed() async {
+        var guardrail = ReplyGuard(plan: ReplyPlan(emotion: .surprise, confidence: 0.6), judge: Self.judge)
+        guardrail.userText = "My boss suddenly announced that the whole team is moving to Berlin."
+        #expect(await guardrail.review("That's a big change! Have you considered what you want to do?") != nil)
+        #expect(guardrail.mentionsNothingOfTheirs)
+        #expect(await guardrail.review("Moving the whole team to another country is a lot to take in.") != nil)
+        #expect(!guardrail.mentionsNothingOfTheirs)
+
+        // Stems, not exact words; feeling words are not the thing that happened.
+        let exams = ParticularWords("I passed all my exams! I honestly thought I'd failed chemistry")
+        #expect(exams.isMentioned(in: "Your chemistry exam went better than you feared."))
+        #expect(!exams.isMentioned(in: "That's wonderful, you must be so relieved!"))
+        #expect(ParticularWords("the test says I'm pregnant").isMentioned(in: "A pregnancy you weren't expecting!"))
+        #expect(!ParticularWords("I didn't make the choir, I'm a bit disappointed").isMentioned(in: "That can be disappointing."))
+        // A message of feelings alone names nothing in particular; nor is anything asked of a crisis reply.
+        var feelings = ReplyGuard(plan: ReplyPlan(emotion: .joy, confidence: 0.9), judge: Self.judge)
+        feelings.userText = "I'm so happy right now!"
+        #expect(await feelings.review("That's lovely to hear!") != nil)
+        #expect(!feelings.mentionsNothingOfTheirs)
+        var crisis = ReplyGuard(plan: ReplyPlan(emotion: .sadness, confidence: 0.9, isCrisis: true), judge: Self.judge)
+        crisis.userText = "I lost my job and I don't want to be alive anymore"
+        _ = await crisis.review("I'm really glad you told me.")
+        #expect(!crisis.mentionsNothingOfTheirs)
+    }
+
+    @Test func aSentenceSaidTwiceOrThanksNobodyGaveAreNotSpoken() async {
+        var guardrail = ReplyGuard(plan: ReplyPlan(emotion: .disgust, confidence: 0.8), judge: Self.judge)
+        guardrail.userText = "I read about a company dumping chemicals in the river near a school."
+        #expect(await guardrail.review("Oh, that's really upsetting.") == "Oh, that's really upsetting.")
+        #expect(await guardrail.contradicts("Oh, that's very upsetting."))
+        #expect(!(await guardrail.contradicts("Dumping chemicals near children is appalling.")))
+        #expect(await guardrail.contradicts("You're welcome! It's good that you care."))
+        var thanked = ReplyGuard(plan: ReplyPlan(emotion: .joy, confidence: 0.8), judge: Self.judge)
+        thanked.userText = "Thanks for listening to me earlier, it helped."
+        #expect(!(await thanked.contradicts("You're welcome, I'm glad it helped.")))
+    }
+
     @Test func theSecondTryShowsWhatWasSaidAndAsksForTheMissingPart() {
         let first = [ChatMessage(.system, "persona"), ChatMessage(.user, "my roommate never does the dishes")]
         let messages = ReplyPlan.secondTry(first, said: ["That's frustrating."], to: "my roommate never does the dishes")

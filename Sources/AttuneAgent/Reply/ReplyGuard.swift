@@ -19,7 +19,15 @@ public struct ReplyGuard: Sendable {
     public let threshold: Double
     public let joyThreshold: Double
     /// What the person said: a reply sentence that merely repeats it is rejected.
-    public var userText = ""
+    public var userText = "" {
+        didSet { particular = ParticularWords(userText) }
+    }
+    /// The particular things they told about, which a reply should mention.
+    private var particular = ParticularWords("")
+    /// Whether one of the model's approved sentences mentions one of them.
+    private var mentionedTheirs = false
+    /// The words of every sentence spoken, so that one saying the same again is rejected.
+    private var spokenSentences: [Set<String>] = []
     /// Runs of ``leakWords`` words from the instructions and examples the model was shown: a
     /// sentence that reads them aloud is rejected.
     private var shown: Set<[String]> = []
@@ -69,11 +77,14 @@ public struct ReplyGuard: Sendable {
         approved += 1
         approvedWords += Self.words(text).count
         if Self.mentionsHelp(text) { mentionedHelp = true }
+        if particular.isMentioned(in: text) { mentionedTheirs = true }
         return spoken(text)
     }
 
     private mutating func spoken(_ text: String) -> String {
-        spokenTail = Array((spokenTail + Self.words(Self.normalized(text))).suffix(Self.leakWords - 1))
+        let words = Self.words(Self.normalized(text))
+        spokenTail = Array((spokenTail + words).suffix(Self.leakWords - 1))
+        spokenSentences.append(Set(words))
         return text
     }
 
@@ -88,6 +99,13 @@ public struct ReplyGuard: Sendable {
     /// support and help line do not depend on the model.
     public func needsSecondTry(minimumWords: Int) -> Bool {
         !plan.isCrisis && !rejected.isEmpty && approvedWords < minimumWords
+    }
+
+    /// Whether none of the model's approved sentences mentions the particular things the person
+    /// told about (``ParticularWords``), when they told about any: "That's a big change! Have
+    /// you considered what you want to do?" to a team moving to Berlin. Never in a crisis.
+    public var mentionsNothingOfTheirs: Bool {
+        !plan.isCrisis && !particular.isEmpty && !mentionedTheirs
     }
 
     /// From now on a rejected sentence is dropped, not repaired: for the second try, after
@@ -106,11 +124,12 @@ public struct ReplyGuard: Sendable {
     }
 
     /// Whether `text` contradicts the plan, narrates instead of talking to the person, refuses,
-    /// lectures or blames someone who is hurting, reads out its instructions or examples, or
-    /// echoes their words.
+    /// lectures or blames someone who is hurting, reads out its instructions or examples, echoes
+    /// their words, says again what was just said, or thanks them for thanks they did not give.
     public func contradicts(_ text: String) async -> Bool {
         let lowered = Self.normalized(text)
         if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
+        if lowered.contains("you're welcome"), !Self.normalized(userText).contains("thank") { return true }
         if ReplyPlan.metaPhrases.contains(where: { lowered.contains($0) }) { return true }
         if ReplyPlan.refusalPhrases.contains(where: { lowered.contains($0) }) { return true }
         if plan.emotion.circumplex.valence < 0 || plan.isCrisis,
@@ -125,6 +144,7 @@ public struct ReplyGuard: Sendable {
         }
         if words.count >= 3, Self.words(userText.lowercased()).joined(separator: " ").contains(words.joined(separator: " ")) { return true }
         if isParrot(words) { return true }
+        if isRepeat(words) { return true }
         guard !plan.contradicting.isEmpty, let estimate = await judge(text) else { return false }
         guard plan.contradicting.contains(estimate.label) else { return false }
         let painful = plan.isCrisis || plan.emotion.circumplex.valence < 0
@@ -143,6 +163,17 @@ public struct ReplyGuard: Sendable {
         return Double(shared) >= Self.parrotShare * Double(words.count)
     }
 
+    /// A sentence that says again what an earlier one said ("Oh, that's really upsetting. Oh,
+    /// that's very upsetting."): `repeatShare` or more of the two sentences' words in common.
+    func isRepeat(_ words: [String]) -> Bool {
+        let these = Set(words)
+        guard !these.isEmpty else { return false }
+        return spokenSentences.contains { earlier in
+            Double(these.intersection(earlier).count) >= Self.repeatShare * Double(these.union(earlier).count)
+        }
+    }
+
+    public static let repeatShare = 0.6
     public static let parrotWords = 5
     public static let parrotShare = 0.75
     private static let spokenBack = [

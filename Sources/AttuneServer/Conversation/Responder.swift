@@ -37,6 +37,9 @@ public struct ReplySettings: Sendable, Equatable {
     /// When the guard's rejections leave fewer of the model's own words than this, the model is
     /// asked once more for a sentence about what happened (0: never).
     public var secondTryWords = 8
+    /// Ask the model once more, in the same way, when its reply mentions nothing of the
+    /// particular things the person told about (``ReplyGuard/mentionsNothingOfTheirs``).
+    public var secondTryUnmentioned = true
     /// Spoken when the language model cannot answer.
     public var apology = "I'm sorry, I lost my train of thought for a moment. Could you say that again?"
 
@@ -486,7 +489,7 @@ struct ReplyRun {
 
     func run() async -> ReplyOutcome {
         let turn = context.turn
-        let plan = turn.plan
+        let plan = turn.plan(after: context.recentEmotions)
         emit.yield(.event(.replyStarted(
             reply: context.reply, utterance: turn.utterance, emotion: plan.emotion, intensity: plan.intensity.rawValue,
             crisis: plan.isCrisis)))
@@ -546,8 +549,9 @@ struct ReplyRun {
                 if let rest = splitter.finish(), let approved = await guardrail.review(rest) { queue(approved) }
             }
             try await speakReviewed(pieces)
-            if guardrail.needsSecondTry(minimumWords: settings.reply.secondTryWords) {
-                logger.debug("reply \(context.reply): the guard left \(guardrail.approvedWords) word(s) of the model's; asking once more")
+            let cutDown = guardrail.needsSecondTry(minimumWords: settings.reply.secondTryWords)
+            if cutDown || settings.reply.secondTryUnmentioned && guardrail.mentionsNothingOfTheirs {
+                logger.debug("reply \(context.reply): \(cutDown ? "the guard left \(guardrail.approvedWords) word(s) of the model's" : "the reply mentioned nothing of theirs"); asking once more")
                 secondTryAt = (ContinuousClock.now - turn.speechEndedAt).milliseconds
                 let again = ReplyPlan.secondTry(messages, said: text, to: turn.text)
                 guardrail.shownToModel([ReplyPlan.secondTryNote])

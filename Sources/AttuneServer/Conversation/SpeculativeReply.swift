@@ -53,18 +53,30 @@ final class SpeculativeReply: Sendable {
 }
 
 extension UserTurn {
-    /// How to answer this turn: its feeling (fused, or from the words alone), crisis and urgent care.
-    var plan: ReplyPlan {
+    /// How to answer this turn: its feeling (fused, or from the words alone), crisis and urgent
+    /// care. A follow-up that reads calm or only mildly ("Yeah, and I left the flat spotless.")
+    /// after a painful turn keeps that feeling, mildly: it is usually more of the same story,
+    /// and cheering it is the worst mistake a reply can make.
+    func plan(after recent: [EmotionLabel]) -> ReplyPlan {
         let feeling = fused ?? textEmotion
-        return ReplyPlan(
-            emotion: feeling?.label ?? .neutral, confidence: feeling?.confidence ?? 0, isCrisis: CrisisDetector.isCrisis(text),
-            needsUrgentCare: UrgentCareDetector.needsUrgentCare(text))
+        let crisis = CrisisDetector.isCrisis(text)
+        let urgent = UrgentCareDetector.needsUrgentCare(text)
+        let confidence = feeling?.confidence ?? 0
+        if let label = feeling?.label, label == .neutral || Intensity(confidence: confidence) == .mild,
+           let previous = recent.last, previous.circumplex.valence < 0, previous != label {
+            return ReplyPlan(emotion: previous, confidence: min(confidence, Self.carriedConfidence), isCrisis: crisis, needsUrgentCare: urgent)
+        }
+        return ReplyPlan(emotion: feeling?.label ?? .neutral, confidence: confidence, isCrisis: crisis, needsUrgentCare: urgent)
     }
+
+    /// The confidence a carried-over feeling is planned with: a mild reading, whose treatment
+    /// is not told to the model (``ReplyPlan/instructions``).
+    static let carriedConfidence = 0.3
 
     /// The messages the language model gets for this turn: the same for a speculative start and
     /// for the reply, so that the reply can take the speculation over when they are equal.
     func prompt(persona: Persona, memory settings: MemorySettings, history: [RememberedTurn], recentEmotions: [EmotionLabel]) -> [ChatMessage] {
         PromptBuilder(persona: persona, memory: settings).messages(
-            for: text, plan: plan, emotion: EmotionContext(current: fused ?? textEmotion, recent: recentEmotions), history: history)
+            for: text, plan: plan(after: recentEmotions), emotion: EmotionContext(current: fused ?? textEmotion, recent: recentEmotions), history: history)
     }
 }
