@@ -222,15 +222,17 @@ extension PostgresStore: Service {
     /// instance's participants leave their rooms and its heartbeat row goes, so the other
     /// instances need not wait for the timeout (when cancelled, it just stops).
     public func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.client.run() }
-            await withGracefulShutdownHandler {
-                await self.beat()
-            } onGracefulShutdown: {}
-            // Cancelled rather than shut down: gone without a word, like a crash.
-            if !Task.isCancelled { await self.leaveEverything() }
-            group.cancelAll()
-        }
+        // The pool runs in a task of its own rather than a child, so that cancelling `run()`
+        // stops the heartbeat first and the pool after it: PostgresNIO never resumes a query
+        // whose pool stopped under it, and a heartbeat cancelled mid-transaction then hung.
+        let pool = Task { await client.run() }
+        await withGracefulShutdownHandler {
+            await self.beat()
+        } onGracefulShutdown: {}
+        // Cancelled rather than shut down: gone without a word, like a crash.
+        if !Task.isCancelled { await self.leaveEverything() }
+        pool.cancel()
+        await pool.value
     }
 
     /// Writes heartbeats and clears out dead instances until cancelled or shut down.

@@ -182,6 +182,24 @@ import Testing
         }
     }
 
+    /// A store stopped while its heartbeat is in the middle of a transaction (here: the first
+    /// migration, cut short by a tiny `storage.timeout_s`) stops at once. Before the pool
+    /// outlived the heartbeat, PostgresNIO never resumed the heartbeat's query once the pool had
+    /// stopped under it, and a loaded `make test` hung for good in about one stop of twenty.
+    @Test(.timeLimit(.minutes(2))) func aStoreStoppedMidTransactionStops() async throws {
+        for round in 0..<30 {
+            let database = try PostgresTestDatabase()
+            defer { database.drop() }
+            var settings = PostgresSettings()
+            settings.timeout = [0.002, 0.005, 0.01, 0.02, 0.04][round % 5]
+            let store = try PostgresStore(location: try PostgresLocation(url: database.url), settings: settings)
+            // The operation may finish or time out; what matters is that the store then stops.
+            _ = try? await store.whileRunning {
+                try await store.startSession(id: "s", persona: "companion", voice: "joe", at: 1)
+            }
+        }
+    }
+
     @Test func urlsAreReadAndBadOnesExplained() throws {
         let location = try PostgresLocation(url: "postgresql://me:p%40ss@db.example:6543/attune?sslmode=require")
         #expect(location.host == "db.example" && location.port == 6543 && location.username == "me")
