@@ -68,21 +68,23 @@ public struct ReplyGuard: Sendable {
     public mutating func review(_ sentence: String) async -> String? {
         let text = sentence.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return nil }
-        if await contradicts(text) {
+        let words = Self.words(Self.normalized(text))
+        if await contradicts(text, words: words) {
             rejected.append(text)
             guard approved == 0, repairsUsed < plan.repairs.count else { return nil }
             repairsUsed += 1
-            return spoken(plan.repairs[repairsUsed - 1])
+            let repair = plan.repairs[repairsUsed - 1]
+            return spoken(repair, words: Self.words(Self.normalized(repair)))
         }
         approved += 1
-        approvedWords += Self.words(text).count
+        approvedWords += words.count
         if Self.mentionsHelp(text) { mentionedHelp = true }
         if particular.isMentioned(in: text) { mentionedTheirs = true }
-        return spoken(text)
+        return spoken(text, words: words)
     }
 
-    private mutating func spoken(_ text: String) -> String {
-        let words = Self.words(Self.normalized(text))
+    /// Remembers a sentence about to be spoken, by its words.
+    private mutating func spoken(_ text: String, words: [String]) -> String {
         spokenTail = Array((spokenTail + words).suffix(Self.leakWords - 1))
         spokenSentences.append(Set(words))
         return text
@@ -127,6 +129,11 @@ public struct ReplyGuard: Sendable {
     /// lectures or blames someone who is hurting, reads out its instructions or examples, echoes
     /// their words, says again what was just said, or thanks them for thanks they did not give.
     public func contradicts(_ text: String) async -> Bool {
+        await contradicts(text, words: Self.words(Self.normalized(text)))
+    }
+
+    /// ``contradicts(_:)`` with the sentence's words (of its normalised text) already split.
+    private func contradicts(_ text: String, words: [String]) async -> Bool {
         let lowered = Self.normalized(text)
         if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
         if lowered.contains("you're welcome"), !Self.normalized(userText).contains("thank") { return true }
@@ -134,7 +141,6 @@ public struct ReplyGuard: Sendable {
         if ReplyPlan.refusalPhrases.contains(where: { lowered.contains($0) }) { return true }
         if plan.emotion.circumplex.valence < 0 || plan.isCrisis,
            ReplyPlan.lecturePhrases.contains(where: { lowered.contains($0) }) { return true }
-        let words = Self.words(lowered)
         // Runs of words read out of the instructions or examples, within this sentence or
         // continuing the last one spoken.
         let continued = spokenTail + words
