@@ -102,10 +102,13 @@ public struct ReplyPlan: Sendable, Equatable {
         return messages
     }
 
-    /// The second try's note, before the quoted message.
+    /// The second try's note, before the quoted message. It asks for a remark or a question
+    /// about the thing itself: asked to "show you understood what happened", the model said "I
+    /// understand." or told the person's message back to them.
     public static let secondTryNote = """
-        Go on with one short sentence to them about what they just told you: show you understood \
-        what happened to them. No advice, no "it's important", and do not repeat what you said.
+        Go on with one short sentence to them about the particular thing in their message, in your \
+        own words: a warm remark on it or a question about it. No advice, no "it's important", and \
+        do not repeat their words or what you said.
         """
 
     /// What every urgent-care reply carries.
