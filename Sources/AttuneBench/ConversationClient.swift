@@ -33,6 +33,20 @@ public struct ConversationClient: Sendable {
     public var query = ""
     /// Sent with the upgrade request, e.g. `Origin`.
     public var headers: [String: String] = [:]
+    /// Stops sending at `sample` of the audio until `until` holds for the events received so
+    /// far, then goes on at the same pace: for a test whose next audio must wait for what the
+    /// server said (a pause's transcript). No such event within `settleTimeout` ends the stream.
+    public var gate: Gate?
+
+    public struct Gate: Sendable {
+        public var sample: Int
+        public var until: @Sendable ([ReceivedEvent]) -> Bool
+
+        public init(sample: Int, until: @escaping @Sendable ([ReceivedEvent]) -> Bool) {
+            self.sample = sample
+            self.until = until
+        }
+    }
 
     public init(port: Int) {
         self.port = port
@@ -60,6 +74,7 @@ public struct ConversationClient: Sendable {
         let pace = self.pace
         let frameSeconds = self.frameSeconds
         let settleTimeout = self.settleTimeout
+        let gate = self.gate
         var additionalHeaders = HTTPFields()
         for (name, value) in headers {
             if let field = HTTPField.Name(name) { additionalHeaders[field] = value }
@@ -101,10 +116,20 @@ public struct ConversationClient: Sendable {
                     }
                     try await send(extras)
                     let clock = ContinuousClock()
-                    let start = clock.now
+                    var start = clock.now
                     // Marks the instant the audio began, so stream times become instants.
                     await collected.append(ReceivedEvent(type: "client_audio_started", fields: [:], arrival: start))
+                    var gateOpen = gate == nil
                     for (index, offset) in stride(from: 0, to: audio.count, by: frame).enumerated() {
+                        if !gateOpen, let gate, offset >= gate.sample {
+                            let waitStarted = clock.now
+                            while !gate.until(await collected.events) {
+                                guard clock.now - waitStarted < settleTimeout else { throw CancellationError() }
+                                try await Task.sleep(for: .milliseconds(10))
+                            }
+                            gateOpen = true
+                            start = start + (clock.now - waitStarted)
+                        }
                         let chunk = Array(audio[offset..<min(offset + frame, audio.count)])
                         try await outbound.write(.binary(ByteBuffer(bytes: PCM.int16LittleEndian(from: chunk))))
                         if pace > 0 {

@@ -15,7 +15,10 @@ import Foundation
 /// (`Settings.speechFloor` below the loudest 10 ms).
 ///
 /// The turn detector of a session (Silero VAD, and Smart Turn when `turn.end_of_turn` says so)
-/// is fed the stream in 20 ms frames, as the browser sends it. A turn end before the last word
+/// is fed the stream in 20 ms frames, as the browser sends it. With `turn.hold_unfinished`, each
+/// pause's audio is decoded by Whisper as the session does, and a transcript that stops
+/// mid-sentence holds the pause from the frame at which the decode would have finished (the
+/// stream time of the pause plus the decode's measured time). A turn end before the last word
 /// is a false cut; no end after it within the trailing silence is a missed end; otherwise the
 /// end-of-turn time is from the end of speech to the frame whose processing reported the end,
 /// plus that processing time. (Sobs and loud breaths after a sentence count as speech here, so
@@ -74,9 +77,23 @@ public struct TurnBenchmark {
         public var ends: [Double]
         public var falseCut: Bool
         public var endOfTurnMs: Double?
+        /// With `turn.hold_unfinished`: each pause's transcript, whether it held the pause, and
+        /// when its decode finished (seconds of the stream).
+        public var pauses: [PauseReading]
+
+        public struct PauseReading: Codable, Sendable {
+            public var text: String
+            public var held: Bool
+            public var readyAt: Double
+
+            enum CodingKeys: String, CodingKey {
+                case text, held
+                case readyAt = "ready_at"
+            }
+        }
 
         enum CodingKeys: String, CodingKey {
-            case clip, starts, ends
+            case clip, starts, ends, pauses
             case pauseMs = "pause_ms"
             case cutAfter = "cut_after"
             case speechEnd = "speech_end"
@@ -95,6 +112,9 @@ public struct TurnBenchmark {
         public var falseCutRateByPause: [String: Double]
         public var missedEndRate: Double
         public var completionMsP50: Double?
+        /// With `turn.hold_unfinished`: the share of pauses held, and the pause decode's p50.
+        public var heldPauseRate: Double?
+        public var pauseDecodeMsP50: Double?
         public var snrDB: Double?
         public var settings: [String: Double]
 
@@ -108,6 +128,8 @@ public struct TurnBenchmark {
             case falseCutRateByPause = "false_cut_rate_by_pause_ms"
             case missedEndRate = "missed_end_rate"
             case completionMsP50 = "smart_turn_ms_p50"
+            case heldPauseRate = "held_pause_rate"
+            case pauseDecodeMsP50 = "pause_decode_ms_p50"
             case snrDB = "snr_db"
         }
     }
@@ -214,14 +236,23 @@ public struct TurnBenchmark {
         try await aligner.pool.shutdown()
         let smartTurn = configuration.turn.endOfTurn == .smartTurn
             ? try SmartTurnModel(path: URL(fileURLWithPath: configuration.smartTurnModelPath)) : nil
-        return try run(
+        // The session's own transcriber reads the pauses.
+        let pauseReader = configuration.turn.holdUnfinished
+            ? WhisperTranscriber(model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath)), settings: configuration.whisper)
+            : nil
+        let result = try await run(
             items: items, vadModel: URL(fileURLWithPath: configuration.modelsDirectory + "/silero_vad.onnx"),
-            turn: configuration.turn, smartTurn: smartTurn)
+            turn: configuration.turn, smartTurn: smartTurn, pauseReader: pauseReader)
+        try await pauseReader?.pool.shutdown()
+        return result
     }
 
     /// Feeds every item to a fresh turn detector with `turn` settings; `smartTurn` is consulted
-    /// when `turn.endOfTurn` is `.smartTurn`.
-    public func run(items: [Item], vadModel: URL, turn: TurnSettings, smartTurn: SmartTurnModel?) throws -> (Report, [Outcome]) {
+    /// when `turn.endOfTurn` is `.smartTurn`, and `pauseReader` decodes each pause when
+    /// `turn.holdUnfinished` is on (without it, no pause is held).
+    public func run(
+        items: [Item], vadModel: URL, turn: TurnSettings, smartTurn: SmartTurnModel?, pauseReader: WhisperTranscriber? = nil
+    ) async throws -> (Report, [Outcome]) {
         guard !items.isEmpty else { throw BenchmarkError("no turns to measure") }
         let clock = ContinuousClock()
         let timings = CompletionTimings()
@@ -232,6 +263,8 @@ public struct TurnBenchmark {
                 return try? model.completion(utterance)
             }
         }
+        let reader = turn.holdUnfinished ? pauseReader : nil
+        var decodeMs: [Double] = []
         var outcomes: [Outcome] = []
         for (index, item) in items.enumerated() {
             var turns = TurnDetector(
@@ -239,8 +272,15 @@ public struct TurnBenchmark {
                 completion: completion)
             var ends: [(time: Double, processingMs: Double)] = []
             var starts: [Double] = []
+            var pauses: [Outcome.PauseReading] = []
+            // A pause's decode whose verdict is not applied yet: it is, once the stream reaches `readyAt`.
+            var decoding: (pause: Int, readyAt: Double, unfinished: Bool, reading: Int)?
             var fed = 0
             while fed < item.audio.count {
+                if let pending = decoding, Double(fed) / 16_000 >= pending.readyAt {
+                    if pending.unfinished { pauses[pending.reading].held = turns.holdPause(pending.pause) }
+                    decoding = nil
+                }
                 let frame = Array(item.audio[fed..<min(fed + settings.frameSamples, item.audio.count)])
                 let started = clock.now
                 let events = turns.accept(frame)
@@ -250,7 +290,16 @@ public struct TurnBenchmark {
                     switch event {
                     case .speechStarted: starts.append(Double(fed) / 16_000)
                     case .speechEnded: ends.append((Double(fed) / 16_000, processing))
-                    case .paused, .resumed: break
+                    case .paused(let audio):
+                        guard let reader else { break }
+                        let decodeStarted = clock.now
+                        let text = (try? await reader.transcribe(audio, pass: .final))?.text ?? ""
+                        let took = (clock.now - decodeStarted).milliseconds
+                        decodeMs.append(took)
+                        let readyAt = Double(fed) / 16_000 + took / 1_000
+                        decoding = (turns.pauseNumber, readyAt, SentenceEnding.seemsUnfinished(text), pauses.count)
+                        pauses.append(Outcome.PauseReading(text: text, held: false, readyAt: readyAt.rounded(to: 3)))
+                    case .resumed: break
                     }
                 }
             }
@@ -259,13 +308,17 @@ public struct TurnBenchmark {
             outcomes.append(Outcome(
                 clip: item.clip, pauseMs: item.pauseMs, cutAfter: item.cutAfter, speechEnd: item.speechEnd.rounded(to: 3),
                 starts: starts.map { $0.rounded(to: 3) }, ends: ends.map { $0.time.rounded(to: 3) }, falseCut: falseCut,
-                endOfTurnMs: end.map { ((($0.time - item.speechEnd) * 1_000) + $0.processingMs).rounded(to: 1) }))
+                endOfTurnMs: end.map { ((($0.time - item.speechEnd) * 1_000) + $0.processingMs).rounded(to: 1) },
+                pauses: pauses))
             if (index + 1) % 50 == 0 { progress("measured \(index + 1)/\(items.count) turns") }
         }
-        return (report(outcomes, turn: turn, completionMs: smartTurn == nil ? nil : timings.values), outcomes)
+        return (
+            report(outcomes, turn: turn, completionMs: smartTurn == nil ? nil : timings.values, pauseDecodeMs: reader == nil ? nil : decodeMs),
+            outcomes
+        )
     }
 
-    func report(_ outcomes: [Outcome], turn: TurnSettings, completionMs: [Double]?) -> Report {
+    func report(_ outcomes: [Outcome], turn: TurnSettings, completionMs: [Double]?, pauseDecodeMs: [Double]?) -> Report {
         let count = Double(outcomes.count)
         let endTimes = outcomes.compactMap(\.endOfTurnMs)
         var byPause: [String: Double] = [:]
@@ -283,6 +336,8 @@ public struct TurnBenchmark {
             figures["smart_turn_max_silence_ms"] = turn.maxSilence * 1_000
             figures.removeValue(forKey: "trailing_silence_ms")
         }
+        if pauseDecodeMs != nil { figures["unfinished_silence_ms"] = turn.unfinishedSilence * 1_000 }
+        let readings = outcomes.flatMap(\.pauses)
         return Report(
             turns: outcomes.count,
             pausedTurns: outcomes.filter { $0.pauseMs != nil }.count,
@@ -293,6 +348,9 @@ public struct TurnBenchmark {
             falseCutRateByPause: byPause,
             missedEndRate: (Double(outcomes.filter { $0.endOfTurnMs == nil }.count) / count).rounded(to: 3),
             completionMsP50: completionMs.map { percentile($0, 0.5).rounded(to: 1) },
+            heldPauseRate: pauseDecodeMs == nil || readings.isEmpty
+                ? nil : (Double(readings.filter(\.held).count) / Double(readings.count)).rounded(to: 3),
+            pauseDecodeMsP50: pauseDecodeMs.flatMap { $0.isEmpty ? nil : percentile($0, 0.5).rounded(to: 1) },
             snrDB: settings.snrDB,
             settings: figures)
     }

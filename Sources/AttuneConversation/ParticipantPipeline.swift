@@ -24,8 +24,9 @@ public struct AudioInput: Sendable {
 /// What a listener noticed in a track's audio.
 public enum ListenerEvent: Sendable {
     case started(utterance: Int, start: Double)
-    /// A pause that may end the turn: `audio` is what the turn holds if it does.
-    case paused(utterance: Int, audio: [Float])
+    /// A pause that may end the turn: `audio` is what the turn holds if it does. `pause` numbers
+    /// it for ``TrackListener/pauseTranscribed(_:utterance:pause:)``.
+    case paused(utterance: Int, pause: Int, audio: [Float])
     /// The speaker went on after a pause: the turn continues.
     case resumed(utterance: Int)
     /// `reason`: `silence`, `max_length` or `client`.
@@ -57,6 +58,11 @@ public protocol TrackListener: AnyObject, Sendable {
     /// The utterance in progress and its audio so far (for partial transcripts), if one is and
     /// the speaker is not in a pause (whose audio the pause's guess decodes).
     var utteranceInProgress: (utterance: Int, audio: [Float])? { get }
+    /// What was said up to pause `pause` of `utterance`, decoded while the speaker is silent: the
+    /// listener may wait longer for the end of the turn if the words stop mid-sentence. Unlike
+    /// the other members, it may be called from any task at any time; it takes effect from the
+    /// next frame, and does nothing once the speaker went on or the turn ended.
+    func pauseTranscribed(_ text: String, utterance: Int, pause: Int)
 }
 
 /// The engines a participant's audio goes through, behind protocols: the server builds them
@@ -327,7 +333,7 @@ public final class ParticipantPipeline: Sendable {
     private enum Job: Sendable {
         case partial(track: TrackID, output: any ParticipantOutput, utterance: Int, audio: [Float])
         /// A final-quality decode in a pause, kept in case the pause ends the turn.
-        case guess(track: TrackID, output: any ParticipantOutput, utterance: Int, audio: [Float], startedAt: Double, generation: Int)
+        case guess(track: TrackID, output: any ParticipantOutput, utterance: Int, pause: Int, audio: [Float], startedAt: Double, generation: Int)
         case utterance(Utterance)
         case typed(text: String, output: any ParticipantOutput)
     }
@@ -358,7 +364,7 @@ public final class ParticipantPipeline: Sendable {
             case let .resumed(utterance):
                 tracks.withLock { $0[track.id]?.pauseGeneration += 1 }
                 await output.speechResumed(track: track.id, utterance: utterance)
-            case let .paused(utterance, audio):
+            case let .paused(utterance, pause, audio):
                 let generation = tracks.withLock { tracks -> Int in
                     tracks[track.id]?.pauseGeneration += 1
                     return tracks[track.id]?.pauseGeneration ?? 0
@@ -366,7 +372,7 @@ public final class ParticipantPipeline: Sendable {
                 guard settings.transcribe, engines.transcriber != nil, pending.claim() else { continue }
                 progress.finalQualityQueued()
                 enqueue.yield(.guess(
-                    track: track.id, output: output, utterance: utterance, audio: audio, startedAt: track.startedAt,
+                    track: track.id, output: output, utterance: utterance, pause: pause, audio: audio, startedAt: track.startedAt,
                     generation: generation))
             case let .ended(utterance, start, end, audio, reason):
                 progress.finalize(utterance, on: track.id)
@@ -459,13 +465,15 @@ public final class ParticipantPipeline: Sendable {
                 if let transcript, !transcript.text.isEmpty, !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }
-            case let .guess(track, output, utterance, audio, startedAt, generation):
+            case let .guess(track, output, utterance, pause, audio, startedAt, generation):
                 defer { pending.release(); progress.finalQualityDone() }
                 guard let transcriber = engines.transcriber, let transcript = try? await transcriber.transcribe(audio, pass: .final)
                 else { continue }
                 var guess = Guess(utterance: utterance, audio: audio, transcript: transcript)
                 guesses[track] = guess
                 guard !transcript.text.isEmpty else { continue }
+                // The words may show that the speaker has not finished: the listener may wait longer.
+                tracks.withLock { $0[track] }?.listener.pauseTranscribed(transcript.text, utterance: utterance, pause: pause)
                 if !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }

@@ -20,6 +20,12 @@ public struct TurnSettings: Sendable, Equatable {
     /// With Smart Turn: the silence that ends a turn the model called incomplete (replaces
     /// `trailingSilence`, so that a mid-sentence pause is not taken for the end).
     public var maxSilence = 1.5
+    /// Hold a pause whose speculative transcript stops on a word that cannot end a sentence
+    /// ("Kids are", "by the", "and"; ``SentenceEnding``): the owner reports it with
+    /// ``TurnDetector/holdPause(_:)`` and the turn then ends only after `unfinishedSilence`.
+    public var holdUnfinished = true
+    /// The silence that ends a turn whose pause was held as unfinished, in seconds.
+    public var unfinishedSilence = 1.5
 
     public enum EndOfTurn: String, Sendable, CaseIterable {
         case silence
@@ -73,7 +79,12 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     private var speechStart = 0
     private var lastSpeech = 0
     private var pauseOffered = false
+    /// Whether the pause in progress was held as unfinished (``holdPause(_:)``).
+    private var pauseHeld = false
     private var completionAsked = false
+    /// The number of the last pause offered (``TurnEvent/paused(audio:)``), counted over the
+    /// stream: what ``holdPause(_:)`` names.
+    public private(set) var pauseNumber = 0
     public private(set) var isInTurn = false
     /// The probability that the turn is complete after the given utterance (Smart Turn), nil
     /// when it cannot tell; used when `settings.endOfTurn` is `.smartTurn`.
@@ -89,9 +100,22 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         self.completion = completion
     }
 
-    /// The silence that ends a turn for sure: `maxSilence` when Smart Turn may end it sooner.
+    /// The silence that ends a turn for sure: `maxSilence` when Smart Turn may end it sooner,
+    /// at least `unfinishedSilence` in a pause held as unfinished.
     private var silenceLimit: Double {
-        settings.endOfTurn == .smartTurn && completion != nil ? settings.maxSilence : settings.trailingSilence
+        let limit = settings.endOfTurn == .smartTurn && completion != nil ? settings.maxSilence : settings.trailingSilence
+        return pauseHeld ? max(limit, settings.unfinishedSilence) : limit
+    }
+
+    /// Holds pause number `pause` (the speaker stopped on an unfinished sentence): if the speaker
+    /// is still in it and `settings.holdUnfinished` is on, the turn ends only after
+    /// `settings.unfinishedSilence`. Returns whether the pause is now held; a pause already over
+    /// (the speaker went on, or the turn ended) is left alone.
+    @discardableResult
+    public mutating func holdPause(_ pause: Int) -> Bool {
+        guard settings.holdUnfinished, isPaused, pause == pauseNumber else { return false }
+        pauseHeld = true
+        return true
     }
 
     /// Seconds of audio received so far.
@@ -138,12 +162,14 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
                 if pauseOffered { events.append(.resumed) }
                 lastSpeech = position
                 pauseOffered = false
+                pauseHeld = false
                 completionAsked = false
             }
             let silence = Double(position - lastSpeech) / rate
             let limit = silenceLimit
             if !speaking && !pauseOffered && silence >= settings.tail && silence < limit {
                 pauseOffered = true
+                pauseNumber += 1
                 events.append(.paused(audio: audioUntil(lastSpeech)))
             }
             if !speaking && silence >= limit || !speaking && isCompleteAfterPause(silence) {
@@ -164,7 +190,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     /// Whether Smart Turn, asked once per pause when it reaches `semanticPause`, calls the
     /// utterance so far (with the pause) complete.
     private mutating func isCompleteAfterPause(_ silence: Double) -> Bool {
-        guard settings.endOfTurn == .smartTurn, let completion, !completionAsked, silence >= settings.semanticPause else {
+        guard settings.endOfTurn == .smartTurn, let completion, !completionAsked, !pauseHeld, silence >= settings.semanticPause else {
             return false
         }
         completionAsked = true
@@ -178,6 +204,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         utteranceStart = position - lead.count
         lastSpeech = position
         pauseOffered = false
+        pauseHeld = false
         completionAsked = false
         recent.removeAll()
         speechStart = lead.isEmpty ? position : max(0, position - Int(settings.minSpeech * rate) - window)
@@ -192,6 +219,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     private mutating func finishTurn(end: Int, reason: TurnEvent.EndReason) -> TurnEvent {
         let audio = audioUntil(end)
         isInTurn = false
+        pauseHeld = false
         utterance.removeAll()
         return .speechEnded(start: Double(speechStart) / rate, end: Double(end) / rate, audio: audio, reason: reason)
     }

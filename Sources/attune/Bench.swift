@@ -292,7 +292,8 @@ struct Bench: AsyncParsableCommand {
                 guard let value = Double(snrDb), value.isFinite else { throw ValidationError("--snr-db: a number of dB, or none") }
                 benchmarkSettings.snrDB = value
             }
-            benchmarkSettings.trailingSilence = max(benchmarkSettings.trailingSilence, configuration.turn.maxSilence + 1)
+            benchmarkSettings.trailingSilence = max(
+                benchmarkSettings.trailingSilence, configuration.turn.maxSilence + 1, configuration.turn.unfinishedSilence + 1)
             let benchmark = TurnBenchmark(settings: benchmarkSettings) { message in
                 FileHandle.standardError.write(Data("[bench turns] \(message)\n".utf8))
             }

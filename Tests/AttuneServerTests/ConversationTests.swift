@@ -1,6 +1,7 @@
 import AttuneAudio
 import AttuneBench
 import AttuneServer
+import AttuneSpeech
 import AttuneTestSupport
 import Foundation
 import Hummingbird
@@ -67,6 +68,61 @@ func ravdessSamples(_ name: String) throws -> [Float] {
             }
             #expect(events.contains { $0.type == "emotion_update" && $0["channel"] == "fused" })
         }
+    }
+}
+
+/// A pause whose transcript stops mid-sentence is held (`turn.hold_unfinished`): the session
+/// decodes the pause, sees "… talking by", and waits `turn.unfinished_silence_ms` instead of
+/// `turn.silence_ms`. In the 1.2 s pause the client stops sending 0.1 s after the pause is offered
+/// (before the 0.5 s silence) until the pause's transcript arrives, so the decode is never late,
+/// however loaded the machine.
+@Suite struct HeldPauseSessionTests {
+    static let aligner = WhisperTranscriber(
+        model: try! WhisperModel(path: TestData.models.appendingPathComponent("ggml-tiny.en-q8_0.bin"), wordTimings: true))
+
+    @Test(arguments: [("by", 1), ("talking", 2)])
+    func aPauseIsHeldWhenItsWordsLeaveTheSentenceOpen(cutAfter: String, turns: Int) async throws {
+        var settings = TurnBenchmark.Settings()
+        settings.pausesMs = [1_200]
+        settings.snrDB = nil
+        let benchmark = TurnBenchmark(settings: settings)
+        let audio = try ravdessSamples("03-01-01-01-01-01-01")
+        let words = try await Self.aligner.words(audio)
+        let item = try #require(
+            (0..<words.count).map { benchmark.item(clip: "kids", audio: audio, words: words, pauseMs: 1_200, choice: $0, seed: 1) }
+                .first { $0.cutAfter?.lowercased().filter(\.isLetter) == cutAfter })
+        let resume = try #require(item.resume)
+        // Where the session's detector offers the pause (the same detector on the same frames):
+        // the client waits for the pause's transcript 0.1 s after that, before the 0.5 s silence.
+        let offered = try #require(try Self.firstPauseOffered(in: item.audio))
+        #expect(offered > resume - 1.2 && offered < resume - 0.5)
+        let word = cutAfter
+        try await withLiveServer({ $0.stream.partialInterval = 60 }) { port in
+            var client = ConversationClient(port: port)
+            client.trailingSilence = 0
+            // Partials are off (a minute apart), so the one partial is the pause's transcript.
+            client.gate = .init(sample: Int((offered + 0.1) * 16_000)) { events in events.contains { $0.type == "transcript_partial" } }
+            let events = try await client.stream(item.audio) { events in
+                events.contains { $0.type == "transcript_final" && ($0["text"] ?? "").lowercased().contains("door") }
+            }
+            let finals = events.filter { $0.type == "transcript_final" }.compactMap { $0["text"] }
+            let pause = events.first { $0.type == "transcript_partial" }?["text"] ?? ""
+            #expect(SentenceEnding.seemsUnfinished(pause) == (turns == 1), "the pause's transcript: \(pause)")
+            let ends = events.filter { $0.type == "speech_ended" }.compactMap { $0["end"] }
+            #expect(ends.count == turns, "cut after '\(word)': turns ending at \(ends), transcripts \(finals)")
+            #expect(finals.last?.lowercased().contains(turns == 1 ? "kids are talking by the door" : "door") == true, "\(finals)")
+        }
+    }
+
+    /// When a turn detector with the default settings, fed `audio` in 20 ms frames, offers its first pause.
+    static func firstPauseOffered(in audio: [Float]) throws -> Double? {
+        var turns = TurnDetector(detector: try SileroVoiceActivityDetector(model: TestData.vadModel, settings: .forTurns(TurnSettings())))
+        for start in stride(from: 0, to: audio.count, by: 320) {
+            for case .paused in turns.accept(Array(audio[start..<min(start + 320, audio.count)])) {
+                return Double(start + 320) / 16_000
+            }
+        }
+        return nil
     }
 }
 
@@ -177,3 +233,4 @@ func ravdessSamples(_ name: String) throws -> [Float] {
         }
     }
 }
+

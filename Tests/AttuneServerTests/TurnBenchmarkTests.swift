@@ -63,7 +63,7 @@ import Testing
         let names = ["03-01-01-01-01-01-01", "03-01-01-01-01-02-01", "03-01-02-01-02-01-03"]
         let items = try await benchmark.items(from: Self.clips(names), aligner: Self.aligner)
         #expect(items.map(\.pauseMs) == [250, 1_000, nil])
-        let (report, outcomes) = try benchmark.run(items: items, vadModel: TestData.vadModel, turn: TurnSettings(), smartTurn: nil)
+        let (report, outcomes) = try await benchmark.run(items: items, vadModel: TestData.vadModel, turn: TurnSettings(), smartTurn: nil)
 
         #expect(!outcomes[0].falseCut, "a 250 ms pause is not the end: \(outcomes[0])")
         #expect(outcomes[1].falseCut, "a 1 s pause ends a 0.5 s silence turn: \(outcomes[1])")
@@ -75,6 +75,28 @@ import Testing
         #expect(report.turns == 3 && report.pausedTurns == 2)
         #expect(abs(report.falseCutRate - 1.0 / 3) < 0.01 && report.missedEndRate == 0)
         #expect(report.falseCutRateByPause == ["250": 0, "1000": 1, "none": 0])
+    }
+
+    /// With `turn.hold_unfinished` the benchmark decodes each pause as the session does: a pause
+    /// after "by" is held (no false cut), one after "talking" is not.
+    @Test func aPauseWhoseWordsStopOpenIsHeld() async throws {
+        let benchmark = Self.quietBenchmark(pauses: [1_000])
+        let audio = try clip("03-01-01-01-01-01-01")
+        let words = try await Self.aligner.words(audio)
+        let candidates = (0..<words.count).map {
+            benchmark.item(clip: "kids", audio: audio, words: words, pauseMs: 1_000, choice: $0, seed: 1)
+        }
+        let items = try ["by", "talking"].map { word in
+            try #require(candidates.first { $0.cutAfter?.lowercased().filter(\.isLetter) == word })
+        }
+        let reader = WhisperTranscriber(model: try WhisperModel(path: TestData.models.appendingPathComponent("ggml-tiny.en-q8_0.bin")))
+        let (report, outcomes) = try await benchmark.run(
+            items: items, vadModel: TestData.vadModel, turn: TurnSettings(), smartTurn: nil, pauseReader: reader)
+        try await reader.pool.shutdown()
+
+        #expect(!outcomes[0].falseCut && outcomes[0].pauses.first?.held == true, "\(outcomes[0])")
+        #expect(outcomes[1].falseCut && outcomes[1].pauses.first?.held == false, "\(outcomes[1])")
+        #expect(report.heldPauseRate.map { $0 > 0 && $0 < 1 } == true && report.pauseDecodeMsP50 != nil)
     }
 }
 

@@ -174,3 +174,87 @@ func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEven
         #expect(throws: WhisperError.self) { _ = try WhisperModel(path: URL(fileURLWithPath: "/nonexistent/ggml.bin")) }
     }
 }
+
+/// Holding a pause whose words stop mid-sentence (`turn.hold_unfinished`): the detector's side.
+@Suite struct HeldPauseTests {
+    /// "Kids are talking by the door" cut mid-sentence (at its quietest 10 ms, 1.56 s) with a
+    /// one-second pause, longer than the 0.5 s silence that ends a turn.
+    static func pausedSentence() throws -> [Float] {
+        let sentence = try clip("03-01-01-01-01-01-01")
+        let cut = 25_040
+        return Array(sentence[..<cut]) + [Float](repeating: 0, count: 16_000) + Array(sentence[cut...])
+            + [Float](repeating: 0, count: 40_000)
+    }
+
+    /// Feeds `audio` in 20 ms frames; at each offered pause, `hold` names the pause to hold (given
+    /// the current pause's number), or nil for none.
+    static func ends(_ audio: [Float], settings: TurnSettings = .init(), hold: (Int) -> Int?) throws -> (ends: [Double], held: [Bool]) {
+        var turns = TurnDetector(
+            detector: try SileroVoiceActivityDetector(model: TestData.vadModel, settings: .forTurns(settings)), settings: settings)
+        var ends: [Double] = []
+        var held: [Bool] = []
+        for start in stride(from: 0, to: audio.count, by: 320) {
+            for event in turns.accept(Array(audio[start..<min(start + 320, audio.count)])) {
+                switch event {
+                case .paused:
+                    held.append(hold(turns.pauseNumber).map { turns.holdPause($0) } ?? false)
+                case let .speechEnded(_, end, _, _):
+                    ends.append(end)
+                default: break
+                }
+            }
+        }
+        return (ends, held)
+    }
+
+    @Test func aHeldPauseWaitsForTheRestOfTheSentence() throws {
+        let audio = try Self.pausedSentence()
+        let cutAtPause = try Self.ends(audio) { _ in nil }
+        #expect(cutAtPause.ends.count == 2, "without a hold the one-second pause ends the turn: \(cutAtPause)")
+
+        let held = try Self.ends(audio) { $0 }
+        #expect(held.ends.count == 1, "held, the pause is part of the turn: \(held)")
+        #expect(held.held.first == true)
+        #expect(abs((held.ends.first ?? 0) - 3.4) < 0.3, "the turn ends after the whole sentence: \(held)")
+    }
+
+    @Test func onlyThePauseInProgressCanBeHeldAndOnlyWhenAsked() throws {
+        let audio = try Self.pausedSentence()
+        // An earlier pause's number (a decode that came too late) holds nothing.
+        let stale = try Self.ends(audio) { $0 - 1 }
+        #expect(stale.held.allSatisfy { !$0 } && stale.ends.count == 2, "\(stale)")
+        var settings = TurnSettings()
+        var turns = TurnDetector(
+            detector: try SileroVoiceActivityDetector(model: TestData.vadModel, settings: .forTurns(settings)), settings: settings)
+        let heldWithoutATurn = turns.holdPause(turns.pauseNumber)
+        #expect(!heldWithoutATurn, "no turn, no pause to hold")
+
+        settings.holdUnfinished = false
+        let off = try Self.ends(audio, settings: settings) { $0 }
+        #expect(off.held.allSatisfy { !$0 } && off.ends.count == 2, "turn.hold_unfinished=false: \(off)")
+
+        // A hold waits `unfinishedSilence`, no longer: a pause longer than that still ends the turn.
+        settings.holdUnfinished = true
+        settings.unfinishedSilence = 0.8
+        let shortHold = try Self.ends(audio, settings: settings) { $0 }
+        #expect(shortHold.held.first == true && shortHold.ends.count == 2, "\(shortHold)")
+    }
+}
+
+@Suite struct SentenceEndingTests {
+    @Test(arguments: [
+        "Kids are", "Kids are talking by the", "Kids are talking by", "I was going to.", "And then my", "I went there and",
+        "We were, um", "It was the best,", "I thought that maybe...", "My sister and I were -", "Because",
+    ])
+    func wordsThatLeaveTheSentenceOpen(_ text: String) {
+        #expect(SentenceEnding.seemsUnfinished(text))
+    }
+
+    @Test(arguments: [
+        "Kids are talking.", "Kids are talking by the door.", "It is what it is.", "Yes, I did.", "Where are you from?",
+        "Are you going to?", "I think so", "Come in.", "", "   ", "So do I.", "How are you?",
+    ])
+    func wordsThatMayEndIt(_ text: String) {
+        #expect(!SentenceEnding.seemsUnfinished(text))
+    }
+}

@@ -3,13 +3,14 @@ import AttuneConversation
 import AttuneCore
 import AttuneSpeech
 import Foundation
+import Synchronization
 
 /// The per-session listening pipeline: validate a frame, resample it to 16 kHz, and find turns
 /// with Silero VAD.
 ///
 /// `@unchecked Sendable`: it runs blocking native code, so the session calls it on the speech
-/// threads, one call at a time (each call is awaited before the next is made); nothing else
-/// touches it.
+/// threads, one call at a time (each call is awaited before the next is made); only
+/// ``pauseTranscribed(_:utterance:pause:)``, which goes through a lock, is called from elsewhere.
 final class Listener: TrackListener, @unchecked Sendable {
     private var turns: TurnDetector<SileroVoiceActivityDetector>
     private var resampler: Resampler?
@@ -21,6 +22,9 @@ final class Listener: TrackListener, @unchecked Sendable {
     private let chunkSeconds: Double?
     /// Samples of the utterance in progress already reported in chunks.
     private var chunked = 0
+    /// A pause whose transcript stopped mid-sentence, reported from the transcription task
+    /// (``pauseTranscribed(_:utterance:pause:)``) and held with the next frame.
+    private let unfinishedPause = Mutex<(utterance: Int, pause: Int)?>(nil)
 
     /// - Parameter chunkSeconds: report every this many seconds of an utterance in progress as a
     ///   chunk (for the voice); nil for no chunks.
@@ -59,6 +63,7 @@ final class Listener: TrackListener, @unchecked Sendable {
             }
             samples = resampler?.process(samples) ?? []
         }
+        holdUnfinishedPause()
         let events = turns.accept(samples).map(translate)
         return events + chunks(after: events)
     }
@@ -96,6 +101,19 @@ final class Listener: TrackListener, @unchecked Sendable {
         turns.endTurn().map { [translate($0)] } ?? []
     }
 
+    func pauseTranscribed(_ text: String, utterance: Int, pause: Int) {
+        guard SentenceEnding.seemsUnfinished(text) else { return }
+        unfinishedPause.withLock { $0 = (utterance, pause) }
+    }
+
+    /// Holds the pause reported unfinished, if the speaker is still in it.
+    private func holdUnfinishedPause() {
+        guard let (utterance, pause) = unfinishedPause.withLock({ held in defer { held = nil }; return held }),
+            utterance == currentUtterance
+        else { return }
+        turns.holdPause(pause)
+    }
+
     private func translate(_ event: TurnEvent) -> ListenerEvent {
         switch event {
         case .speechStarted(let start):
@@ -103,7 +121,7 @@ final class Listener: TrackListener, @unchecked Sendable {
             currentUtterance = utterance
             return .started(utterance: utterance, start: start)
         case .paused(let audio):
-            return .paused(utterance: utterance, audio: audio)
+            return .paused(utterance: utterance, pause: turns.pauseNumber, audio: audio)
         case .resumed:
             return .resumed(utterance: utterance)
         case let .speechEnded(start, end, audio, reason):
