@@ -115,6 +115,9 @@ public struct TurnBenchmark {
         /// With `turn.hold_unfinished`: the share of pauses held, and the pause decode's p50.
         public var heldPauseRate: Double?
         public var pauseDecodeMsP50: Double?
+        /// Finished messages checked, and the share the hold would take for unfinished (set by the caller).
+        public var completeTexts: Int?
+        public var completeTextsHeldRate: Double?
         public var snrDB: Double?
         public var settings: [String: Double]
 
@@ -130,6 +133,8 @@ public struct TurnBenchmark {
             case completionMsP50 = "smart_turn_ms_p50"
             case heldPauseRate = "held_pause_rate"
             case pauseDecodeMsP50 = "pause_decode_ms_p50"
+            case completeTexts = "complete_texts"
+            case completeTextsHeldRate = "complete_texts_held_rate"
             case snrDB = "snr_db"
         }
     }
@@ -316,6 +321,13 @@ public struct TurnBenchmark {
             report(outcomes, turn: turn, completionMs: smartTurn == nil ? nil : timings.values, pauseDecodeMs: reader == nil ? nil : decodeMs),
             outcomes
         )
+    }
+
+    /// The share of `texts`, each a finished message, that ``SentenceEnding`` calls unfinished:
+    /// how often `turn.hold_unfinished` would make a finished speaker wait longer.
+    public static func heldShare(of texts: [String]) -> Double {
+        guard !texts.isEmpty else { return 0 }
+        return (Double(texts.filter(SentenceEnding.seemsUnfinished).count) / Double(texts.count)).rounded(to: 3)
     }
 
     func report(_ outcomes: [Outcome], turn: TurnSettings, completionMs: [Double]?, pauseDecodeMs: [Double]?) -> Report {

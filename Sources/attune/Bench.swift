@@ -270,7 +270,9 @@ struct Bench: AsyncParsableCommand {
                 utterances, each followed by silence, go through the session's turn detector in 20 ms frames. Prints \
                 {turns, end_of_turn_ms_p50, end_of_turn_ms_p95, false_cut_rate, false_cut_rate_by_pause_ms, \
                 missed_end_rate, ...}. The turn settings are the server's: ATTUNE_* variables or --set key=value \
-                (e.g. --set turn.end_of_turn=smart_turn).
+                (e.g. --set turn.end_of_turn=smart_turn). With --complete-texts, also the share of those finished \
+                messages whose last words turn.hold_unfinished would take for an unfinished sentence (each would wait \
+                turn.unfinished_silence_ms instead of turn.silence_ms).
                 """
         )
 
@@ -279,11 +281,19 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Pause lengths put into cut utterances, in ms, comma-separated.") var pauses = "250,500,750,1000"
         @Option(help: "Noise under the stream, in dB below the speech ('none': digital silence).") var snrDb = "35"
         @Option(help: "Also write each stream's outcome to this JSON file.") var details: String?
+        @Option(help: "A TSV of finished messages ('#' lines skipped): how many would be held as unfinished.") var completeTexts: String?
+        @Option(help: "The column of --complete-texts holding the text, from 1.") var textColumn = 1
         @Option(name: .customLong("set"), help: "A server setting key=value (repeatable).") var settings: [String] = []
         @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
 
         func run() async throws {
             let configuration = try serverSettings(settings)
+            let texts = try completeTexts.map { path in
+                try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
+                    let columns = line.split(separator: "\t", omittingEmptySubsequences: false)
+                    return columns.count >= textColumn ? String(columns[textColumn - 1]) : nil
+                }
+            }
             var benchmarkSettings = TurnBenchmark.Settings()
             benchmarkSettings.pausesMs = try parsePauses(pauses)
             if snrDb == "none" {
@@ -298,7 +308,11 @@ struct Bench: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("[bench turns] \(message)\n".utf8))
             }
             let chosen = SpeechBenchmark.spread(try SpeechBenchmark.clips(from: data), count: turns)
-            let (report, outcomes) = try await benchmark.run(clips: chosen, configuration: configuration)
+            var (report, outcomes) = try await benchmark.run(clips: chosen, configuration: configuration)
+            if let texts {
+                report.completeTexts = texts.count
+                report.completeTextsHeldRate = TurnBenchmark.heldShare(of: texts)
+            }
             if let details {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted]

@@ -98,6 +98,12 @@ import Testing
         #expect(outcomes[1].falseCut && outcomes[1].pauses.first?.held == false, "\(outcomes[1])")
         #expect(report.heldPauseRate.map { $0 > 0 && $0 < 1 } == true && report.pauseDecodeMsP50 != nil)
     }
+
+    /// `--complete-texts`: the share of finished messages a hold would make wait.
+    @Test func finishedMessagesEndingOpenAreCounted() {
+        #expect(TurnBenchmark.heldShare(of: ["I went to the", "It was lovely.", "And then, um", "Thanks!"]) == 0.5)
+        #expect(TurnBenchmark.heldShare(of: []) == 0)
+    }
 }
 
 private func clip(_ name: String) throws -> [Float] {
