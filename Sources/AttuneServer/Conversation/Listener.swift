@@ -6,7 +6,7 @@ import Foundation
 import Synchronization
 
 /// The per-session listening pipeline: validate a frame, resample it to 16 kHz, and find turns
-/// with Silero VAD.
+/// with Silero VAD, holding a pause whose transcript stops mid-sentence (`turn.hold_unfinished`).
 ///
 /// `@unchecked Sendable`: it runs blocking native code, so the session calls it on the speech
 /// threads, one call at a time (each call is awaited before the next is made); only
