@@ -117,6 +117,8 @@ import Testing
         var guardrail = ReplyGuard(plan: plan) { _ in nil }
         #expect(await guardrail.review("That sounds really frightening.") != nil)
         #expect(guardrail.closing() == [ReplyPlan.urgentHelp])
+        // The step: the emergency number, and getting out of danger (a break-in, a gas leak).
+        #expect(ReplyPlan.urgentHelp.contains("emergency number") && ReplyPlan.urgentHelp.contains("get out"))
         var helped = ReplyGuard(plan: plan) { _ in nil }
         _ = await helped.review("Please call an ambulance right away.")
         #expect(helped.closing().isEmpty)

@@ -113,7 +113,7 @@ public struct ReplyPlan: Sendable, Equatable {
 
     /// What every urgent-care reply carries.
     public static let urgentHelp =
-        "If this is happening right now, please call your local emergency number, such as 911 in the US or 999 or 112 in the UK and Europe."
+        "If this is happening right now, please call your local emergency number, such as 911 in the US or 999 or 112 in the UK and Europe, and if you are not safe where you are, get out first if you can."
 
     /// The help line every crisis reply carries.
     public static let crisisHelp =
