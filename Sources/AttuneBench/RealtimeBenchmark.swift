@@ -110,7 +110,7 @@ public struct RealtimeBenchmark {
 
         progress("end of turn: \(sizes.turns) streams")
         var turnSettings = TurnBenchmark.Settings()
-        turnSettings.trailingSilence = max(turnSettings.trailingSilence, configuration.turn.maxSilence + 1, configuration.turn.unfinishedSilence + 1)
+        turnSettings.leaveRoom(for: configuration.turn)
         let (turns, _) = try await TurnBenchmark(settings: turnSettings) { progress("turns: \($0)") }
             .run(clips: SpeechBenchmark.spread(clips, count: sizes.turns), configuration: configuration)
 

@@ -145,9 +145,8 @@ public struct ReplyBenchmark {
 
     /// Reads `emotion<TAB>intensity<TAB>topic<TAB>text[<TAB>expect]` lines; `#` starts a comment.
     public static func prompts(from path: String) throws -> [Prompt] {
-        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").compactMap { line in
-            guard !line.hasPrefix("#"), !line.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
-            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        try TabSeparated.rows(ofFile: path).compactMap { line, fields in
+            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
             guard (4...5).contains(fields.count), let emotion = EmotionLabel(normalizing: fields[0]) else {
                 throw BenchmarkError("\(path): expected emotion<TAB>intensity<TAB>topic<TAB>text[<TAB>care|crisis], got: \(line)")
             }
@@ -166,8 +165,7 @@ public struct ReplyBenchmark {
     /// Hand labels: `yes|no<TAB>prompt text[<TAB>note]` lines, keyed by the prompt's TSV text.
     public static func labels(from path: String) throws -> [String: Bool] {
         var labels: [String: Bool] = [:]
-        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") where !line.hasPrefix("#") {
-            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        for (line, fields) in try TabSeparated.rows(ofFile: path) {
             guard fields.count >= 2, ["yes", "no"].contains(fields[0]) else {
                 throw BenchmarkError("\(path): expected yes|no<TAB>prompt[<TAB>note], got: \(line)")
             }

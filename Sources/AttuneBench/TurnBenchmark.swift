@@ -48,6 +48,12 @@ public struct TurnBenchmark {
         public var frameSamples = 320
 
         public init() {}
+
+        /// Makes the silence after each utterance outlast the longest wait `turn` allows (Smart
+        /// Turn's maximum, a held pause), so that a late end is measured rather than missed.
+        public mutating func leaveRoom(for turn: TurnSettings) {
+            trailingSilence = max(trailingSilence, turn.maxSilence + 1, turn.unfinishedSilence + 1)
+        }
     }
 
     /// One test stream.
@@ -241,7 +247,8 @@ public struct TurnBenchmark {
         try await aligner.pool.shutdown()
         let smartTurn = configuration.turn.endOfTurn == .smartTurn
             ? try SmartTurnModel(path: URL(fileURLWithPath: configuration.smartTurnModelPath)) : nil
-        // The session's own transcriber reads the pauses.
+        // A transcriber like the session's reads the pauses (the aligner's word timings would slow
+        // its decodes, and the decode's time decides whether a hold comes in time).
         let pauseReader = configuration.turn.holdUnfinished
             ? WhisperTranscriber(model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath)), settings: configuration.whisper)
             : nil

@@ -78,9 +78,9 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     private var utteranceStart = 0
     private var speechStart = 0
     private var lastSpeech = 0
-    private var pauseOffered = false
-    /// Whether the pause in progress was held as unfinished (``holdPause(_:)``).
-    private var pauseHeld = false
+    /// The speaker's pause in the turn: none yet (speaking), offered for a speculative
+    /// transcript (``TurnEvent/paused(audio:)``), or held as unfinished (``holdPause(_:)``).
+    private var pause = Pause.none
     private var completionAsked = false
     /// The number of the last pause offered (``TurnEvent/paused(audio:)``), counted over the
     /// stream: what ``holdPause(_:)`` names.
@@ -89,6 +89,8 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     /// The probability that the turn is complete after the given utterance (Smart Turn), nil
     /// when it cannot tell; used when `settings.endOfTurn` is `.smartTurn`.
     private let completion: ((_ utterance: [Float]) -> Double?)?
+
+    private enum Pause { case none, offered, held }
 
     public init(
         detector: Detector, settings: TurnSettings = .init(), window: Int = VoiceActivitySettings().windowSize,
@@ -104,17 +106,17 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     /// at least `unfinishedSilence` in a pause held as unfinished.
     private var silenceLimit: Double {
         let limit = settings.endOfTurn == .smartTurn && completion != nil ? settings.maxSilence : settings.trailingSilence
-        return pauseHeld ? max(limit, settings.unfinishedSilence) : limit
+        return pause == .held ? max(limit, settings.unfinishedSilence) : limit
     }
 
-    /// Holds pause number `pause` (the speaker stopped on an unfinished sentence): if the speaker
+    /// Holds pause number `number` (the speaker stopped on an unfinished sentence): if the speaker
     /// is still in it and `settings.holdUnfinished` is on, the turn ends only after
     /// `settings.unfinishedSilence`. Returns whether the pause is now held; a pause already over
     /// (the speaker went on, or the turn ended) is left alone.
     @discardableResult
-    public mutating func holdPause(_ pause: Int) -> Bool {
-        guard settings.holdUnfinished, isPaused, pause == pauseNumber else { return false }
-        pauseHeld = true
+    public mutating func holdPause(_ number: Int) -> Bool {
+        guard settings.holdUnfinished, isPaused, number == pauseNumber else { return false }
+        pause = .held
         return true
     }
 
@@ -123,7 +125,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
 
     /// Whether the speaker is in a pause that was offered (``TurnEvent/paused(audio:)``) and has
     /// not gone on: the pause's audio is being decoded, so a partial decode would repeat it.
-    public var isPaused: Bool { isInTurn && pauseOffered }
+    public var isPaused: Bool { isInTurn && pause != .none }
 
     /// Seconds of speech in the utterance in progress.
     public var utteranceDuration: Double { Double(utterance.count) / rate }
@@ -159,16 +161,15 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         if isInTurn {
             utterance += chunk
             if speaking {
-                if pauseOffered { events.append(.resumed) }
+                if pause != .none { events.append(.resumed) }
                 lastSpeech = position
-                pauseOffered = false
-                pauseHeld = false
+                pause = .none
                 completionAsked = false
             }
             let silence = Double(position - lastSpeech) / rate
             let limit = silenceLimit
-            if !speaking && !pauseOffered && silence >= settings.tail && silence < limit {
-                pauseOffered = true
+            if !speaking && pause == .none && silence >= settings.tail && silence < limit {
+                pause = .offered
                 pauseNumber += 1
                 events.append(.paused(audio: audioUntil(lastSpeech)))
             }
@@ -190,7 +191,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     /// Whether Smart Turn, asked once per pause when it reaches `semanticPause`, calls the
     /// utterance so far (with the pause) complete.
     private mutating func isCompleteAfterPause(_ silence: Double) -> Bool {
-        guard settings.endOfTurn == .smartTurn, let completion, !completionAsked, !pauseHeld, silence >= settings.semanticPause else {
+        guard settings.endOfTurn == .smartTurn, let completion, !completionAsked, pause != .held, silence >= settings.semanticPause else {
             return false
         }
         completionAsked = true
@@ -203,8 +204,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         utterance = lead
         utteranceStart = position - lead.count
         lastSpeech = position
-        pauseOffered = false
-        pauseHeld = false
+        pause = .none
         completionAsked = false
         recent.removeAll()
         speechStart = lead.isEmpty ? position : max(0, position - Int(settings.minSpeech * rate) - window)
@@ -219,7 +219,6 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     private mutating func finishTurn(end: Int, reason: TurnEvent.EndReason) -> TurnEvent {
         let audio = audioUntil(end)
         isInTurn = false
-        pauseHeld = false
         utterance.removeAll()
         return .speechEnded(start: Double(speechStart) / rate, end: Double(end) / rate, audio: audio, reason: reason)
     }

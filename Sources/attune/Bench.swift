@@ -289,10 +289,7 @@ struct Bench: AsyncParsableCommand {
         func run() async throws {
             let configuration = try serverSettings(settings)
             let texts = try completeTexts.map { path in
-                try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
-                    let columns = line.split(separator: "\t", omittingEmptySubsequences: false)
-                    return columns.count >= textColumn ? String(columns[textColumn - 1]) : nil
-                }
+                try TabSeparated.rows(ofFile: path).compactMap { $0.fields.count >= textColumn ? $0.fields[textColumn - 1] : nil }
             }
             var benchmarkSettings = TurnBenchmark.Settings()
             benchmarkSettings.pausesMs = try parsePauses(pauses)
@@ -302,8 +299,7 @@ struct Bench: AsyncParsableCommand {
                 guard let value = Double(snrDb), value.isFinite else { throw ValidationError("--snr-db: a number of dB, or none") }
                 benchmarkSettings.snrDB = value
             }
-            benchmarkSettings.trailingSilence = max(
-                benchmarkSettings.trailingSilence, configuration.turn.maxSilence + 1, configuration.turn.unfinishedSilence + 1)
+            benchmarkSettings.leaveRoom(for: configuration.turn)
             let benchmark = TurnBenchmark(settings: benchmarkSettings) { message in
                 FileHandle.standardError.write(Data("[bench turns] \(message)\n".utf8))
             }

@@ -77,20 +77,15 @@ func ravdessSamples(_ name: String) throws -> [Float] {
 /// (before the 0.5 s silence) until the pause's transcript arrives, so the decode is never late,
 /// however loaded the machine.
 @Suite struct HeldPauseSessionTests {
-    static let aligner = WhisperTranscriber(
-        model: try! WhisperModel(path: TestData.models.appendingPathComponent("ggml-tiny.en-q8_0.bin"), wordTimings: true))
-
     @Test(arguments: [("by", 1), ("talking", 2)])
     func aPauseIsHeldWhenItsWordsLeaveTheSentenceOpen(cutAfter: String, turns: Int) async throws {
         var settings = TurnBenchmark.Settings()
         settings.pausesMs = [1_200]
         settings.snrDB = nil
         let benchmark = TurnBenchmark(settings: settings)
-        let audio = try ravdessSamples("03-01-01-01-01-01-01")
-        let words = try await Self.aligner.words(audio)
         let item = try #require(
-            (0..<words.count).map { benchmark.item(clip: "kids", audio: audio, words: words, pauseMs: 1_200, choice: $0, seed: 1) }
-                .first { $0.cutAfter?.lowercased().filter(\.isLetter) == cutAfter })
+            try await TurnBenchmarkTests.item(
+                of: try ravdessSamples("03-01-01-01-01-01-01"), cutAfter: cutAfter, pauseMs: 1_200, benchmark: benchmark))
         let resume = try #require(item.resume)
         // Where the session's detector offers the pause (the same detector on the same frames):
         // the client waits for the pause's transcript 0.1 s after that, before the 0.5 s silence.

@@ -20,8 +20,13 @@ public struct ReplyGuard: Sendable {
     public let joyThreshold: Double
     /// What the person said: a reply sentence that merely repeats it is rejected.
     public var userText = "" {
-        didSet { particular = ParticularWords(userText) }
+        didSet {
+            particular = ParticularWords(userText)
+            theirs = TheirWords(userText)
+        }
     }
+    /// Their message as the echo, parrot and thanks checks read it, split once per message.
+    private var theirs = TheirWords("")
     /// The particular things they told about, which a reply should mention.
     private var particular = ParticularWords("")
     /// Whether one of the model's approved sentences mentions one of them.
@@ -68,8 +73,9 @@ public struct ReplyGuard: Sendable {
     public mutating func review(_ sentence: String) async -> String? {
         let text = sentence.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return nil }
-        let words = Self.words(Self.normalized(text))
-        if await contradicts(text, words: words) {
+        let lowered = Self.normalized(text)
+        let words = Self.words(lowered)
+        if await contradicts(text, lowered: lowered, words: words) {
             rejected.append(text)
             guard approved == 0, repairsUsed < plan.repairs.count else { return nil }
             repairsUsed += 1
@@ -129,14 +135,14 @@ public struct ReplyGuard: Sendable {
     /// lectures or blames someone who is hurting, reads out its instructions or examples, echoes
     /// their words, says again what was just said, or thanks them for thanks they did not give.
     public func contradicts(_ text: String) async -> Bool {
-        await contradicts(text, words: Self.words(Self.normalized(text)))
+        let lowered = Self.normalized(text)
+        return await contradicts(text, lowered: lowered, words: Self.words(lowered))
     }
 
-    /// ``contradicts(_:)`` with the sentence's words (of its normalised text) already split.
-    private func contradicts(_ text: String, words: [String]) async -> Bool {
-        let lowered = Self.normalized(text)
+    /// ``contradicts(_:)`` with the sentence normalised and split into words already.
+    private func contradicts(_ text: String, lowered: String, words: [String]) async -> Bool {
         if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
-        if lowered.contains("you're welcome"), !Self.normalized(userText).contains("thank") { return true }
+        if lowered.contains("you're welcome"), !theirs.thanked { return true }
         if ReplyPlan.metaPhrases.contains(where: { lowered.contains($0) }) { return true }
         if ReplyPlan.refusalPhrases.contains(where: { lowered.contains($0) }) { return true }
         if plan.emotion.circumplex.valence < 0 || plan.isCrisis,
@@ -148,7 +154,7 @@ public struct ReplyGuard: Sendable {
            (0...(continued.count - Self.leakWords)).contains(where: { shown.contains(Array(continued[$0..<($0 + Self.leakWords)])) }) {
             return true
         }
-        if words.count >= 3, Self.words(userText.lowercased()).joined(separator: " ").contains(words.joined(separator: " ")) { return true }
+        if words.count >= 3, theirs.phrase.contains(words.joined(separator: " ")) { return true }
         if isParrot(words) { return true }
         if isRepeat(words) { return true }
         guard !plan.contradicting.isEmpty, let estimate = await judge(text) else { return false }
@@ -163,9 +169,7 @@ public struct ReplyGuard: Sendable {
     /// learn from the documentary about octopuses?") shares fewer.
     func isParrot(_ words: [String]) -> Bool {
         guard words.count >= Self.parrotWords else { return false }
-        let theirs = Self.words(userText.lowercased().replacingOccurrences(of: "’", with: "'"))
-        let vocabulary = Set(theirs).union(theirs.map { Self.spokenBack[$0] ?? $0 })
-        let shared = words.filter(vocabulary.contains).count
+        let shared = words.filter(theirs.vocabulary.contains).count
         return Double(shared) >= Self.parrotShare * Double(words.count)
     }
 
@@ -186,6 +190,25 @@ public struct ReplyGuard: Sendable {
         "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i'm": "you're", "i've": "you've",
         "i'll": "you'll", "i'd": "you'd", "we": "you", "us": "you", "our": "your", "we're": "you're", "am": "are", "was": "were",
     ]
+
+    /// The person's message as the checks read it.
+    private struct TheirWords: Sendable {
+        /// Their words, lower-cased and joined by single spaces: a sentence whose words run
+        /// inside it echoes them.
+        let phrase: String
+        /// Their words and the same said back ("my" as "your"): what a parrot's sentence is made of.
+        let vocabulary: Set<String>
+        /// Whether they said thanks, so that "you're welcome" fits.
+        let thanked: Bool
+
+        init(_ text: String) {
+            phrase = ReplyGuard.words(text.lowercased()).joined(separator: " ")
+            let normalized = ReplyGuard.normalized(text)
+            let words = ReplyGuard.words(normalized)
+            vocabulary = Set(words).union(words.map { ReplyGuard.spokenBack[$0] ?? $0 })
+            thanked = normalized.contains("thank")
+        }
+    }
 
     static func words(_ text: String) -> [String] {
         text.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "'" }).map(String.init)

@@ -25,6 +25,9 @@ final class Listener: TrackListener, @unchecked Sendable {
     /// A pause whose transcript stopped mid-sentence, reported from the transcription task
     /// (``pauseTranscribed(_:utterance:pause:)``) and held with the next frame.
     private let unfinishedPause = Mutex<(utterance: Int, pause: Int)?>(nil)
+    /// `turn.hold_unfinished`, kept apart from the detector's settings, which only the listening
+    /// thread may read.
+    private let holdsUnfinished: Bool
 
     /// - Parameter chunkSeconds: report every this many seconds of an utterance in progress as a
     ///   chunk (for the voice); nil for no chunks.
@@ -36,6 +39,7 @@ final class Listener: TrackListener, @unchecked Sendable {
     ) throws {
         self.maxFrameBytes = maxFrameBytes
         self.chunkSeconds = chunkSeconds
+        holdsUnfinished = turn.holdUnfinished
         let detector = try SileroVoiceActivityDetector(model: vadModel, settings: .forTurns(turn))
         turns = TurnDetector(detector: detector, settings: turn, completion: completion)
     }
@@ -102,7 +106,7 @@ final class Listener: TrackListener, @unchecked Sendable {
     }
 
     func pauseTranscribed(_ text: String, utterance: Int, pause: Int) {
-        guard SentenceEnding.seemsUnfinished(text) else { return }
+        guard holdsUnfinished, SentenceEnding.seemsUnfinished(text) else { return }
         unfinishedPause.withLock { $0 = (utterance, pause) }
     }
 
