@@ -17,7 +17,8 @@ import Foundation
 ///   such turns are left out of the latencies;
 /// - voice to voice: from the end of the person's speech (where the last word's sound fades,
 ///   from the audio; it includes the end-of-turn silence the server waits for) to the first
-///   reply audio frame;
+///   reply audio frame (with `reply.opener`, the opener's);
+/// - voice to answer: the same to the first audio frame after the opener, the model's own words;
 /// - speculative: the share of replies the model had started in the pause before the turn
 ///   ended (`reply.speculative_start`);
 /// - first token: the server's timing, from the end of speech to the model's first token;
@@ -35,6 +36,10 @@ public struct ConversationBenchmark {
         public var voiceToVoiceP50: Double
         public var voiceToVoiceP95: Double
         public var voiceToVoiceFromEventP50: Double
+        /// Share of timed turns whose reply began with an opener (`reply.opener`).
+        public var openerRate: Double
+        public var voiceToAnswerP50: Double
+        public var voiceToAnswerP95: Double
         public var firstTokenP50: Double
         public var transcriptP50: Double
         public var ttsRTF: Double
@@ -48,6 +53,9 @@ public struct ConversationBenchmark {
             case voiceToVoiceP50 = "voice_to_voice_ms_p50"
             case voiceToVoiceP95 = "voice_to_voice_ms_p95"
             case voiceToVoiceFromEventP50 = "speech_ended_to_audio_ms_p50"
+            case openerRate = "opener_rate"
+            case voiceToAnswerP50 = "voice_to_answer_ms_p50"
+            case voiceToAnswerP95 = "voice_to_answer_ms_p95"
             case firstTokenP50 = "first_token_ms_p50"
             case transcriptP50 = "transcript_ms_p50"
             case ttsRTF = "tts_rtf"
@@ -79,6 +87,8 @@ public struct ConversationBenchmark {
         return try await withBenchServer(configuration, waitForLLM: true) { port in
             var voiceToVoice: [Double] = []
             var fromEvent: [Double] = []
+            var voiceToAnswer: [Double] = []
+            var opened = 0
             var firstToken: [Double] = []
             var transcript: [Double] = []
             var ttsMs = 0.0
@@ -129,6 +139,13 @@ public struct ConversationBenchmark {
                 }
                 turns += 1
                 voiceToVoice.append((firstFrame.arrival - speechEnd).milliseconds)
+                let hasOpener = events.first { $0.type == "reply_started" }?["opener"] != nil
+                if hasOpener { opened += 1 }
+                // The model's own words: the audio of the first sentence after the opener.
+                if let answer = events.firstIndex(where: { $0.type == "reply_audio" && Int($0["sentence"] ?? "") == (hasOpener ? 2 : 1) }),
+                   let frame = events[answer...].first(where: { $0.type == "audio_frame" }) {
+                    voiceToAnswer.append((frame.arrival - speechEnd).milliseconds)
+                }
                 fromEvent.append((firstFrame.arrival - ended.arrival).milliseconds)
                 let timings = ReplyBenchmark.object(done["timings"])
                 if timings["speculation_lead_ms"] != nil { speculative += 1 }
@@ -136,9 +153,10 @@ public struct ConversationBenchmark {
                 if let value = timings["transcript_ms"] { transcript.append(value) }
                 ttsMs += timings["tts_ms"] ?? 0
                 audioMs += timings["audio_ms"] ?? 0
+                let answer = hasOpener ? String(format: " (after an opener; answer %.0f ms)", voiceToAnswer.last ?? 0) : ""
                 progress(String(
-                    format: "clip %d/%d: voice-to-voice %.0f ms, first token %.0f ms", index + 1, audios.count,
-                    voiceToVoice.last ?? 0, timings["first_token_ms"] ?? 0))
+                    format: "clip %d/%d: voice-to-voice %.0f ms", index + 1, audios.count, voiceToVoice.last ?? 0)
+                    + answer + String(format: ", first token %.0f ms", timings["first_token_ms"] ?? 0))
             }
             return Report(
                 turns: turns,
@@ -146,6 +164,8 @@ public struct ConversationBenchmark {
                 speculativeRate: turns - falseCuts > 0 ? Double(speculative) / Double(turns - falseCuts) : 0,
                 voiceToVoiceP50: percentile(voiceToVoice, 0.5), voiceToVoiceP95: percentile(voiceToVoice, 0.95),
                 voiceToVoiceFromEventP50: percentile(fromEvent, 0.5),
+                openerRate: voiceToVoice.isEmpty ? 0 : Double(opened) / Double(voiceToVoice.count),
+                voiceToAnswerP50: percentile(voiceToAnswer, 0.5), voiceToAnswerP95: percentile(voiceToAnswer, 0.95),
                 firstTokenP50: percentile(firstToken, 0.5), transcriptP50: percentile(transcript, 0.5),
                 ttsRTF: audioMs > 0 ? ttsMs / audioMs : 0,
                 interruptions: stops.count, interruptionStopP95: percentile(stops, 0.95))

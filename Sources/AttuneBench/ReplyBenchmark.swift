@@ -34,6 +34,8 @@ public struct ReplyBenchmark {
         public var verdict: ReplyJudge.Verdict
         public let firstTokenMs: Double?
         public let firstAudioMs: Double?
+        /// The first audio after the opener (`reply.opener`): the model's own words.
+        public var answerAudioMs: Double?
         public let totalMs: Double?
         /// When the server asked the model once more (`reply.second_try_words`); nil when it did not.
         public var secondTryMs: Double?
@@ -61,6 +63,8 @@ public struct ReplyBenchmark {
         public var firstTokenMsP95: Double
         public var firstAudioMsP50: Double
         public var firstAudioMsP95: Double
+        public var answerAudioMsP50: Double
+        public var answerAudioMsP95: Double
         public var totalMsP50: Double
 
         enum CodingKeys: String, CodingKey {
@@ -81,6 +85,8 @@ public struct ReplyBenchmark {
             case firstTokenMsP95 = "first_token_ms_p95"
             case firstAudioMsP50 = "first_audio_ms_p50"
             case firstAudioMsP95 = "first_audio_ms_p95"
+            case answerAudioMsP50 = "answer_audio_ms_p50"
+            case answerAudioMsP95 = "answer_audio_ms_p95"
             case totalMsP50 = "total_ms_p50"
         }
 
@@ -107,6 +113,8 @@ public struct ReplyBenchmark {
             firstTokenMsP95 = percentile(results.compactMap(\.firstTokenMs), 0.95).rounded(to: 1)
             firstAudioMsP50 = percentile(results.compactMap(\.firstAudioMs), 0.5).rounded(to: 1)
             firstAudioMsP95 = percentile(results.compactMap(\.firstAudioMs), 0.95).rounded(to: 1)
+            answerAudioMsP50 = percentile(results.compactMap(\.answerAudioMs), 0.5).rounded(to: 1)
+            answerAudioMsP95 = percentile(results.compactMap(\.answerAudioMs), 0.95).rounded(to: 1)
             totalMsP50 = percentile(results.compactMap(\.totalMs), 0.5).rounded(to: 1)
         }
     }
@@ -201,7 +209,7 @@ public struct ReplyBenchmark {
                     emotion: prompt.emotion.rawValue, intensity: prompt.intensity, topic: prompt.topic, prompt: prompt.text,
                     expect: prompt.expectation?.rawValue, detected: done.detected, reply: reply, rejected: rejected,
                     verdict: verdict, firstTokenMs: timings["first_token_ms"], firstAudioMs: timings["first_audio_ms"],
-                    totalMs: timings["total_ms"], secondTryMs: timings["second_try_ms"]))
+                    answerAudioMs: timings["answer_audio_ms"], totalMs: timings["total_ms"], secondTryMs: timings["second_try_ms"]))
                 let mark = verdict.acceptable ? "ok" : verdict.reasons.joined(separator: "; ")
                 progress("\(index + 1)/\(prompts.count) [\(prompt.emotion.rawValue) → \(done.detected)] \(reply) — \(mark)")
             }

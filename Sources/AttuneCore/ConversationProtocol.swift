@@ -16,7 +16,8 @@ public enum ServerEvent: Sendable, Equatable {
     /// session's frames skipped so far for arriving faster than `face.max_fps` or while one was analysed.
     case faces(FrameFaces)
     /// Attune starts answering utterance `utterance`.
-    case replyStarted(reply: Int, utterance: Int, emotion: EmotionLabel, intensity: String, crisis: Bool)
+    /// `opener`: the words said before the model's (`reply.opener`), nil when there are none.
+    case replyStarted(reply: Int, utterance: Int, emotion: EmotionLabel, intensity: String, crisis: Bool, opener: String?)
     /// The next sentence of the reply's text, as it will be spoken.
     case replyTextDelta(reply: Int, sentence: Int, text: String)
     /// Header of one sentence's audio: the next binary frame holds `samples` PCM16 samples.
@@ -96,8 +97,9 @@ public enum ServerEvent: Sendable, Equatable {
                     ]
                 },
             ]
-        case let .replyStarted(reply, utterance, emotion, intensity, crisis):
+        case let .replyStarted(reply, utterance, emotion, intensity, crisis, opener):
             object = ["type": "reply_started", "reply": reply, "utterance": utterance, "emotion": emotion.rawValue, "intensity": intensity, "crisis": crisis]
+            if let opener { object["opener"] = opener }
         case let .replyTextDelta(reply, sentence, text):
             object = ["type": "reply_text_delta", "reply": reply, "sentence": sentence, "text": text]
         case let .replyAudio(reply, sentence, sampleRate, samples, start):

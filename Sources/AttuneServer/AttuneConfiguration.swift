@@ -330,6 +330,7 @@ extension AttuneConfiguration {
         .decimal("reply.mismatch_threshold", "reply-sentence emotion probability that counts as contradicting the person", \.reply.mismatchThreshold, 0...1),
         .decimal("reply.joy_mismatch_threshold", "reply-sentence joy probability that counts as contradicting a painful feeling", \.reply.joyMismatchThreshold, 0...1),
         .flag("reply.speculative_start", "true: start the reply on a pause's transcript, kept if the turn ends with the same words", \.reply.speculativeStart),
+        .flag("reply.opener", "true: say a few words that fit the feeling (\"Oh, I'm so sorry.\") the moment the turn ends, and have the model go on from them", \.reply.opener),
         .integer("reply.second_try_words", "ask the model once more when the guard leaves fewer of its own words than this (0: never)", \.reply.secondTryWords, 0...100),
         .flag("reply.second_try_unmentioned", "true: ask the model once more when its reply mentions nothing of what the person told about", \.reply.secondTryUnmentioned),
         Setting(key: "tts.voice", summary: "default voice: " + Voice.all.map(\.id).joined(separator: ", ")) {
@@ -340,6 +341,8 @@ extension AttuneConfiguration {
         Setting(key: "tts.piper_dir", summary: "Piper voice folder (model.onnx, tokens.txt)") { $0.piperDirectory = $1 },
         .integer("tts.max_characters", "longest text one synthesis accepts", \.synthesis.maxCharacters, 1...100_000),
         .integer("tts.queue_limit", "syntheses that may wait before callers get 'busy'", \.synthesis.queueLimit, 0...10_000),
+        .integer("tts.cached_phrases", "short phrases (openers, repairs) whose speech is kept to be said again at once (0: none)", \.synthesis.cachedPhrases, 0...10_000),
+        .integer("tts.cached_phrase_characters", "longest phrase whose speech is kept, in characters", \.synthesis.cachedPhraseCharacters, 1...1_000),
     ]
 
     /// Builds a configuration from a file, the environment and flag overrides, in that order.

@@ -304,7 +304,10 @@ public struct ServerComponents: Sendable {
             fusion: configuration.fusion,
             chat: chat,
             embeddedLLM: embeddedLLM,
-            synthesizer: synthesizer,
+            synthesizer: synthesizer.map {
+                SpokenPhrases(
+                    $0, capacity: configuration.synthesis.cachedPhrases, maxCharacters: configuration.synthesis.cachedPhraseCharacters)
+            },
             synthesis: configuration.synthesis,
             history: storage?.conversations,
             storage: storage,

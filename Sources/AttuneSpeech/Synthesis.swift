@@ -49,6 +49,10 @@ public struct SynthesisSettings: Sendable, Equatable {
     public var queueLimit = 16
     /// Threads ONNX Runtime uses for one Piper synthesis.
     public var threads = 1
+    /// Short phrases whose speech is kept to be said again at once (``SpokenPhrases``).
+    public var cachedPhrases = 64
+    /// Longest phrase kept, in characters.
+    public var cachedPhraseCharacters = 60
 
     public init() {}
 }
@@ -58,6 +62,13 @@ public protocol SpeechSynthesizing: Sendable {
     var voices: [Voice] { get }
     /// Speech for `text` (one sentence or a few), mono, at the voice's sample rate.
     func synthesize(_ text: String, voice: String, rate: Double) async throws -> AudioBuffer
+    /// Makes `phrases` ready to be said at once, where the synthesizer keeps speech
+    /// (``SpokenPhrases``); the others have nothing to prepare.
+    func prepare(_ phrases: [String], voice: String, rate: Double) async
+}
+
+extension SpeechSynthesizing {
+    public func prepare(_ phrases: [String], voice: String, rate: Double) async {}
 }
 
 /// Piper for its voice and espeak-ng for the others, on one bounded worker.

@@ -302,11 +302,73 @@ import Testing
         #expect(!(await guardrail.contradicts("What did you learn from the documentary about octopuses?")))
     }
 
+    @Test func theModelSayingTheOpenerAgainIsDroppedNotRepaired() async throws {
+        let plan = ReplyPlan(emotion: .sadness, confidence: 0.9)
+        let opener = try #require(plan.opener(for: "My cat died this morning."))
+        var guardrail = ReplyGuard(plan: plan, judge: Self.judge)
+        guardrail.userText = "My cat died this morning."
+        guardrail.alreadySaid(opener)
+        // "Oh, I'm sorry." after "Oh, I'm so sorry.": dropped, and no repair stands in for it;
+        // nor for a sentence rejected for another reason, since the opener acknowledged the feeling.
+        #expect(await guardrail.review("Oh, I'm sorry.") == nil)
+        #expect(await guardrail.review("Cheer up, there are other cats!") == nil)
+        #expect(guardrail.rejected == ["I'm sorry.", "Cheer up, there are other cats!"])
+        #expect(guardrail.approvedWords == 0)
+        #expect(await guardrail.review("Losing your cat so suddenly is heartbreaking.") != nil)
+        // The model's first sentence restarting the opener loses the repeat, and only that.
+        var oh = ReplyGuard(plan: ReplyPlan(emotion: .neutral, confidence: 0.9)) { _ in nil }
+        oh.alreadySaid("Oh.")
+        #expect(await oh.review("Oh, that sounds like a busy afternoon.") == "That sounds like a busy afternoon.")
+        #expect(await oh.review("Oh, what will you read?") == "Oh, what will you read?")
+        #expect(ReplyGuard.withoutLeading("Okay.", in: "Okay, I see what you mean.") == "I see what you mean.")
+        #expect(ReplyGuard.withoutLeading("Oh.", in: "Oh. Oh, that’s very hard.") == "That’s very hard.")
+        #expect(ReplyGuard.withoutLeading("Oh, I'm so sorry.", in: "Oh, I'm so sorry, that's awful.") == "That's awful.")
+        #expect(ReplyGuard.withoutLeading("Oh, I'm so sorry.", in: "Oh no.") == "Oh no.")
+        #expect(ReplyGuard.withoutLeading("I'm really glad you told me.", in: "I'm here for you.") == "I'm here for you.")
+        #expect(ReplyGuard.withoutLeading("Oh.", in: "Oh.").isEmpty)
+        // A crisis repair that would say the opener again is skipped for the next one.
+        let crisis = ReplyPlan(emotion: .sadness, confidence: 0.9, isCrisis: true)
+        var careful = ReplyGuard(plan: crisis) { _ in nil }
+        careful.alreadySaid(try #require(crisis.opener(for: "I want it all to end")))
+        #expect(await careful.review("Calm down.") == crisis.repairs[1])
+    }
+
     @Test func repairsRunOutAndThenSentencesAreDropped() async {
         let plan = ReplyPlan(emotion: .anger, confidence: 0.9)
         var guardrail = ReplyGuard(plan: plan) { _ in nil }
         for _ in plan.repairs { #expect(await guardrail.review("Calm down.") != nil) }
         #expect(await guardrail.review("Calm down.") == nil)
+    }
+}
+
+@Suite struct OpenerTests {
+    @Test func theOpenerFitsTheFeelingAndItsStrength() {
+        #expect(ReplyPlan(emotion: .sadness, confidence: 0.9).opener(for: "My dog died.") == "Oh, I'm so sorry.")
+        #expect(ReplyPlan(emotion: .anger, confidence: 0.6).opener(for: "They cancelled my flight again!") == "Oh, that's frustrating.")
+        #expect(ReplyPlan(emotion: .joy, confidence: 0.9).opener(for: "I got the job!") == "Oh, that's wonderful!")
+        // Joy read only clearly (it may be a misreading) gets a smaller word; a mild reading of
+        // anything only "Oh.".
+        #expect(ReplyPlan(emotion: .joy, confidence: 0.6).opener(for: "We moved house.") == "Oh, nice!")
+        #expect(ReplyPlan(emotion: .fear, confidence: 0.3).opener(for: "The scan is tomorrow.") == "Oh.")
+        #expect(ReplyPlan(emotion: .neutral, confidence: 0.9).opener(for: "I'm going to the library.") == "Oh.")
+        #expect(ReplyPlan(emotion: .sadness, confidence: 0.9, isCrisis: true).opener(for: "I want it all to stop.") == "I'm really glad you told me.")
+    }
+
+    @Test func noOpenerWhereAFixedOneWouldNotFit() {
+        // Urgent care opens with the call for help, and a calm question gets its answer first.
+        #expect(ReplyPlan(emotion: .fear, confidence: 0.9, needsUrgentCare: true).opener(for: "My dad collapsed and isn't breathing") == nil)
+        #expect(ReplyPlan(emotion: .neutral, confidence: 0.9).opener(for: "What should I cook tonight? ") == nil)
+        #expect(ReplyPlan(emotion: .surprise, confidence: 0.3).opener(for: "Is that even possible?") == nil)
+        // A feeling read clearly still gets its opener in a question.
+        #expect(ReplyPlan(emotion: .sadness, confidence: 0.9).opener(for: "Why does everyone leave me?") == "Oh, I'm so sorry.")
+    }
+
+    @Test func everyOpenerIsListedForSynthesisAhead() {
+        let plans = EmotionLabel.allCases.flatMap { emotion in
+            [0.3, 0.6, 0.9].map { ReplyPlan(emotion: emotion, confidence: $0) }
+        } + [ReplyPlan(emotion: .sadness, confidence: 0.9, isCrisis: true)]
+        let used = Set(plans.compactMap { $0.opener(for: "Something happened.") })
+        #expect(used == Set(ReplyPlan.allOpeners))
     }
 }
 
@@ -354,6 +416,27 @@ import Testing
         let stable = 1 + 2 * ReplyPlan.allExamples.count
         #expect(Array(sad.prefix(stable)) == Array(happy.prefix(stable)))
         #expect(sad[sad.count - 2].content != happy[happy.count - 2].content)
+    }
+
+    @Test func theModelIsToldToGoOnFromTheOpener() {
+        let plan = ReplyPlan(emotion: .sadness, confidence: 0.9)
+        let builder = PromptBuilder(persona: .companion)
+        let emotion = EmotionContext(current: nil, recent: [])
+        let opened = builder.messages(for: "My dog died.", plan: plan, emotion: emotion, history: [], opener: "Oh, I'm so sorry.")
+        let plain = builder.messages(for: "My dog died.", plan: plan, emotion: emotion, history: [])
+        // The opener is the start of the reply, which the model continues, and the guidance
+        // before their message says so.
+        #expect(opened.last == ChatMessage(.assistant, "Oh, I'm so sorry."))
+        #expect(opened[opened.count - 2] == ChatMessage(.user, "My dog died."))
+        let guidance = opened[opened.count - 3].content
+        #expect(guidance.contains("\"Oh, I'm so sorry.\"") && guidance.contains("do not say it again"))
+        #expect(!plain[plain.count - 2].content.contains("already said"))
+        // Only the end differs: the cached start stays the same.
+        #expect(Array(opened.dropLast(3)) == Array(plain.dropLast(2)))
+        // A second try replaces the opener with all that was said.
+        let again = ReplyPlan.secondTry(opened, said: ["Oh, I'm so sorry.", "That's hard."], to: "My dog died.")
+        #expect(again[again.count - 2] == ChatMessage(.assistant, "Oh, I'm so sorry. That's hard."))
+        #expect(again[again.count - 3] == ChatMessage(.user, "My dog died."))
     }
 
     @Test func anInterruptedTurnIsMentioned() {

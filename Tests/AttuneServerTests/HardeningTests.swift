@@ -172,7 +172,7 @@ func withLiveServer(
         var open: Int?
         for event in seen {
             switch event {
-            case .replyStarted(let reply, _, _, _, _):
+            case .replyStarted(let reply, _, _, _, _, _):
                 #expect(open == nil, "reply \(reply) started while \(open ?? 0) was still running")
                 open = reply
             case .replyDone(let reply, _, _, _, _):
@@ -203,7 +203,8 @@ enum ServerEventDecoding {
         switch object["type"] as? String {
         case "reply_started":
             return .replyStarted(
-                reply: int("reply"), utterance: int("utterance"), emotion: .neutral, intensity: "", crisis: object["crisis"] as? Bool ?? false)
+                reply: int("reply"), utterance: int("utterance"), emotion: .neutral, intensity: "", crisis: object["crisis"] as? Bool ?? false,
+                opener: object["opener"] as? String)
         case "reply_done":
             return .replyDone(reply: int("reply"), text: object["text"] as? String ?? "", interrupted: object["interrupted"] as? Bool ?? false, timings: [:], rejected: [])
         case "reply_audio":

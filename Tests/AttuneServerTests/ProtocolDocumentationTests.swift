@@ -77,8 +77,8 @@ import Testing
             .faces(FrameFaces(
                 faces: [.init(x: 200, y: 120, width: 180, height: 220, emotion: .joy, confidence: 0.8)], width: 640, height: 480,
                 timestamp: 1_700_000_000.5, droppedFrames: 0)),
-            .replyStarted(reply: 1, utterance: 1, emotion: .joy, intensity: "mild", crisis: false),
-            .replyTextDelta(reply: 1, sentence: 1, text: "Nice."),
+            .replyStarted(reply: 1, utterance: 1, emotion: .joy, intensity: "mild", crisis: false, opener: "Oh."),
+            .replyTextDelta(reply: 1, sentence: 1, text: "Oh."),
             .replyAudio(reply: 1, sentence: 1, sampleRate: 22_050, samples: 100, startMilliseconds: 0),
             .replyDone(reply: 1, text: "Nice.", interrupted: false, timings: ["first_token_ms": 100], rejected: []),
             .stopPlayback(reply: 1, heard: "Ni"),

@@ -41,6 +41,11 @@ import Testing
             #expect(done["interrupted"] == "0")
             let replyText = done["text"] ?? ""
             #expect(!replyText.isEmpty)
+            // The reply opens with the plan's few words, said at once (kept speech), and the
+            // model's words follow them.
+            let opener = try #require(events[started]["opener"])
+            #expect(events[firstDelta]["text"] == opener)
+            #expect(replyText.hasPrefix(opener) && replyText.count > opener.count + 5, "\(replyText)")
             // Each reply_audio header is followed by its binary frame of exactly that many samples.
             let headers = events.filter { $0.type == "reply_audio" }
             let frames = events.filter { $0.type == "audio_frame" }
@@ -56,7 +61,9 @@ import Testing
             #expect(Double(errors) / Double(max(words, 1)) < 0.5, "said \(replyText), heard \(heard)")
             // Timings of the turn.
             let timings = try #require(done["timings"])
-            for key in ["transcript_ms", "first_token_ms", "first_audio_ms", "total_ms"] { #expect(timings.contains(key)) }
+            for key in ["transcript_ms", "first_token_ms", "first_audio_ms", "answer_audio_ms", "total_ms"] { #expect(timings.contains(key)) }
+            let measured = try #require(JSONSerialization.jsonObject(with: Data(timings.utf8)) as? [String: Double])
+            #expect(try #require(measured["answer_audio_ms"]) > (try #require(measured["first_audio_ms"])))
 
             // 1b. A pause mid-sentence: what was started on "Kids are talking" is dropped when
             // the speaker goes on; one reply answers the whole sentence.
@@ -169,7 +176,8 @@ import Testing
             #expect(errors.count == 2, "\(events.map(\.type))")
             let replies = events.filter { $0.type == "reply_done" }
             #expect(replies.count == 2)
-            #expect(replies.allSatisfy { $0["text"] == ReplySettings().apology })
+            // After the opener (said before the model was asked) comes the apology.
+            #expect(replies.allSatisfy { $0["text"]?.hasSuffix(ReplySettings().apology) == true }, "\(replies.map { $0["text"] })")
             let frames = events.filter { $0.type == "audio_frame" }
             #expect(!frames.isEmpty && frames.allSatisfy { !$0.audio.isEmpty && Int($0["bytes"] ?? "") == $0.audio.count }, "\(frames.map { ($0["bytes"], $0.audio.count) })")
         }

@@ -64,8 +64,10 @@ public struct PromptBuilder: Sendable {
         self.memory = memory
     }
 
+    /// - Parameter opener: the words already spoken to this message (``ReplyPlan/opener(for:)``),
+    ///   which the model is told to go on from.
     public func messages(
-        for userText: String, plan: ReplyPlan, emotion: EmotionContext, history: [RememberedTurn]
+        for userText: String, plan: ReplyPlan, emotion: EmotionContext, history: [RememberedTurn], opener: String? = nil
     ) -> [ChatMessage] {
         let recentCount = fittingRecentTurns(history)
         let older = history.dropLast(recentCount)
@@ -92,8 +94,14 @@ public struct PromptBuilder: Sendable {
         if let last = history.last, last.interrupted {
             guidance.append("They interrupted your last reply and only heard: \"\(last.reply)\". Do not repeat it; respond to what they say now.")
         }
+        if let opener {
+            guidance.append("You have already said \"\(opener)\" out loud to their message: go on from there, and do not say it again.")
+        }
         messages.append(ChatMessage(.system, guidance.joined(separator: "\n")))
         messages.append(ChatMessage(.user, userText))
+        // The reply so far: llama-server continues a last assistant message (prefill) rather
+        // than starting a new one; a server that does not still reads what was said.
+        if let opener { messages.append(ChatMessage(.assistant, opener)) }
         return messages
     }
 

@@ -31,6 +31,9 @@ public struct ReplyGuard: Sendable {
     private var particular = ParticularWords("")
     /// Whether one of the model's approved sentences mentions one of them.
     private var mentionedTheirs = false
+    /// The words said before the model's (``alreadySaid(_:)``), whose repeat at the start of the
+    /// model's first sentence is cut off.
+    private var opener: String?
     /// The words of every sentence spoken, so that one saying the same again is rejected.
     private var spokenSentences: [Set<String>] = []
     /// Runs of ``leakWords`` words from the instructions and examples the model was shown: a
@@ -71,22 +74,82 @@ public struct ReplyGuard: Sendable {
     /// said; a generic repair after it would not); before that it is replaced by a repair, so the
     /// reply still opens by acknowledging their feeling.
     public mutating func review(_ sentence: String) async -> String? {
-        let text = sentence.trimmingCharacters(in: .whitespacesAndNewlines)
+        var text = sentence.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let opener {
+            // Only the model's first sentence can restart the opener.
+            self.opener = nil
+            text = Self.withoutLeading(opener, in: text)
+        }
         guard !text.isEmpty else { return nil }
         let lowered = Self.normalized(text)
         let words = Self.words(lowered)
+        // Said already (the opener, or an earlier sentence): nothing is missing, so no repair.
+        if isRepeat(words) {
+            rejected.append(text)
+            return nil
+        }
         if await contradicts(text, lowered: lowered, words: words) {
             rejected.append(text)
-            guard approved == 0, repairsUsed < plan.repairs.count else { return nil }
-            repairsUsed += 1
-            let repair = plan.repairs[repairsUsed - 1]
-            return spoken(repair, words: Self.words(Self.normalized(repair)))
+            guard approved == 0 else { return nil }
+            // The next repair that does not say again what was said ("I'm really glad you told
+            // me, and I'm here with you." after the opener "I'm really glad you told me.").
+            while repairsUsed < plan.repairs.count {
+                repairsUsed += 1
+                let repair = plan.repairs[repairsUsed - 1]
+                let repairWords = Self.words(Self.normalized(repair))
+                if !isRepeat(repairWords) { return spoken(repair, words: repairWords) }
+            }
+            return nil
         }
         approved += 1
         approvedWords += words.count
         if Self.mentionsHelp(text) { mentionedHelp = true }
         if particular.isMentioned(in: text) { mentionedTheirs = true }
         return spoken(text, words: words)
+    }
+
+    /// Remembers words spoken before the model's (the plan's opener), so that a sentence of the
+    /// model's saying them again is rejected; they are not the model's own.
+    /// Outside a crisis the opener acknowledges the feeling, so a rejected sentence of the model's
+    /// is dropped from then on, not repaired: a generic repair after it ("Oh, I'm so sorry. That
+    /// sounds really hard, and I'm sorry you're going through it.") says nothing of theirs.
+    public mutating func alreadySaid(_ text: String) {
+        _ = spoken(text, words: Self.words(Self.normalized(text)))
+        opener = text
+        if !plan.isCrisis { stopRepairing() }
+    }
+
+    /// `sentence` without a repeat of the opener at its start: continuing "Oh.", the model
+    /// often begins "Oh. That's very…", which comes out of the sentence splitter as one sentence.
+    /// The opener's words, or its first word alone when that is an interjection ("Oh", "Okay"),
+    /// are cut off as often as they repeat, as long as two words or more are left ("Oh no."
+    /// stays).
+    static func withoutLeading(_ opener: String, in sentence: String) -> String {
+        let openerWords = words(normalized(opener))
+        guard let first = openerWords.first else { return sentence }
+        var rest = Substring(sentence)
+        while true {
+            let theirs = words(normalized(String(rest)))
+            let repeated = theirs.starts(with: openerWords) ? openerWords.count
+                : theirs.first == first && interjections.contains(first) ? 1 : 0
+            guard repeated > 0 else { break }
+            if theirs.count - repeated < 2 {
+                // All of it repeats the opener ("Oh."), or too little would be left to stand alone.
+                if theirs.count == repeated { return "" }
+                break
+            }
+            for _ in 0..<repeated {
+                rest = rest.drop { !isWordCharacter($0) }
+                rest = rest.drop(while: isWordCharacter)
+            }
+            rest = rest.drop { !$0.isLetter && !$0.isNumber }
+        }
+        guard rest.startIndex != sentence.startIndex else { return sentence }
+        return rest.prefix(1).uppercased() + rest.dropFirst()
+    }
+
+    private static func isWordCharacter(_ character: Character) -> Bool {
+        character.isLetter || character.isNumber || character == "'" || character == "’"
     }
 
     /// Remembers a sentence about to be spoken, by its words.
@@ -174,15 +237,18 @@ public struct ReplyGuard: Sendable {
     }
 
     /// A sentence that says again what an earlier one said ("Oh, that's really upsetting. Oh,
-    /// that's very upsetting."): `repeatShare` or more of the two sentences' words in common.
+    /// that's very upsetting."): `repeatShare` or more of the two sentences' words in common, or
+    /// no word that the earlier one did not have ("I'm sorry." after "Oh, I'm so sorry.").
     func isRepeat(_ words: [String]) -> Bool {
         let these = Set(words)
         guard !these.isEmpty else { return false }
         return spokenSentences.contains { earlier in
-            Double(these.intersection(earlier).count) >= Self.repeatShare * Double(these.union(earlier).count)
+            these.isSubset(of: earlier)
+                || Double(these.intersection(earlier).count) >= Self.repeatShare * Double(these.union(earlier).count)
         }
     }
 
+    static let interjections: Set<String> = ["oh", "okay", "ok", "ah", "wow", "ugh"]
     public static let repeatShare = 0.6
     public static let parrotWords = 5
     public static let parrotShare = 0.75

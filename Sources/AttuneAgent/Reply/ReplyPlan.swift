@@ -97,6 +97,8 @@ public struct ReplyPlan: Sendable, Equatable {
     /// part that was missing.
     public static func secondTry(_ messages: [ChatMessage], said: [String], to message: String) -> [ChatMessage] {
         var messages = messages
+        // The opener the first try went on from is part of what was said.
+        if messages.last?.role == .assistant { messages.removeLast() }
         if !said.isEmpty { messages.append(ChatMessage(.assistant, said.joined(separator: " "))) }
         messages.append(ChatMessage(.system, secondTryNote + " Their message: \"\(message)\""))
         return messages
@@ -110,6 +112,41 @@ public struct ReplyPlan: Sendable, Equatable {
         own words: a warm remark on it or a question about it. No advice, no "it's important", and \
         do not repeat their words or what you said.
         """
+
+    /// A few words spoken the moment the turn ends, before the model has written anything
+    /// (`reply.opener`): a short acknowledgement of the feeling, as a person says "Oh, I'm so
+    /// sorry." before they have found their words. The model is told it has said them and goes
+    /// on from there. On two cores the model's first sentence takes one to two seconds; these
+    /// words are synthesised once and kept, so they start at once.
+    ///
+    /// Nil where a fixed opening would not fit: urgent care (the first words must be the call
+    /// for help) and a calm question (an acknowledgement before an answer sounds odd: "Oh. I'm
+    /// doing well."). A calm statement, and a mild reading (too often a misreading), get only
+    /// "Oh." ("Okay." led the model on to "That's great news!" about anything).
+    public func opener(for message: String) -> String? {
+        if isCrisis { return Self.crisisOpener }
+        if needsUrgentCare { return nil }
+        if emotion == .neutral || intensity == .mild {
+            return message.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("?") ? nil : Self.mildOpener
+        }
+        if emotion == .joy, intensity == .clear { return Self.clearJoyOpener }
+        return Self.openers[emotion]
+    }
+
+    /// The openers by feeling (``opener(for:)``); each is a sentence Piper says clearly
+    /// ("Mm-hmm." and "Hmm." come out as other words).
+    static let openers: [EmotionLabel: String] = [
+        .joy: "Oh, that's wonderful!", .surprise: "Oh, wow!", .sadness: "Oh, I'm so sorry.",
+        .fear: "Oh, I hear you.", .anger: "Oh, that's frustrating.", .disgust: "Oh, that sounds awful.",
+    ]
+    static let mildOpener = "Oh."
+    static let clearJoyOpener = "Oh, nice!"
+    static let crisisOpener = "I'm really glad you told me."
+
+    /// Every opener, for synthesising them ahead.
+    public static var allOpeners: [String] {
+        EmotionLabel.allCases.compactMap { openers[$0] } + [mildOpener, clearJoyOpener, crisisOpener]
+    }
 
     /// What every urgent-care reply carries.
     public static let urgentHelp =

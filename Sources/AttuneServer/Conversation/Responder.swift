@@ -34,6 +34,9 @@ public struct ReplySettings: Sendable, Equatable {
     /// Start the reply in a pause, on its speculative transcript (``SpeculativeReply``); it is
     /// kept when the turn ends with the same prompt, dropped when the person goes on.
     public var speculativeStart = true
+    /// Say the plan's opener (``ReplyPlan/opener(for:)``) the moment the turn ends, before the
+    /// model's first sentence, and have the model go on from it.
+    public var opener = true
     /// When the guard's rejections leave fewer of the model's own words than this, the model is
     /// asked once more for a sentence about what happened (0: never).
     public var secondTryWords = 8
@@ -184,6 +187,10 @@ actor Responder {
 
     /// Answers accepted turns one at a time until ``close()``.
     func run() async {
+        // The openers in this session's voice, synthesised once (and kept for every session)
+        // while the person starts talking.
+        async let openersReady: Void = settings.reply.opener
+            ? engines.synthesizer?.prepare(ReplyPlan.allOpeners, voice: voice, rate: rate) ?? () : ()
         await withTaskGroup(of: Void.self) { replies in
             for await pending in inbox {
                 waiting -= 1
@@ -207,6 +214,7 @@ actor Responder {
         dropSpeculation()
         for dropped in retired { await dropped.finish() }
         retired.removeAll()
+        await openersReady
         if sessionStored, let history = engines.history {
             try? await history.endSession(id: sessionID, at: Date().timeIntervalSince1970)
         }
@@ -228,7 +236,8 @@ actor Responder {
     func speculate(on turn: UserTurn) {
         guard settings.reply.speculativeStart, current == nil, waiting == 0, let chat = engines.chat else { return }
         let messages = turn.prompt(
-            persona: persona, memory: settings.reply.memory, history: memory, recentEmotions: recentEmotions)
+            persona: persona, memory: settings.reply.memory, history: memory, recentEmotions: recentEmotions,
+            opens: settings.reply.opener)
         if let speculation, speculation.messages == messages { return }
         dropSpeculation()
         speculation = SpeculativeReply(utterance: turn.utterance, messages: messages, chat: chat)
@@ -360,6 +369,8 @@ final class ReplyProgress: Sendable {
     private struct State {
         var sentences: [(text: String, startMs: Double, endMs: Double)] = []
         var firstAudioAt: ContinuousClock.Instant?
+        /// When the first audio after the opener was sent.
+        var answerAudioAt: ContinuousClock.Instant?
         var playedMs: Double?
         var reportedAt: ContinuousClock.Instant?
         var interrupted = false
@@ -371,10 +382,12 @@ final class ReplyProgress: Sendable {
     /// Tasks waiting for the interruption.
     private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
 
-    func sentAudio(_ text: String, durationMs: Double) -> Double {
+    /// Records a sentence whose audio is being sent; `answer`: it comes after the opener.
+    func sentAudio(_ text: String, durationMs: Double, answer: Bool) -> Double {
         state.withLock { state in
             let start = state.sentences.last?.endMs ?? 0
             if state.firstAudioAt == nil { state.firstAudioAt = .now }
+            if answer, state.answerAudioAt == nil { state.answerAudioAt = .now }
             state.sentences.append((text, start, start + durationMs))
             return start
         }
@@ -455,6 +468,7 @@ final class ReplyProgress: Sendable {
     }
 
     var firstAudioAt: ContinuousClock.Instant? { state.withLock { $0.firstAudioAt } }
+    var answerAudioAt: ContinuousClock.Instant? { state.withLock { $0.answerAudioAt } }
 
     var allText: String { state.withLock { $0.sentences.map(\.text).joined(separator: " ") } }
 }
@@ -490,16 +504,20 @@ struct ReplyRun {
     func run() async -> ReplyOutcome {
         let turn = context.turn
         let plan = turn.plan(after: context.recentEmotions)
+        // Said the moment the turn ends, while the model starts writing (never without a model:
+        // the apology alone says why there is no answer).
+        let opener = settings.reply.opener && engines.chat != nil ? plan.opener(for: turn.text) : nil
+        let openerSentences = opener == nil ? 0 : 1
         emit.yield(.event(.replyStarted(
             reply: context.reply, utterance: turn.utterance, emotion: plan.emotion, intensity: plan.intensity.rawValue,
-            crisis: plan.isCrisis)))
+            crisis: plan.isCrisis, opener: opener)))
         var timings = TurnTimings(transcriptMs: (turn.transcribedAt - turn.speechEndedAt).milliseconds)
         var speculationLead: Double?
 
         // Approved sentences flow to the speaking task, which synthesises them in order while
         // the model writes on.
         let (sentences, speak) = AsyncStream.makeStream(of: String.self)
-        async let speaking: Void = speakAll(sentences)
+        async let speaking: Void = speakAll(sentences, answerFrom: openerSentences + 1)
         var text: [String] = []
         var rejected: [String] = []
         var secondTryAt: Double?
@@ -512,9 +530,11 @@ struct ReplyRun {
         do {
             // Interrupted before it began (a barge-in right after the turn ended).
             if progress.isInterrupted { throw CancellationError() }
+            if let opener { queue(opener) }
             guard let chat = engines.chat else { throw LLMError(.unreachable, engines.chatUnavailableReason) }
             let messages = turn.prompt(
-                persona: context.persona, memory: settings.reply.memory, history: context.memory, recentEmotions: context.recentEmotions)
+                persona: context.persona, memory: settings.reply.memory, history: context.memory, recentEmotions: context.recentEmotions,
+                opens: settings.reply.opener)
             let pieces: AsyncThrowingStream<String, any Error>
             if let speculation = context.speculation, speculation.messages == messages {
                 pieces = speculation.pieces
@@ -532,6 +552,7 @@ struct ReplyRun {
                 plan: plan, threshold: settings.reply.mismatchThreshold,
                 joyThreshold: settings.reply.joyMismatchThreshold, judge: engines.judge)
             guardrail.userText = turn.text
+            if let opener { guardrail.alreadySaid(opener) }
             guardrail.shownToModel(messages.filter { $0.role != .user }.map(\.content) + ReplyPlan.allExamples.map(\.0))
             /// Speaks the sentences of `pieces` that the guard lets through (or its repairs).
             func speakReviewed(_ pieces: AsyncThrowingStream<String, any Error>) async throws {
@@ -559,7 +580,7 @@ struct ReplyRun {
                 try await speakReviewed(chat.streamReply(to: again))
             }
             guardrail.closing().forEach(queue)
-            if text.isEmpty { queue(plan.repairs.first ?? "I'm listening.") }
+            if text.count == openerSentences { queue(plan.repairs.first ?? "I'm listening.") }
             rejected = guardrail.rejected
             if !guardrail.rejected.isEmpty {
                 logger.info("reply \(context.reply): replaced \(guardrail.rejected.count) sentence(s) that contradicted \(plan.emotion.rawValue)")
@@ -574,7 +595,7 @@ struct ReplyRun {
                     if !text.contains(where: { ReplyGuard.mentionsHelp($0) }) {
                         queue(plan.isCrisis ? ReplyPlan.crisisHelp : ReplyPlan.urgentHelp)
                     }
-                } else if text.isEmpty {
+                } else if text.count == openerSentences {
                     queue(settings.reply.apology)
                 }
             }
@@ -590,6 +611,7 @@ struct ReplyRun {
         let interrupted = progress.isInterrupted
         let spoken = interrupted ? progress.heardText(at: stoppedAt) : text.joined(separator: " ")
         if let first = progress.firstAudioAt { timings.firstAudioMs = (first - turn.speechEndedAt).milliseconds }
+        let answerAudioMs = progress.answerAudioAt.map { ($0 - turn.speechEndedAt).milliseconds }
         timings.totalMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
         var reported: [String: Double] = progress.synthesisTotals
         if interrupted, let stopped = progress.stopMilliseconds(at: stoppedAt) {
@@ -599,6 +621,8 @@ struct ReplyRun {
         reported["transcript_ms"] = timings.transcriptMs
         reported["first_token_ms"] = timings.firstTokenMs
         reported["first_audio_ms"] = timings.firstAudioMs
+        // The first audio after the opener: the model's own words (or what stands for them).
+        reported["answer_audio_ms"] = answerAudioMs
         reported["total_ms"] = timings.totalMs
         // How long before the end of the turn the model started on it (speculative start).
         reported["speculation_lead_ms"] = speculationLead
@@ -610,8 +634,9 @@ struct ReplyRun {
     }
 
     /// Synthesises and sends each sentence; stops at barge-in. A failed synthesis is reported
-    /// once and the rest of the reply goes out as text only.
-    private func speakAll(_ sentences: AsyncStream<String>) async {
+    /// once and the rest of the reply goes out as text only. Sentence `answerFrom` (counted
+    /// from 1) is the first after the opener.
+    private func speakAll(_ sentences: AsyncStream<String>, answerFrom: Int) async {
         var index = 0
         var failed = false
         for await sentence in sentences {
@@ -627,7 +652,7 @@ struct ReplyRun {
                 let audio = try await synthesizer.synthesize(sentence, voice: context.voice, rate: context.rate)
                 progress.addSynthesis(milliseconds: (ContinuousClock.now - started).milliseconds, audioMilliseconds: audio.duration * 1000)
                 guard !progress.isInterrupted else { continue }
-                let start = progress.sentAudio(sentence, durationMs: audio.duration * 1000)
+                let start = progress.sentAudio(sentence, durationMs: audio.duration * 1000, answer: index >= answerFrom)
                 emit.yield(.event(.replyAudio(
                     reply: context.reply, sentence: index, sampleRate: audio.sampleRate, samples: audio.samples.count,
                     startMilliseconds: start)))

@@ -75,8 +75,14 @@ extension UserTurn {
 
     /// The messages the language model gets for this turn: the same for a speculative start and
     /// for the reply, so that the reply can take the speculation over when they are equal.
-    func prompt(persona: Persona, memory settings: MemorySettings, history: [RememberedTurn], recentEmotions: [EmotionLabel]) -> [ChatMessage] {
-        PromptBuilder(persona: persona, memory: settings).messages(
-            for: text, plan: plan(after: recentEmotions), emotion: EmotionContext(current: fused ?? textEmotion, recent: recentEmotions), history: history)
+    /// With `opens`, the plan's opener (``ReplyPlan/opener(for:)``) is spoken first and the
+    /// model goes on from it.
+    func prompt(
+        persona: Persona, memory settings: MemorySettings, history: [RememberedTurn], recentEmotions: [EmotionLabel], opens: Bool
+    ) -> [ChatMessage] {
+        let plan = plan(after: recentEmotions)
+        return PromptBuilder(persona: persona, memory: settings).messages(
+            for: text, plan: plan, emotion: EmotionContext(current: fused ?? textEmotion, recent: recentEmotions), history: history,
+            opener: opens ? plan.opener(for: text) : nil)
     }
 }
