@@ -188,8 +188,8 @@ actor Responder {
     /// Answers accepted turns one at a time until ``close()``.
     func run() async {
         // The openers in this session's voice, synthesised once (and kept for every session)
-        // while the person starts talking.
-        async let openersReady: Void = settings.reply.opener
+        // while the person starts talking; none without a model, since only its replies open so.
+        async let openersReady: Void = settings.reply.opener && engines.chat != nil
             ? engines.synthesizer?.prepare(ReplyPlan.allOpeners, voice: voice, rate: rate) ?? () : ()
         await withTaskGroup(of: Void.self) { replies in
             for await pending in inbox {
