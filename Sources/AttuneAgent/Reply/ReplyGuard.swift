@@ -199,10 +199,12 @@ public struct ReplyGuard: Sendable {
     /// their words, says again what was just said, or thanks them for thanks they did not give.
     public func contradicts(_ text: String) async -> Bool {
         let lowered = Self.normalized(text)
-        return await contradicts(text, lowered: lowered, words: Self.words(lowered))
+        let words = Self.words(lowered)
+        return isRepeat(words) ? true : await contradicts(text, lowered: lowered, words: words)
     }
 
-    /// ``contradicts(_:)`` with the sentence normalised and split into words already.
+    /// ``contradicts(_:)`` but for a repeat (``review(_:)`` checks that first), with the sentence
+    /// normalised and split into words already.
     private func contradicts(_ text: String, lowered: String, words: [String]) async -> Bool {
         if plan.forbiddenPhrases.contains(where: { lowered.contains($0) }) { return true }
         if lowered.contains("you're welcome"), !theirs.thanked { return true }
@@ -219,7 +221,6 @@ public struct ReplyGuard: Sendable {
         }
         if words.count >= 3, theirs.phrase.contains(words.joined(separator: " ")) { return true }
         if isParrot(words) { return true }
-        if isRepeat(words) { return true }
         guard !plan.contradicting.isEmpty, let estimate = await judge(text) else { return false }
         guard plan.contradicting.contains(estimate.label) else { return false }
         let painful = plan.isCrisis || plan.emotion.circumplex.valence < 0

@@ -47,6 +47,13 @@ public struct ReplySettings: Sendable, Equatable {
     public var apology = "I'm sorry, I lost my train of thought for a moment. Could you say that again?"
 
     public init() {}
+
+    /// The words a reply to `message` opens with under `plan`: the plan's opener when openers
+    /// are on, none otherwise. One rule for a speculative start and for the reply, so that their
+    /// prompts match.
+    func openingWords(for message: String, plan: ReplyPlan) -> String? {
+        opener ? plan.opener(for: message) : nil
+    }
 }
 
 /// The engines replies are made with, each nil when it is unavailable (with the reason).
@@ -235,9 +242,10 @@ actor Responder {
     /// that ends with the same prompt takes it over (``respond(to:)``).
     func speculate(on turn: UserTurn) {
         guard settings.reply.speculativeStart, current == nil, waiting == 0, let chat = engines.chat else { return }
+        let plan = turn.plan(after: recentEmotions)
         let messages = turn.prompt(
-            persona: persona, memory: settings.reply.memory, history: memory, recentEmotions: recentEmotions,
-            opens: settings.reply.opener)
+            plan: plan, opener: settings.reply.openingWords(for: turn.text, plan: plan), persona: persona,
+            memory: settings.reply.memory, history: memory, recentEmotions: recentEmotions)
         if let speculation, speculation.messages == messages { return }
         dropSpeculation()
         speculation = SpeculativeReply(utterance: turn.utterance, messages: messages, chat: chat)
@@ -506,7 +514,7 @@ struct ReplyRun {
         let plan = turn.plan(after: context.recentEmotions)
         // Said the moment the turn ends, while the model starts writing (never without a model:
         // the apology alone says why there is no answer).
-        let opener = settings.reply.opener && engines.chat != nil ? plan.opener(for: turn.text) : nil
+        let opener = engines.chat == nil ? nil : settings.reply.openingWords(for: turn.text, plan: plan)
         let openerSentences = opener == nil ? 0 : 1
         emit.yield(.event(.replyStarted(
             reply: context.reply, utterance: turn.utterance, emotion: plan.emotion, intensity: plan.intensity.rawValue,
@@ -533,8 +541,8 @@ struct ReplyRun {
             if let opener { queue(opener) }
             guard let chat = engines.chat else { throw LLMError(.unreachable, engines.chatUnavailableReason) }
             let messages = turn.prompt(
-                persona: context.persona, memory: settings.reply.memory, history: context.memory, recentEmotions: context.recentEmotions,
-                opens: settings.reply.opener)
+                plan: plan, opener: opener, persona: context.persona, memory: settings.reply.memory, history: context.memory,
+                recentEmotions: context.recentEmotions)
             let pieces: AsyncThrowingStream<String, any Error>
             if let speculation = context.speculation, speculation.messages == messages {
                 pieces = speculation.pieces

@@ -73,16 +73,15 @@ extension UserTurn {
     /// is not told to the model (``ReplyPlan/instructions``).
     static let carriedConfidence = 0.3
 
-    /// The messages the language model gets for this turn: the same for a speculative start and
-    /// for the reply, so that the reply can take the speculation over when they are equal.
-    /// With `opens`, the plan's opener (``ReplyPlan/opener(for:)``) is spoken first and the
-    /// model goes on from it.
+    /// The messages the language model gets for this turn under `plan` (``plan(after:)``), going
+    /// on from `opener` when one is said first: the same for a speculative start and for the
+    /// reply, so that the reply can take the speculation over when they are equal.
     func prompt(
-        persona: Persona, memory settings: MemorySettings, history: [RememberedTurn], recentEmotions: [EmotionLabel], opens: Bool
+        plan: ReplyPlan, opener: String?, persona: Persona, memory settings: MemorySettings, history: [RememberedTurn],
+        recentEmotions: [EmotionLabel]
     ) -> [ChatMessage] {
-        let plan = plan(after: recentEmotions)
-        return PromptBuilder(persona: persona, memory: settings).messages(
+        PromptBuilder(persona: persona, memory: settings).messages(
             for: text, plan: plan, emotion: EmotionContext(current: fused ?? textEmotion, recent: recentEmotions), history: history,
-            opener: opens ? plan.opener(for: text) : nil)
+            opener: opener)
     }
 }
