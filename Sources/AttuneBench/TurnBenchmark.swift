@@ -46,6 +46,9 @@ public struct TurnBenchmark {
         public var minimumPart = 0.2
         /// Samples per frame fed to the detector (20 ms).
         public var frameSamples = 320
+        /// Where to write the audio of every pause the detector offers, for studying what tells a
+        /// mid-sentence stop from a finished sentence (`scripts/pause_pitch.py`); nil for none.
+        public var pauseAudioDirectory: URL?
 
         public init() {}
 
@@ -303,6 +306,7 @@ public struct TurnBenchmark {
                     case .speechStarted: starts.append(Double(fed) / 16_000)
                     case .speechEnded: ends.append((Double(fed) / 16_000, processing))
                     case .paused(let audio):
+                        try writePauseAudio(audio, item: item, number: index, midSentence: Double(fed) / 16_000 < item.lastWord)
                         guard let reader else { break }
                         let decodeStarted = clock.now
                         let text = (try? await reader.transcribe(audio, pass: .final))?.text ?? ""
@@ -328,6 +332,16 @@ public struct TurnBenchmark {
             report(outcomes, turn: turn, completionMs: smartTurn == nil ? nil : timings.values, pauseDecodeMs: reader == nil ? nil : decodeMs),
             outcomes
         )
+    }
+
+    /// Writes a pause's audio to `settings.pauseAudioDirectory` as
+    /// `NUMBER-CLIP-mid|end-CUT_WORD-PAUSE_MS.wav` (`mid`: the speaker goes on after it).
+    private func writePauseAudio(_ audio: [Float], item: Item, number: Int, midSentence: Bool) throws {
+        guard let directory = settings.pauseAudioDirectory else { return }
+        let clip = item.clip.hasSuffix(".wav") ? String(item.clip.dropLast(4)) : item.clip
+        let word = (item.cutAfter ?? "none").filter { $0.isLetter || $0 == "'" }
+        let name = "\(number)-\(clip)-\(midSentence ? "mid" : "end")-\(word.isEmpty ? "none" : word)-\(item.pauseMs ?? 0).wav"
+        try WAVFile.encode(AudioBuffer(samples: audio, sampleRate: 16_000)).write(to: directory.appendingPathComponent(name))
     }
 
     /// The share of `texts`, each a finished message, that ``SentenceEnding`` calls unfinished:

@@ -281,6 +281,7 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Pause lengths put into cut utterances, in ms, comma-separated.") var pauses = "250,500,750,1000"
         @Option(help: "Noise under the stream, in dB below the speech ('none': digital silence).") var snrDb = "35"
         @Option(help: "Also write each stream's outcome to this JSON file.") var details: String?
+        @Option(help: "Write the audio of every pause offered to this folder (for scripts/pause_pitch.py).") var pauseAudio: String?
         @Option(help: "A TSV of finished messages ('#' lines skipped): how many would be held as unfinished.") var completeTexts: String?
         @Option(help: "The column of --complete-texts holding the text, from 1.") var textColumn = 1
         @Option(name: .customLong("set"), help: "A server setting key=value (repeatable).") var settings: [String] = []
@@ -300,6 +301,11 @@ struct Bench: AsyncParsableCommand {
                 benchmarkSettings.snrDB = value
             }
             benchmarkSettings.leaveRoom(for: configuration.turn)
+            if let pauseAudio {
+                let folder = URL(fileURLWithPath: pauseAudio)
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                benchmarkSettings.pauseAudioDirectory = folder
+            }
             let benchmark = TurnBenchmark(settings: benchmarkSettings) { message in
                 FileHandle.standardError.write(Data("[bench turns] \(message)\n".utf8))
             }
