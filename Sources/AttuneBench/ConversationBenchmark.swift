@@ -36,6 +36,9 @@ public struct ConversationBenchmark {
         public var voiceToVoiceP50: Double
         public var voiceToVoiceP95: Double
         public var voiceToVoiceFromEventP50: Double
+        /// From the end of speech to the server's `speech_ended`: the end-of-turn wait.
+        public var endOfTurnP50: Double
+        public var endOfTurnP95: Double
         /// Share of timed turns whose reply began with an opener (`reply.opener`).
         public var openerRate: Double
         public var voiceToAnswerP50: Double
@@ -53,6 +56,8 @@ public struct ConversationBenchmark {
             case voiceToVoiceP50 = "voice_to_voice_ms_p50"
             case voiceToVoiceP95 = "voice_to_voice_ms_p95"
             case voiceToVoiceFromEventP50 = "speech_ended_to_audio_ms_p50"
+            case endOfTurnP50 = "end_of_turn_ms_p50"
+            case endOfTurnP95 = "end_of_turn_ms_p95"
             case openerRate = "opener_rate"
             case voiceToAnswerP50 = "voice_to_answer_ms_p50"
             case voiceToAnswerP95 = "voice_to_answer_ms_p95"
@@ -87,6 +92,7 @@ public struct ConversationBenchmark {
         return try await withBenchServer(configuration, waitForLLM: true) { port in
             var voiceToVoice: [Double] = []
             var fromEvent: [Double] = []
+            var endOfTurn: [Double] = []
             var voiceToAnswer: [Double] = []
             var opened = 0
             var firstToken: [Double] = []
@@ -147,6 +153,7 @@ public struct ConversationBenchmark {
                     voiceToAnswer.append((frame.arrival - speechEnd).milliseconds)
                 }
                 fromEvent.append((firstFrame.arrival - ended.arrival).milliseconds)
+                endOfTurn.append((ended.arrival - speechEnd).milliseconds)
                 let timings = ReplyBenchmark.object(done["timings"])
                 if timings["speculation_lead_ms"] != nil { speculative += 1 }
                 if let value = timings["first_token_ms"] { firstToken.append(value) }
@@ -154,9 +161,12 @@ public struct ConversationBenchmark {
                 ttsMs += timings["tts_ms"] ?? 0
                 audioMs += timings["audio_ms"] ?? 0
                 let answer = hasOpener ? String(format: " (after an opener; answer %.0f ms)", voiceToAnswer.last ?? 0) : ""
-                progress(String(
-                    format: "clip %d/%d: voice-to-voice %.0f ms", index + 1, audios.count, voiceToVoice.last ?? 0)
-                    + answer + String(format: ", first token %.0f ms", timings["first_token_ms"] ?? 0))
+                let stream = "pause \(item.pauseMs.map { "\($0) ms after \(item.cutAfter ?? "-")" } ?? "none")"
+                progress(
+                    "clip \(index + 1)/\(audios.count) (\(stream)): "
+                        + String(format: "voice-to-voice %.0f ms", voiceToVoice.last ?? 0) + answer
+                        + String(format: ", end of turn %.0f ms, first token %.0f ms", endOfTurn.last ?? 0, timings["first_token_ms"] ?? 0)
+                        + (timings["speculation_lead_ms"] != nil ? " (speculative)" : ""))
             }
             return Report(
                 turns: turns,
@@ -164,6 +174,7 @@ public struct ConversationBenchmark {
                 speculativeRate: turns - falseCuts > 0 ? Double(speculative) / Double(turns - falseCuts) : 0,
                 voiceToVoiceP50: percentile(voiceToVoice, 0.5), voiceToVoiceP95: percentile(voiceToVoice, 0.95),
                 voiceToVoiceFromEventP50: percentile(fromEvent, 0.5),
+                endOfTurnP50: percentile(endOfTurn, 0.5), endOfTurnP95: percentile(endOfTurn, 0.95),
                 openerRate: voiceToVoice.isEmpty ? 0 : Double(opened) / Double(voiceToVoice.count),
                 voiceToAnswerP50: percentile(voiceToAnswer, 0.5), voiceToAnswerP95: percentile(voiceToAnswer, 0.95),
                 firstTokenP50: percentile(firstToken, 0.5), transcriptP50: percentile(transcript, 0.5),

@@ -61,8 +61,10 @@ public protocol TrackListener: AnyObject, Sendable {
     /// What was said up to pause `pause` of `utterance`, decoded while the speaker is silent: the
     /// listener may wait longer for the end of the turn if the words stop mid-sentence. Unlike
     /// the other members, it may be called from any task at any time; it takes effect from the
-    /// next frame, and does nothing once the speaker went on or the turn ended.
-    func pauseTranscribed(_ text: String, utterance: Int, pause: Int)
+    /// next frame, and does nothing once the speaker went on or the turn ended. Returns whether
+    /// the listener holds the pause (expects the speaker to go on).
+    @discardableResult
+    func pauseTranscribed(_ text: String, utterance: Int, pause: Int) -> Bool
 }
 
 /// The engines a participant's audio goes through, behind protocols: the server builds them
@@ -473,7 +475,7 @@ public final class ParticipantPipeline: Sendable {
                 guesses[track] = guess
                 guard !transcript.text.isEmpty else { continue }
                 // The words may show that the speaker has not finished: the listener may wait longer.
-                tracks.withLock { $0[track] }?.listener.pauseTranscribed(transcript.text, utterance: utterance, pause: pause)
+                let held = tracks.withLock { $0[track] }?.listener.pauseTranscribed(transcript.text, utterance: utterance, pause: pause) ?? false
                 if !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }
@@ -484,9 +486,12 @@ public final class ParticipantPipeline: Sendable {
                 let words = await readWords(transcript.text, utterance: utterance, source: nil, output: output, report: false)
                 guess.readings = (voice: await voice, words: words)
                 guesses[track] = guess
-                // Nothing to start ahead when the speaker went on while it was read, or when the
-                // turn has already ended (its final, next in line, reuses these readings).
-                guard tracks.withLock({ $0[track]?.pauseGeneration }) == generation, !progress.isFinalized(utterance, on: track)
+                // Nothing to start ahead when the speaker went on while it was read, when the
+                // turn has already ended (its final, next in line, reuses these readings), or when
+                // the pause is held because the words stop mid-sentence: the speaker will most
+                // likely go on, and a model reading a prompt it will drop holds both cores of a
+                // small machine just when the real end of the turn needs them.
+                guard !held, tracks.withLock({ $0[track]?.pauseGeneration }) == generation, !progress.isFinalized(utterance, on: track)
                 else { continue }
                 await output.speculate(
                     ParticipantTurn(

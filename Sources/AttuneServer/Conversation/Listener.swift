@@ -105,9 +105,11 @@ final class Listener: TrackListener, @unchecked Sendable {
         turns.endTurn().map { [translate($0)] } ?? []
     }
 
-    func pauseTranscribed(_ text: String, utterance: Int, pause: Int) {
-        guard holdsUnfinished, SentenceEnding.seemsUnfinished(text) else { return }
+    @discardableResult
+    func pauseTranscribed(_ text: String, utterance: Int, pause: Int) -> Bool {
+        guard holdsUnfinished, SentenceEnding.seemsUnfinished(text) else { return false }
         unfinishedPause.withLock { $0 = (utterance, pause) }
+        return true
     }
 
     /// Holds the pause reported unfinished, if the speaker is still in it.
