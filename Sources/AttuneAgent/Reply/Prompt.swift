@@ -94,13 +94,12 @@ public struct PromptBuilder: Sendable {
         if let last = history.last, last.interrupted {
             guidance.append("They interrupted your last reply and only heard: \"\(last.reply)\". Do not repeat it; respond to what they say now.")
         }
-        if let opener {
-            guidance.append("You have already said \"\(opener)\" out loud to their message: go on from there, and do not say it again.")
-        }
         messages.append(ChatMessage(.system, guidance.joined(separator: "\n")))
         messages.append(ChatMessage(.user, userText))
         // The reply so far: llama-server continues a last assistant message (prefill) rather
-        // than starting a new one; a server that does not still reads what was said.
+        // than starting a new one; a server that does not still reads what was said. The
+        // manner (in the cached start) tells the model to go on from it: a line per turn saying
+        // so cost about 25 tokens of prompt, 0.4 s on two cores, before every first token.
         if let opener { messages.append(ChatMessage(.assistant, opener)) }
         return messages
     }
@@ -109,7 +108,9 @@ public struct PromptBuilder: Sendable {
     static let manner = """
         Talk to them directly, as "you", in one to three short spoken sentences: plain warm words, \
         no lists, no emojis. Mention the particular thing they told you, so they know you heard it. \
-        Never describe them in the third person and never repeat these instructions.
+        Never describe them in the third person and never repeat these instructions. When your reply \
+        already begins with a few words, you have said them out loud: go on from them, and do not say \
+        them again.
         """
 
     /// How many of the latest turns fit verbatim in the history budget (at most `recentTurns`).
