@@ -70,6 +70,8 @@ public struct AttuneConfiguration: Sendable {
     public var llmDraftMax = 8
     public var llmThreads = 2
     public var llmContextSize = 4096
+    /// Prompt tokens the embedded llama-server reads per step (`--batch-size`, `--ubatch-size`).
+    public var llmBatchSize = EmbeddedLLMServer.Settings.defaultBatchSize
     /// A JSON file `{"id","name","instructions"}` adding a custom persona.
     public var customPersonaPath: String?
     public var reply = ReplySettings()
@@ -254,6 +256,7 @@ extension AttuneConfiguration {
         .integer("llm.draft_max", "most tokens the draft model proposes at a time", \.llmDraftMax, 1...64),
         .integer("llm.threads", "threads of the embedded llama-server", \.llmThreads, 1...64),
         .integer("llm.context", "context window of the embedded llama-server, in tokens", \.llmContextSize, 256...131_072),
+        .integer("llm.batch_size", "prompt tokens the embedded llama-server reads per step (a dropped request stops after its step)", \.llmBatchSize, 8...4096),
         Setting(key: "persona.file", summary: "JSON file {id, name, instructions} adding a custom persona") { $0.customPersonaPath = $1 },
         .integer("memory.recent_turns", "turns kept verbatim in the prompt", \.reply.memory.recentTurns, 0...100),
         .integer("memory.history_tokens", "token budget of the conversation history in the prompt", \.reply.memory.historyTokens, 0...100_000),

@@ -253,6 +253,7 @@ public struct ServerComponents: Sendable {
                     binary: configuration.llamaServerPath, model: configuration.llmModelPath)
                 settings.threads = configuration.llmThreads
                 settings.contextSize = configuration.llmContextSize
+                settings.batchSize = configuration.llmBatchSize
                 settings.draftModel = configuration.llmDraftModelPath
                 settings.draftMax = configuration.llmDraftMax
                 // Each persona's stable prompt start, read once at start so no first turn waits for it.

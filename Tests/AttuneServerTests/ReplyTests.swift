@@ -1,3 +1,4 @@
+import AttuneAgent
 import AttuneAudio
 import AttuneBench
 import AttuneServer
@@ -25,6 +26,11 @@ import Testing
         try await app.test(.live) { client in
             let port = client.port!
             let llm = try await waitForLLM(client)
+            // llama-server reads prompts in small steps, so that a dropped request stops soon
+            // (`llm.batch_size`; it checks for dropped requests only between steps).
+            let arguments = ProcessTree.arguments(of: try #require(llm.pid))
+            let batch = try #require(arguments.firstIndex(of: "--batch-size"))
+            #expect(arguments[batch + 1] == "\(EmbeddedLLMServer.Settings.defaultBatchSize)", "\(arguments)")
 
             // 1. A spoken turn: transcript, text emotion, reply text and speech that Whisper can read.
             var conversation = ConversationClient(port: port)
