@@ -437,6 +437,23 @@ import Testing
         #expect(again[again.count - 3] == ChatMessage(.user, "My dog died."))
     }
 
+    @Test func theNextPromptStartsWithTheContextReadAfterAReply() {
+        let builder = PromptBuilder(persona: .companion)
+        let history = [
+            RememberedTurn(userText: "My sister is visiting next week.", emotion: .fear, reply: "Oh. That's exciting!", interrupted: false),
+            RememberedTurn(userText: "The flat is a mess.", emotion: .sadness, reply: "Oh, I hear you. A quick tidy helps.", interrupted: false),
+        ]
+        let context = builder.context(history: history)
+        let next = builder.messages(
+            for: "She always notices the dust.", plan: ReplyPlan(emotion: .fear, confidence: 0.8),
+            emotion: EmotionContext(current: nil, recent: [.fear, .sadness]), history: history, opener: "Oh, I hear you.")
+        // What is read into the cache after the reply is exactly where the next prompt starts,
+        // and it ends with the last reply, so only the plan, message and opener are new.
+        #expect(Array(next.prefix(context.count)) == context)
+        #expect(context.last == ChatMessage(.assistant, "Oh, I hear you. A quick tidy helps."))
+        #expect(next.count - context.count == 3)
+    }
+
     @Test func anInterruptedTurnIsMentioned() {
         let history = [RememberedTurn(userText: "Tell me a story.", emotion: .neutral, reply: "Once upon a time,", interrupted: true)]
         let messages = PromptBuilder(persona: .interviewer).messages(

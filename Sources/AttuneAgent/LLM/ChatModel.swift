@@ -62,4 +62,13 @@ public struct LLMError: Error, CustomStringConvertible, Sendable {
 /// Cancelling the consuming task stops generation.
 public protocol ChatModel: Sendable {
     func streamReply(to messages: [ChatMessage]) -> AsyncThrowingStream<String, any Error>
+    /// Has the server read `messages` without answering them, so that a later request starting
+    /// with them finds them in its prompt cache (llama-server keeps the last prompt read).
+    /// Cancelling the calling task drops the request.
+    func prefill(_ messages: [ChatMessage]) async throws
+}
+
+extension ChatModel {
+    /// A model with no prompt cache to fill does nothing.
+    public func prefill(_ messages: [ChatMessage]) async throws {}
 }

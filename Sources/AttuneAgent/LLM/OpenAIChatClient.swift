@@ -33,6 +33,14 @@ public struct OpenAIChatClient: ChatModel {
         }
     }
 
+    /// A request for one token: the server reads the whole prompt, and a server with a prompt
+    /// cache (llama-server) keeps it.
+    public func prefill(_ messages: [ChatMessage]) async throws {
+        var settings = self.settings
+        settings.maxTokens = 1
+        try await OpenAIChatClient(settings: settings, baseURL: baseURL, http: http).stream(messages) { _ in }
+    }
+
     /// Sends the request, and once more when the pooled keep-alive connection it went out on
     /// turned out to be closed (the request never reached the model: a reply was lost to
     /// "I/O on closed channel" in `bench replies`).

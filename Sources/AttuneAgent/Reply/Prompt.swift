@@ -69,26 +69,11 @@ public struct PromptBuilder: Sendable {
     public func messages(
         for userText: String, plan: ReplyPlan, emotion: EmotionContext, history: [RememberedTurn], opener: String? = nil
     ) -> [ChatMessage] {
-        let recentCount = fittingRecentTurns(history)
-        let older = history.dropLast(recentCount)
-        let recent = history.suffix(recentCount)
-
         // Stable parts first, so llama.cpp reuses the cached prefix across turns and sessions:
         // the persona, the manner and the examples of every feeling never change for a persona.
         // What changes per turn (the summary, the recent turns, the plan and the trend) follows,
         // and the plan sits right before the message it is about.
-        var messages = [ChatMessage(.system, [persona.instructions, Self.manner].joined(separator: "\n\n"))]
-        for (message, reply) in ReplyPlan.allExamples {
-            messages.append(ChatMessage(.user, message))
-            messages.append(ChatMessage(.assistant, reply))
-        }
-        if let summary = Self.summary(of: Array(older), budget: memory.summaryTokens) {
-            messages.append(ChatMessage(.system, "Earlier in this conversation:\n\(summary)"))
-        }
-        for turn in recent {
-            messages.append(ChatMessage(.user, turn.userText))
-            if !turn.reply.isEmpty { messages.append(ChatMessage(.assistant, turn.reply)) }
-        }
+        var messages = context(history: history)
         var guidance = [plan.instructions]
         if let trend = emotion.trend { guidance.append(trend) }
         if let last = history.last, last.interrupted {
@@ -101,6 +86,29 @@ public struct PromptBuilder: Sendable {
         // manner (in the cached start) tells the model to go on from it: a line per turn saying
         // so cost about 25 tokens of prompt, 0.4 s on two cores, before every first token.
         if let opener { messages.append(ChatMessage(.assistant, opener)) }
+        return messages
+    }
+
+    /// The start of every prompt for the next turn after `history`: the persona, the manner, the
+    /// examples, then the conversation so far (a summary of older turns, the recent ones
+    /// verbatim). ``messages(for:plan:emotion:history:opener:)`` continues it with the plan and
+    /// the message, so it can be read into the model's prompt cache before the turn comes.
+    public func context(history: [RememberedTurn]) -> [ChatMessage] {
+        let recentCount = fittingRecentTurns(history)
+        let older = history.dropLast(recentCount)
+        let recent = history.suffix(recentCount)
+        var messages = [ChatMessage(.system, [persona.instructions, Self.manner].joined(separator: "\n\n"))]
+        for (message, reply) in ReplyPlan.allExamples {
+            messages.append(ChatMessage(.user, message))
+            messages.append(ChatMessage(.assistant, reply))
+        }
+        if let summary = Self.summary(of: Array(older), budget: memory.summaryTokens) {
+            messages.append(ChatMessage(.system, "Earlier in this conversation:\n\(summary)"))
+        }
+        for turn in recent {
+            messages.append(ChatMessage(.user, turn.userText))
+            if !turn.reply.isEmpty { messages.append(ChatMessage(.assistant, turn.reply)) }
+        }
         return messages
     }
 
