@@ -258,9 +258,7 @@ public struct ServerComponents: Sendable {
                 settings.draftMax = configuration.llmDraftMax
                 // Each persona's stable prompt start, read once at start so no first turn waits for it.
                 settings.warmUpPrompts = personas.map { persona in
-                    PromptBuilder(persona: persona, memory: configuration.reply.memory).messages(
-                        for: "Hello.", plan: ReplyPlan(emotion: .neutral, confidence: 0.5),
-                        emotion: EmotionContext(current: nil, recent: []), history: [])
+                    PromptBuilder(persona: persona, memory: configuration.reply.memory).context(history: [])
                 }
                 let server = try EmbeddedLLMServer(settings: settings, logger: logger)
                 embeddedLLM = server

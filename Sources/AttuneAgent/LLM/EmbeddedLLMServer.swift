@@ -208,8 +208,6 @@ public final class EmbeddedLLMServer: Service, Sendable {
         guard !settings.warmUpPrompts.isEmpty else { return }
         var client = LLMSettings()
         client.apiKey = apiKey
-        client.maxTokens = 1
-        client.temperature = 0
         client.firstTokenTimeout = settings.warmUpTimeout
         client.totalTimeout = settings.warmUpTimeout
         let chat = OpenAIChatClient(settings: client, baseURL: baseURL)
@@ -217,7 +215,7 @@ public final class EmbeddedLLMServer: Service, Sendable {
         let started = clock.now
         for prompt in settings.warmUpPrompts where !Task.isCancelled {
             do {
-                for try await _ in chat.streamReply(to: prompt) {}
+                try await chat.prefill(prompt)
             } catch {
                 logger.warning("llama-server warm-up: \(error)")
             }

@@ -351,12 +351,12 @@ actor Responder {
     /// listens to the reply: the prompt it last read ended with the turn's plan, which the next
     /// prompt does not repeat, so the last message and reply would be read again before the
     /// next first token (about 40 tokens, 0.7 s on two cores). Skipped when a turn is already
-    /// waiting or the model has been started on one.
+    /// waiting or the model has been started on one. A warm-up still running is dropped: what
+    /// it has read is the start of this one.
     private func warmHistory() {
-        // (A request still running is dropped after its current step.)
         guard settings.reply.warmHistory, waiting == 0, speculation == nil, let chat = engines.chat else { return }
         let context = PromptBuilder(persona: persona, memory: settings.reply.memory).context(history: memory)
-        warming?.cancel()  // what it read so far is the start of this one
+        warming?.cancel()
         warming = Task { try? await chat.prefill(context) }
     }
 
