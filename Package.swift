@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(name: "AttuneONNXTests", dependencies: ["AttuneONNX", "AttuneTestSupport"]),
         .testTarget(name: "AttuneFaceTests", dependencies: ["AttuneFace", "AttuneCore", "AttuneTestSupport"]),
         .testTarget(name: "AttuneVoiceTests", dependencies: ["AttuneVoice", "AttuneONNX", "AttuneCore", "AttuneAudio", "AttuneTestSupport"]),
-        .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio"]),
+        .testTarget(name: "AttuneAudioTests", dependencies: ["AttuneAudio", "AttuneTestSupport"]),
         .testTarget(name: "AttuneAgentTests", dependencies: ["AttuneAgent", "AttuneCore", "AttuneEmotion", "AttuneTestSupport"]),
         .testTarget(name: "AttuneSpeechTests", dependencies: ["AttuneSpeech", "AttuneAudio", "AttuneCore", "AttuneTestSupport"]),
         .testTarget(

@@ -23,6 +23,7 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -489,7 +490,11 @@ def main() -> int:
 
     report = Report()
     data_dir = tempfile.mkdtemp(prefix="attune-fuzz-")
-    process, port = start_server(options.binary, data_dir)
+    try:
+        process, port = start_server(options.binary, data_dir)
+    except BaseException:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
     peak = [0]
     sampling = [True]
     summary: dict = {"failures": report.failures}
@@ -549,6 +554,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(summary, indent=2))
     if options.report:
         Path(options.report).write_text(json.dumps(summary, indent=2))

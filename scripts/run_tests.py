@@ -10,13 +10,16 @@ Whatever the outcome (a pass, a failure, a crash, Ctrl-C or a CI timeout's SIGTE
 the tests started outlives the run: `swift test` runs in its own process group, every process
 it starts inherits a marker in its environment, and both are killed at the end. The tests get a
 throw-away PostgreSQL server (scripts/pg_temp.py, in ATTUNE_TEST_POSTGRES_URL), stopped and
-deleted at the end in every outcome.
+deleted at the end in every outcome, and a temporary directory of their own (TMPDIR), deleted
+after them: what they, SwiftPM's runner and the browsers they start write there does not
+outlive the run.
 """
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
@@ -76,7 +79,8 @@ def main() -> int:
     # A SIGTERM (a CI timeout) ends the run the way Ctrl-C does, so the cleanup below runs.
     signal.signal(signal.SIGTERM, stop_on_terminate)
     with ExitStack() as resources:
-        environment = dict(os.environ, **{MARKER: marker})
+        temporary = resources.enter_context(tempfile.TemporaryDirectory(prefix="attune-run-", ignore_cleanup_errors=True))
+        environment = dict(os.environ, **{MARKER: marker, "TMPDIR": temporary})
         if POSTGRES_URL not in environment:
             environment[POSTGRES_URL] = resources.enter_context(TemporaryPostgres())
         return run_swift_test(command, environment, marker, lines)

@@ -5,7 +5,8 @@ import Logging
 import ServiceLifecycle
 
 /// Runs an in-process Attune server for a benchmark: on a free port, with a private data
-/// folder, and (when it has one) its embedded language model ready before `body` starts.
+/// folder (removed once the server has stopped), and (when it has one) its embedded language
+/// model ready before `body` starts.
 func withBenchServer<Result: Sendable>(
     _ configuration: AttuneConfiguration, waitForLLM: Bool = false,
     _ body: @escaping @Sendable (Int) async throws -> Result
@@ -13,7 +14,10 @@ func withBenchServer<Result: Sendable>(
     var configuration = configuration
     configuration.port = 0
     configuration.logLevel = .warning
-    configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bench-\(UUID().uuidString)").path
+    let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bench-\(UUID().uuidString)").path
+    configuration.dataDirectory = dataDirectory
+    // Runs after the task group below, which has awaited the server's end in every outcome.
+    defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
     let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
     var logger = Logger(label: "attune-bench")
     logger.logLevel = .warning

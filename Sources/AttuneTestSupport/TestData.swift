@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Where tests find the shared development data (`../shared/data`, or `ATTUNE_SHARED_DATA`)
 /// and the models setup installed (`$ATTUNE_CACHE/models`).
 public enum TestData {
@@ -26,9 +30,38 @@ public enum TestData {
 
     public static var vadModel: URL { models.appendingPathComponent("silero_vad.onnx") }
 
-    /// A fresh folder name under the temporary directory.
+    /// A fresh name (not created) for a folder or file in ``scratch``.
     public static func temporaryDirectory() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("attune-test-\(UUID().uuidString)").path
+        scratch.appendingPathComponent("attune-test-\(UUID().uuidString)").path
+    }
+
+    /// The one folder everything a test process writes goes in (data folders of test servers,
+    /// audio for the fake microphone, Chromium's own temporary files): `attune-tests-PID` in the
+    /// system's temporary directory. It is removed when the process exits, whatever the tests'
+    /// outcome; one left by a process that died without exiting (killed, crashed) is removed by
+    /// the next test process to start.
+    public static let scratch: URL = {
+        let base = FileManager.default.temporaryDirectory
+        removeScratchFolders(in: base, ofProcessesOtherThan: getpid())
+        let folder = base.appendingPathComponent("\(scratchPrefix)\(getpid())")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: TestData.scratch) }
+        return folder
+    }()
+
+    static let scratchPrefix = "attune-tests-"
+
+    /// Removes the scratch folders in `base` whose process is no longer running (and is not
+    /// `current`); returns their names.
+    @discardableResult
+    public static func removeScratchFolders(in base: URL, ofProcessesOtherThan current: Int32) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? []
+        return names.filter { name in
+            guard name.hasPrefix(scratchPrefix), let pid = Int32(name.dropFirst(scratchPrefix.count)), pid != current,
+                kill(pid, 0) != 0, errno == ESRCH
+            else { return false }
+            return (try? FileManager.default.removeItem(at: base.appendingPathComponent(name))) != nil
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import AttuneAudio
+import AttuneTestSupport
 import Foundation
 import Testing
 
@@ -61,7 +62,7 @@ import Testing
     /// A decoder whose ffmpeg never finishes is given up after `transcribe.ffmpeg_timeout_s`,
     /// and the child is killed.
     @Test func aHangingFFmpegIsKilledAtTheTimeout() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-hang-\(UUID().uuidString)")
+        let directory = TestData.scratch.appendingPathComponent("attune-hang-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let marker = directory.appendingPathComponent("pid")

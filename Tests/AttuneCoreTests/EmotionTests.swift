@@ -1,6 +1,7 @@
 import AttuneCore
 import AttuneConversation
 import AttuneEmotion
+import AttuneTestSupport
 import Foundation
 import Testing
 
@@ -96,7 +97,7 @@ import Testing
     }
 
     @Test func aWeightsFileIsCheckedWithItsName() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("weights-\(UUID().uuidString).json")
+        let file = TestData.scratch.appendingPathComponent("weights-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: file) }
         try Data(#"{"classes": ["anger", "joy"], "weights": {}}"#.utf8).write(to: file)
         #expect { try FusionWeights(contentsOf: file) } throws: { "\($0)".contains(file.path) && "\($0)".contains("classes") }

@@ -1,6 +1,7 @@
 import AttuneCore
 import AttuneEmotion
 import AttuneStorage
+import AttuneTestSupport
 import Foundation
 import Testing
 
@@ -22,7 +23,7 @@ import Testing
 
 @Suite struct DataDirectoryTests {
     @Test func createsTheFolderAndChecksItIsWritable() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(UUID().uuidString)/nested")
+        let folder = TestData.scratch.appendingPathComponent("attune-\(UUID().uuidString)/nested")
         try DataDirectory(folder).prepare()
         #expect(FileManager.default.fileExists(atPath: folder.path))
         try FileManager.default.removeItem(at: folder.deletingLastPathComponent())

@@ -368,6 +368,12 @@ private final class WebDriver: Sendable {
         driver.arguments = ["--port=\(port)"]
         driver.standardOutput = FileHandle.nullDevice
         driver.standardError = FileHandle.nullDevice
+        // chromedriver's profile folders and Chromium's own temporary files go in the test's
+        // scratch folder, which is removed even when the browser is killed. A short name: the
+        // socket Chromium makes in it must fit a Unix socket path (107 bytes).
+        let temporary = TestData.scratch.appendingPathComponent("cr-\(port)").path
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        driver.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary]) { $1 }
         try driver.run()
         let base = "http://127.0.0.1:\(port)"
         let capabilities: [String: Any] = [

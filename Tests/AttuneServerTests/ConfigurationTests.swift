@@ -12,7 +12,7 @@ import Testing
     }
 
     @Test func flagsBeatEnvironmentWhichBeatsTheFile() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(UUID().uuidString).json")
+        let file = TestData.scratch.appendingPathComponent("attune-\(UUID().uuidString).json")
         try Data(#"{"port": 9000, "host": "0.0.0.0", "max_body_bytes": 1234, "log_level": "debug"}"#.utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
 
@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func theEnvironmentCanNameTheFile() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(UUID().uuidString).json")
+        let file = TestData.scratch.appendingPathComponent("attune-\(UUID().uuidString).json")
         try Data(#"{"port": "7000"}"#.utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         #expect(try AttuneConfiguration.load(environment: ["ATTUNE_CONFIG": file.path]).port == 7000)
@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func aBrokenFileIsReported() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(UUID().uuidString).json")
+        let file = TestData.scratch.appendingPathComponent("attune-\(UUID().uuidString).json")
         try Data("port = 1".utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         #expect(throws: ConfigurationError.self) { try AttuneConfiguration.load(file: file.path, environment: [:]) }

@@ -26,7 +26,7 @@ import Testing
     @Test(arguments: ["default", "websocket"])
     func aSocketIOClientSendsFramesAndGetsEmotions(transport: String) async throws {
         try #require(FileManager.default.fileExists(atPath: Self.site), "python-socketio is not installed (make test installs the setup group socketio)")
-        let frame = FileManager.default.temporaryDirectory.appendingPathComponent("attune-sio-\(UUID().uuidString).jpg")
+        let frame = TestData.scratch.appendingPathComponent("attune-sio-\(UUID().uuidString).jpg")
         try Data(try FaceRouteTests.frame("happy")).write(to: frame)
         defer { try? FileManager.default.removeItem(at: frame) }
         // A server of its own: the client blocks this thread while it talks to it.

@@ -9,7 +9,7 @@ import Testing
 
 /// Encodes a RAVDESS clip into another container with ffmpeg (installed by `make test`).
 func encoded(_ clip: String, as format: String) throws -> Data {
-    let output = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(UUID().uuidString).\(format)")
+    let output = TestData.scratch.appendingPathComponent("attune-\(UUID().uuidString).\(format)")
     defer { try? FileManager.default.removeItem(at: output) }
     let codec: [String] = switch format {
     case "ogg": ["-c:a", "libopus"]

@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func aManifestNamesItsLabelsOrIsRefusedWithTheLine() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("voice-bench-\(UUID().uuidString)")
+        let folder = TestData.scratch.appendingPathComponent("voice-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let good = folder.appendingPathComponent("good.tsv")
