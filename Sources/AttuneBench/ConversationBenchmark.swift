@@ -13,6 +13,12 @@ import Foundation
 /// over it while it is generated, to measure how fast the reply stops (those sessions do not
 /// count as turns).
 ///
+/// With `turnsPerSession` above 1, each spoken session is a conversation of that many whole
+/// utterances: the next is spoken once the reply to the one before has been heard (its audio's
+/// length after its first frame, and 300 ms more). The figures then cover the first turn of
+/// each session, and the `later_` ones the turns after it, which answer with the conversation
+/// so far in the prompt (`reply.warm_history`).
+///
 /// - false cut: the server ended the turn before the last word (a reply to half a sentence);
 ///   such turns are left out of the latencies;
 /// - voice to voice: from the end of the person's speech (where the last word's sound fades,
@@ -48,6 +54,14 @@ public struct ConversationBenchmark {
         public var ttsRTF: Double
         public var interruptions: Int
         public var interruptionStopP95: Double
+        /// Turns spoken in one session (1: every turn starts a conversation).
+        public var turnsPerSession: Int
+        /// Timed turns after the first of their session, and their figures (nil with one turn
+        /// per session).
+        public var laterTurns: Int
+        public var laterVoiceToVoiceP50: Double?
+        public var laterVoiceToAnswerP50: Double?
+        public var laterFirstTokenP50: Double?
 
         enum CodingKeys: String, CodingKey {
             case turns, interruptions
@@ -65,14 +79,24 @@ public struct ConversationBenchmark {
             case transcriptP50 = "transcript_ms_p50"
             case ttsRTF = "tts_rtf"
             case interruptionStopP95 = "interruption_stop_ms_p95"
+            case turnsPerSession = "turns_per_session"
+            case laterTurns = "later_turns"
+            case laterVoiceToVoiceP50 = "later_voice_to_voice_ms_p50"
+            case laterVoiceToAnswerP50 = "later_voice_to_answer_ms_p50"
+            case laterFirstTokenP50 = "later_first_token_ms_p50"
         }
     }
 
     public var configuration: AttuneConfiguration
     public var bargeInEvery = 4
+    /// Whole utterances spoken one after another in each (not barge-in) session; with more
+    /// than 1, utterances are never cut (`turnSettings.pausesMs` is not used).
+    public var turnsPerSession = 1
     /// The turn streams: pauses put into cut utterances (none: whole utterances only).
     public var turnSettings = TurnBenchmark.Settings()
     static let storyRequest = "Tell me a long story about a lighthouse keeper and the sea, with many details."
+    /// A person's answer follows the end of the reply they heard by this much.
+    static let answerGap = Duration.milliseconds(300)
     public var progress: @Sendable (String) -> Void
 
     public init(configuration: AttuneConfiguration, progress: @escaping @Sendable (String) -> Void) {
@@ -82,104 +106,198 @@ public struct ConversationBenchmark {
 
     public func run(clips: [SpeechBenchmark.Clip]) async throws -> Report {
         guard !clips.isEmpty else { throw BenchmarkError("no clips") }
+        guard turnsPerSession >= 1 else { throw BenchmarkError("turns per session must be at least 1") }
         let aligner = WhisperTranscriber(
             model: try WhisperModel(path: URL(fileURLWithPath: configuration.whisperModelPath), wordTimings: true))
-        let items = try await TurnBenchmark(settings: turnSettings).items(from: clips, aligner: aligner)
+        var streams = turnSettings
+        if turnsPerSession > 1 { streams.pausesMs = [] }
+        let items = try await TurnBenchmark(settings: streams).items(from: clips, aligner: aligner)
         try await aligner.pool.shutdown()
-        let audios = items.map(\.audio)
-        let bargeInEvery = self.bargeInEvery
+        let sessions = Self.sessions(items: items.count, turnsPerSession: turnsPerSession, bargeInEvery: bargeInEvery)
         let progress = self.progress
+        let turnsPerSession = self.turnsPerSession
         return try await withBenchServer(configuration, waitForLLM: true) { port in
-            var voiceToVoice: [Double] = []
-            var fromEvent: [Double] = []
-            var endOfTurn: [Double] = []
-            var voiceToAnswer: [Double] = []
-            var opened = 0
-            var firstToken: [Double] = []
-            var transcript: [Double] = []
-            var ttsMs = 0.0
-            var audioMs = 0.0
+            var measured: [TurnMeasurement] = []
             var stops: [Double] = []
-            var turns = 0
-            var falseCuts = 0
-            var speculative = 0
-            for (index, audio) in audios.enumerated() {
-                let bargeIn = bargeInEvery > 0 && index % bargeInEvery == bargeInEvery - 1
-                var client = ConversationClient(port: port)
-                client.settleTimeout = .seconds(120)
-                // A barge-in turn first asks (typed) for a long story, then speaks over it: the
-                // clip's speech begins about 1 s in, while the story is still being generated.
-                let before: [ConversationClient.Extra] = bargeIn ? [.text(ConversationClient.userText(Self.storyRequest))] : []
-                let events = try await client.stream(audio, before: before) { events in
-                    events.filter { $0.type == "reply_done" }.count >= (bargeIn ? 2 : 1)
-                }
-                if bargeIn,
-                    let stop = events.firstIndex(where: { $0.type == "stop_playback" }),
-                    let interruption = events[..<stop].last(where: { $0.type == "speech_started" })
-                {
-                    let stoppedReply = events[stop]["reply"]
-                    let stoppedAt = events[stop...].first { $0.type == "reply_done" && $0["reply"] == stoppedReply }?.arrival
-                        ?? events[stop].arrival
-                    stops.append((stoppedAt - interruption.arrival).milliseconds)
-                    progress(String(format: "clip %d/%d: barge-in stopped the story in %.1f ms", index + 1, audios.count, stops.last!))
+            for (number, session) in sessions.enumerated() {
+                let label = "session \(number + 1)/\(sessions.count)"
+                if session.bargeIn {
+                    guard let stop = try await Self.bargeIn(items[session.items[0]].audio, port: port) else { continue }
+                    stops.append(stop)
+                    progress(String(format: "%@: barge-in stopped the story in %.1f ms", label, stop))
                     continue
                 }
-                let item = items[index]
-                guard let audioStart = events.first(where: { $0.type == "client_audio_started" })?.arrival else { continue }
-                // The stream's clock: seconds of audio sent, from the first frame.
-                let speechEnd = audioStart + .milliseconds(Int64(item.speechEnd * 1000))
-                let lastWord = audioStart + .milliseconds(Int64(item.lastWord * 1000))
-                // The server ended the turn before it had heard the last word.
-                if events.contains(where: { $0.type == "speech_ended" && $0.arrival < lastWord }) {
-                    turns += 1
-                    falseCuts += 1
-                    progress("clip \(index + 1)/\(audios.count): false cut (pause \(item.pauseMs.map(String.init) ?? "none") ms after \(item.cutAfter ?? "-"))")
-                    continue
-                }
-                guard let ended = events.first(where: { $0.type == "speech_ended" }),
-                    let firstFrame = events.first(where: { $0.type == "audio_frame" }),
-                    let done = events.first(where: { $0.type == "reply_done" })
-                else {
-                    progress("clip \(index + 1): no complete turn (\(events.map(\.type).joined(separator: ",")))")
-                    continue
-                }
-                turns += 1
-                voiceToVoice.append((firstFrame.arrival - speechEnd).milliseconds)
-                let hasOpener = events.first { $0.type == "reply_started" }?["opener"] != nil
-                if hasOpener { opened += 1 }
-                // The model's own words: the audio of the first sentence after the opener.
-                if let answer = events.firstIndex(where: { $0.type == "reply_audio" && Int($0["sentence"] ?? "") == (hasOpener ? 2 : 1) }),
-                   let frame = events[answer...].first(where: { $0.type == "audio_frame" }) {
-                    voiceToAnswer.append((frame.arrival - speechEnd).milliseconds)
-                }
-                fromEvent.append((firstFrame.arrival - ended.arrival).milliseconds)
-                endOfTurn.append((ended.arrival - speechEnd).milliseconds)
-                let timings = ReplyBenchmark.object(done["timings"])
-                if timings["speculation_lead_ms"] != nil { speculative += 1 }
-                if let value = timings["first_token_ms"] { firstToken.append(value) }
-                if let value = timings["transcript_ms"] { transcript.append(value) }
-                ttsMs += timings["tts_ms"] ?? 0
-                audioMs += timings["audio_ms"] ?? 0
-                let answer = hasOpener ? String(format: " (after an opener; answer %.0f ms)", voiceToAnswer.last ?? 0) : ""
-                let stream = "pause \(item.pauseMs.map { "\($0) ms after \(item.cutAfter ?? "-")" } ?? "none")"
-                progress(
-                    "clip \(index + 1)/\(audios.count) (\(stream)): "
-                        + String(format: "voice-to-voice %.0f ms", voiceToVoice.last ?? 0) + answer
-                        + String(format: ", end of turn %.0f ms, first token %.0f ms", endOfTurn.last ?? 0, timings["first_token_ms"] ?? 0)
-                        + (timings["speculation_lead_ms"] != nil ? " (speculative)" : ""))
+                let turns = try await Self.conversation(session.items.map { items[$0] }, port: port)
+                for turn in turns { progress("\(label), \(turn.summary)") }
+                measured += turns
             }
-            return Report(
-                turns: turns,
-                falseCutRate: turns > 0 ? Double(falseCuts) / Double(turns) : 0,
-                speculativeRate: turns - falseCuts > 0 ? Double(speculative) / Double(turns - falseCuts) : 0,
-                voiceToVoiceP50: percentile(voiceToVoice, 0.5), voiceToVoiceP95: percentile(voiceToVoice, 0.95),
-                voiceToVoiceFromEventP50: percentile(fromEvent, 0.5),
-                endOfTurnP50: percentile(endOfTurn, 0.5), endOfTurnP95: percentile(endOfTurn, 0.95),
-                openerRate: voiceToVoice.isEmpty ? 0 : Double(opened) / Double(voiceToVoice.count),
-                voiceToAnswerP50: percentile(voiceToAnswer, 0.5), voiceToAnswerP95: percentile(voiceToAnswer, 0.95),
-                firstTokenP50: percentile(firstToken, 0.5), transcriptP50: percentile(transcript, 0.5),
-                ttsRTF: audioMs > 0 ? ttsMs / audioMs : 0,
-                interruptions: stops.count, interruptionStopP95: percentile(stops, 0.95))
+            return Self.report(measured, stops: stops, turnsPerSession: turnsPerSession)
         }
+    }
+
+    /// The sessions the items are spoken in: every `bargeInEvery`-th session is a barge-in on one
+    /// item; the others take `turnsPerSession` items each.
+    static func sessions(items: Int, turnsPerSession: Int, bargeInEvery: Int) -> [(bargeIn: Bool, items: [Int])] {
+        var sessions: [(bargeIn: Bool, items: [Int])] = []
+        var next = 0
+        while next < items {
+            let bargeIn = bargeInEvery > 0 && sessions.count % bargeInEvery == bargeInEvery - 1
+            let count = bargeIn ? 1 : min(turnsPerSession, items - next)
+            sessions.append((bargeIn, Array(next..<next + count)))
+            next += count
+        }
+        return sessions
+    }
+
+    /// Asks (typed) for a long story, then speaks over it: the audio's speech begins about 1 s in,
+    /// while the story is still being generated. Returns how long the reply took to stop.
+    static func bargeIn(_ audio: [Float], port: Int) async throws -> Double? {
+        var client = ConversationClient(port: port)
+        client.settleTimeout = .seconds(120)
+        let events = try await client.stream(audio, before: [.text(ConversationClient.userText(storyRequest))]) { events in
+            events.filter { $0.type == "reply_done" }.count >= 2
+        }
+        guard let stop = events.firstIndex(where: { $0.type == "stop_playback" }),
+            let interruption = events[..<stop].last(where: { $0.type == "speech_started" })
+        else { return nil }
+        let stoppedReply = events[stop]["reply"]
+        let stoppedAt = events[stop...].first { $0.type == "reply_done" && $0["reply"] == stoppedReply }?.arrival ?? events[stop].arrival
+        return (stoppedAt - interruption.arrival).milliseconds
+    }
+
+    /// Speaks `items` in one session, each after the reply to the one before was heard, and
+    /// measures each turn.
+    static func conversation(_ items: [TurnBenchmark.Item], port: Int) async throws -> [TurnMeasurement] {
+        var client = ConversationClient(port: port)
+        client.settleTimeout = .seconds(120)
+        var starts: [Int] = []
+        var audio: [Float] = []
+        for item in items {
+            starts.append(audio.count)
+            audio += item.audio
+        }
+        client.gates = starts.enumerated().dropFirst().map { position, sample in
+            .init(sample: sample) { events in heard(replies: position, in: events) }
+        }
+        let events = try await client.stream(audio) { events in
+            events.filter { $0.type == "reply_done" }.count >= items.count
+        }
+        guard let audioStart = events.first(where: { $0.type == "client_audio_started" })?.arrival else { return [] }
+        // Where each item's audio began: the stream's start, then each gate's opening.
+        let resumed = events.filter { $0.type == "client_audio_resumed" }
+        var measured: [TurnMeasurement] = []
+        for (position, item) in items.enumerated() {
+            let begun: ContinuousClock.Instant
+            if position == 0 {
+                begun = audioStart
+            } else {
+                guard position - 1 < resumed.count, let sample = resumed[position - 1].number("sample") else { break }
+                begun = resumed[position - 1].arrival + .seconds((Double(starts[position]) - sample) / 16_000)
+            }
+            let ends = position + 1 < items.count && position < resumed.count ? resumed[position].arrival : nil
+            let window = events.filter { event in event.arrival >= begun && (ends.map { event.arrival < $0 } ?? true) }
+            measured.append(TurnMeasurement(
+                item: item, position: position, events: window,
+                speechEnd: begun + .seconds(item.speechEnd), lastWord: begun + .seconds(item.lastWord)))
+        }
+        return measured
+    }
+
+    /// Whether the first `replies` replies are done and the last of them has been heard to its
+    /// end, with a person's short gap after it.
+    static func heard(replies: Int, in events: [ReceivedEvent]) -> Bool {
+        let done = events.filter { $0.type == "reply_done" }
+        guard done.count >= replies, let last = done.last else { return false }
+        let audio = events.filter { $0.type == "reply_audio" && $0["reply"] == last["reply"] }
+        let seconds = audio.reduce(0.0) { $0 + ($1.number("samples") ?? 0) / ($1.number("sample_rate") ?? 16_000) }
+        let heardAt = (audio.first?.arrival).map { $0 + .seconds(seconds) } ?? last.arrival
+        return ContinuousClock.now >= max(heardAt, last.arrival) + answerGap
+    }
+
+    static func report(_ measured: [TurnMeasurement], stops: [Double], turnsPerSession: Int) -> Report {
+        // A session that never ended a turn (the server did not hear speech) counts for nothing.
+        let measured = measured.filter { $0.falseCut || $0.voiceToVoice != nil }
+        let timed = measured.filter { !$0.falseCut }
+        let first = timed.filter { $0.position == 0 }
+        let later = timed.filter { $0.position > 0 }
+        let audioMs = first.reduce(0) { $0 + $1.audioMs }
+        func p50(_ turns: [TurnMeasurement], _ value: (TurnMeasurement) -> Double?) -> Double? {
+            turns.isEmpty ? nil : percentile(turns.compactMap(value), 0.5)
+        }
+        return Report(
+            turns: measured.count,
+            falseCutRate: measured.isEmpty ? 0 : Double(measured.filter(\.falseCut).count) / Double(measured.count),
+            speculativeRate: timed.isEmpty ? 0 : Double(timed.filter(\.speculative).count) / Double(timed.count),
+            voiceToVoiceP50: percentile(first.compactMap(\.voiceToVoice), 0.5),
+            voiceToVoiceP95: percentile(first.compactMap(\.voiceToVoice), 0.95),
+            voiceToVoiceFromEventP50: percentile(first.compactMap(\.fromEvent), 0.5),
+            endOfTurnP50: percentile(first.compactMap(\.endOfTurn), 0.5),
+            endOfTurnP95: percentile(first.compactMap(\.endOfTurn), 0.95),
+            openerRate: first.isEmpty ? 0 : Double(first.filter(\.opener).count) / Double(first.count),
+            voiceToAnswerP50: percentile(first.compactMap(\.voiceToAnswer), 0.5),
+            voiceToAnswerP95: percentile(first.compactMap(\.voiceToAnswer), 0.95),
+            firstTokenP50: percentile(first.compactMap(\.firstToken), 0.5),
+            transcriptP50: percentile(first.compactMap(\.transcript), 0.5),
+            ttsRTF: audioMs > 0 ? first.reduce(0) { $0 + $1.ttsMs } / audioMs : 0,
+            interruptions: stops.count, interruptionStopP95: percentile(stops, 0.95),
+            turnsPerSession: turnsPerSession, laterTurns: later.count,
+            laterVoiceToVoiceP50: p50(later, \.voiceToVoice), laterVoiceToAnswerP50: p50(later, \.voiceToAnswer),
+            laterFirstTokenP50: p50(later, \.firstToken))
+    }
+}
+
+/// What one spoken turn showed, from the events of its stretch of the session.
+struct TurnMeasurement: Sendable {
+    var position: Int
+    var falseCut = false
+    var voiceToVoice: Double?
+    var voiceToAnswer: Double?
+    var fromEvent: Double?
+    var endOfTurn: Double?
+    var opener = false
+    var speculative = false
+    var firstToken: Double?
+    var transcript: Double?
+    var ttsMs = 0.0
+    var audioMs = 0.0
+    /// A line for the benchmark's progress.
+    var summary = ""
+
+    init(item: TurnBenchmark.Item, position: Int, events: [ReceivedEvent], speechEnd: ContinuousClock.Instant, lastWord: ContinuousClock.Instant) {
+        self.position = position
+        let stream = "turn \(position + 1), pause \(item.pauseMs.map { "\($0) ms after \(item.cutAfter ?? "-")" } ?? "none")"
+        // The server ended the turn before it had heard the last word.
+        if events.contains(where: { $0.type == "speech_ended" && $0.arrival < lastWord }) {
+            falseCut = true
+            summary = "\(stream): false cut"
+            return
+        }
+        guard let ended = events.first(where: { $0.type == "speech_ended" }),
+            let firstFrame = events.first(where: { $0.type == "audio_frame" }),
+            let done = events.first(where: { $0.type == "reply_done" })
+        else {
+            summary = "\(stream): no complete turn (\(events.map(\.type).joined(separator: ",")))"
+            return
+        }
+        voiceToVoice = (firstFrame.arrival - speechEnd).milliseconds
+        opener = events.first { $0.type == "reply_started" }?["opener"] != nil
+        // The model's own words: the audio of the first sentence after the opener.
+        if let answer = events.firstIndex(where: { $0.type == "reply_audio" && Int($0["sentence"] ?? "") == (opener ? 2 : 1) }),
+            let frame = events[answer...].first(where: { $0.type == "audio_frame" })
+        {
+            voiceToAnswer = (frame.arrival - speechEnd).milliseconds
+        }
+        fromEvent = (firstFrame.arrival - ended.arrival).milliseconds
+        endOfTurn = (ended.arrival - speechEnd).milliseconds
+        let timings = ReplyBenchmark.object(done["timings"])
+        speculative = timings["speculation_lead_ms"] != nil
+        firstToken = timings["first_token_ms"]
+        transcript = timings["transcript_ms"]
+        ttsMs = timings["tts_ms"] ?? 0
+        audioMs = timings["audio_ms"] ?? 0
+        let answer = opener ? String(format: " (after an opener; answer %.0f ms)", voiceToAnswer ?? 0) : ""
+        summary = "\(stream): " + String(format: "voice-to-voice %.0f ms", voiceToVoice ?? 0) + answer
+            + String(format: ", end of turn %.0f ms, first token %.0f ms", endOfTurn ?? 0, firstToken ?? 0)
+            + (speculative ? " (speculative)" : "")
     }
 }

@@ -33,10 +33,17 @@ public struct ConversationClient: Sendable {
     public var query = ""
     /// Sent with the upgrade request, e.g. `Origin`.
     public var headers: [String: String] = [:]
-    /// Stops sending at `sample` of the audio until `until` holds for the events received so
-    /// far, then goes on at the same pace: for a test whose next audio must wait for what the
-    /// server said (a pause's transcript). No such event within `settleTimeout` ends the stream.
-    public var gate: Gate?
+    /// Each stops sending at its `sample` of the audio until its `until` holds for the events
+    /// received so far, then goes on at the same pace: for audio that must wait for what the
+    /// server said (a pause's transcript, the reply to the turn before). A gate not opened within
+    /// `settleTimeout` ends the stream. When one opens, a `client_audio_resumed` event (with its
+    /// `sample`) marks the instant, so later stream times can be turned into instants.
+    public var gates: [Gate] = []
+    /// The one gate of a stream that has a single one.
+    public var gate: Gate? {
+        get { gates.first }
+        set { gates = newValue.map { [$0] } ?? [] }
+    }
 
     public struct Gate: Sendable {
         public var sample: Int
@@ -74,7 +81,7 @@ public struct ConversationClient: Sendable {
         let pace = self.pace
         let frameSeconds = self.frameSeconds
         let settleTimeout = self.settleTimeout
-        let gate = self.gate
+        let gates = self.gates.sorted { $0.sample < $1.sample }
         var additionalHeaders = HTTPFields()
         for (name, value) in headers {
             if let field = HTTPField.Name(name) { additionalHeaders[field] = value }
@@ -119,16 +126,18 @@ public struct ConversationClient: Sendable {
                     var start = clock.now
                     // Marks the instant the audio began, so stream times become instants.
                     await collected.append(ReceivedEvent(type: "client_audio_started", fields: [:], arrival: start))
-                    var gateOpen = gate == nil
+                    var nextGate = 0
                     for (index, offset) in stride(from: 0, to: audio.count, by: frame).enumerated() {
-                        if !gateOpen, let gate, offset >= gate.sample {
+                        while nextGate < gates.count, offset >= gates[nextGate].sample {
+                            let gate = gates[nextGate]
+                            nextGate += 1
                             let waitStarted = clock.now
                             while !gate.until(await collected.events) {
                                 guard clock.now - waitStarted < settleTimeout else { throw CancellationError() }
                                 try await Task.sleep(for: .milliseconds(10))
                             }
-                            gateOpen = true
                             start = start + (clock.now - waitStarted)
+                            await collected.append(ReceivedEvent(type: "client_audio_resumed", fields: ["sample": String(offset)], arrival: clock.now))
                         }
                         let chunk = Array(audio[offset..<min(offset + frame, audio.count)])
                         try await outbound.write(.binary(ByteBuffer(bytes: PCM.int16LittleEndian(from: chunk))))

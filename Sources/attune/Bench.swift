@@ -245,10 +245,13 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Interrupt every Nth reply (0: never).") var bargeInEvery = 4
         @Option(help: "Pause lengths put into cut utterances, in ms, comma-separated ('none': whole utterances only).")
         var pauses = "250,500,750,1000"
+        @Option(help: "Speak this many whole utterances in each session, each after the reply to the one before (later_* figures).")
+        var turnsPerSession = 1
         @Option(name: .customLong("set"), help: "A server setting key=value (repeatable).") var settings: [String] = []
         @Flag(help: "Print the report as JSON (the default; kept for scripts).") var json = false
 
         func run() async throws {
+            guard turnsPerSession >= 1 else { throw ValidationError("--turns-per-session must be at least 1") }
             let chosen = SpeechBenchmark.spread(try SpeechBenchmark.clips(from: data), count: turns)
             // The server's settings come from ATTUNE_* variables, as for `attune serve`, and --set.
             let configuration = try serverSettings(settings)
@@ -257,6 +260,7 @@ struct Bench: AsyncParsableCommand {
             }
             benchmark.bargeInEvery = bargeInEvery
             benchmark.turnSettings.pausesMs = try parsePauses(pauses)
+            benchmark.turnsPerSession = turnsPerSession
             let report = try await benchmark.run(clips: chosen)
             try printReport(report)
         }
