@@ -490,11 +490,7 @@ def main() -> int:
 
     report = Report()
     data_dir = tempfile.mkdtemp(prefix="attune-fuzz-")
-    try:
-        process, port = start_server(options.binary, data_dir)
-    except BaseException:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        raise
+    process = None
     peak = [0]
     sampling = [True]
     summary: dict = {"failures": report.failures}
@@ -506,6 +502,7 @@ def main() -> int:
             time.sleep(0.2)
 
     try:
+        process, port = start_server(options.binary, data_dir)
         if not wait_healthy(port):
             report.fail("the server never became healthy")
             raise RuntimeError("unhealthy")
@@ -548,12 +545,13 @@ def main() -> int:
         }
     finally:
         sampling[0] = False
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(summary, indent=2))
     if options.report:

@@ -194,7 +194,7 @@ public struct ConversationBenchmark {
                 guard position - 1 < resumed.count, let sample = resumed[position - 1].number("sample") else { break }
                 begun = resumed[position - 1].arrival + .seconds((Double(starts[position]) - sample) / 16_000)
             }
-            let ends = position + 1 < items.count && position < resumed.count ? resumed[position].arrival : nil
+            let ends = position < resumed.count ? resumed[position].arrival : nil
             let window = events.filter { event in event.arrival >= begun && (ends.map { event.arrival < $0 } ?? true) }
             measured.append(TurnMeasurement(
                 item: item, position: position, events: window,

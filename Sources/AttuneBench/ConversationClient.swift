@@ -39,11 +39,6 @@ public struct ConversationClient: Sendable {
     /// `settleTimeout` ends the stream. When one opens, a `client_audio_resumed` event (with its
     /// `sample`) marks the instant, so later stream times can be turned into instants.
     public var gates: [Gate] = []
-    /// The one gate of a stream that has a single one.
-    public var gate: Gate? {
-        get { gates.first }
-        set { gates = newValue.map { [$0] } ?? [] }
-    }
 
     public struct Gate: Sendable {
         public var sample: Int
@@ -90,7 +85,7 @@ public struct ConversationClient: Sendable {
             url: "ws://127.0.0.1:\(port)/ws/conversation\(query)",
             configuration: .init(maxFrameSize: 1 << 22, additionalHeaders: additionalHeaders), logger: logger
         ) { inbound, outbound, _ in
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 1 << 22) {
                         var event: ReceivedEvent

@@ -63,7 +63,6 @@ public protocol TrackListener: AnyObject, Sendable {
     /// the other members, it may be called from any task at any time; it takes effect from the
     /// next frame, and does nothing once the speaker went on or the turn ended. Returns whether
     /// the listener holds the pause (expects the speaker to go on).
-    @discardableResult
     func pauseTranscribed(_ text: String, utterance: Int, pause: Int) -> Bool
 }
 

@@ -96,7 +96,7 @@ func ravdessSamples(_ name: String) throws -> [Float] {
             var client = ConversationClient(port: port)
             client.trailingSilence = 0
             // Partials are off (a minute apart), so the one partial is the pause's transcript.
-            client.gate = .init(sample: Int((offered + 0.1) * 16_000)) { events in events.contains { $0.type == "transcript_partial" } }
+            client.gates = [.init(sample: Int((offered + 0.1) * 16_000)) { events in events.contains { $0.type == "transcript_partial" } }]
             let events = try await client.stream(item.audio) { events in
                 events.contains { $0.type == "transcript_final" && ($0["text"] ?? "").lowercased().contains("door") }
             }

@@ -88,7 +88,7 @@ import Testing
             #expect(resumed.filter { $0.type == "speech_ended" }.count == 1)
             #expect(resumed.filter { $0.type == "reply_started" }.count == 1)
             let whole = try #require(resumed.first { $0.type == "transcript_final" })["text"]?.lowercased() ?? ""
-            #expect(whole.contains("talking") && whole.contains("door"), "\(whole)")
+            #expect(whole.contains("talking") && Self.saysWordsAfterTheCut(whole), "\(whole)")
             let after = try await speculationCounts(client)
             let (begun, used, dropped) = (after.started - before.started, after.used - before.used, after.dropped - before.dropped)
             #expect(used == 1, "the final pause's start is used")
@@ -109,13 +109,13 @@ import Testing
             let beforeHeld = try await speculationCounts(client)
             var holding = ConversationClient(port: port)
             holding.settleTimeout = .seconds(90)
-            holding.gate = .init(sample: Int((offered + 0.1) * 16_000)) { events in
+            holding.gates = [.init(sample: Int((offered + 0.1) * 16_000)) { events in
                 events.contains { $0.type == "transcript_partial" && SentenceEnding.seemsUnfinished($0["text"] ?? "") }
-            }
+            }]
             let heldEvents = try await holding.stream(held.audio, until: Self.replyDone)
             #expect(heldEvents.filter { $0.type == "speech_ended" }.count == 1)
             let heldFinal = heldEvents.first { $0.type == "transcript_final" }?["text"]?.lowercased() ?? ""
-            #expect(heldFinal.contains("by the door"), "\(heldFinal)")
+            #expect(Self.saysWordsAfterTheCut(heldFinal), "\(heldFinal)")
             let afterHeld = try await speculationCounts(client)
             #expect(afterHeld.dropped == beforeHeld.dropped, "nothing was started in the held pause, so nothing was dropped")
             #expect(afterHeld.started - beforeHeld.started == afterHeld.used - beforeHeld.used)
@@ -330,7 +330,6 @@ extension ReplyTests {
         throw CancellationError()
     }
 
-    /// Whisper's reading of `audio`, through `POST /api/transcribe`.
     /// The speculative-start counters of /metrics: started, used, dropped.
     func speculationCounts(_ client: some TestClientProtocol) async throws -> (started: Double, used: Double, dropped: Double) {
         try await client.execute(uri: "/metrics", method: .get) { response in
@@ -344,6 +343,15 @@ extension ReplyTests {
         }
     }
 
+    /// Whether a transcript of "Kids are talking by the door" cut mid-sentence has the words
+    /// after the cut. Not "door" alone: this long-lived server's Whisper states fall back to
+    /// sampled decodes, whose random numbers depend on every decode before, and one such decode
+    /// heard "kids are talking by the...".
+    static func saysWordsAfterTheCut(_ transcript: String) -> Bool {
+        transcript.contains("door") || transcript.contains("by the")
+    }
+
+    /// Whisper's reading of `audio`, through `POST /api/transcribe`.
     func transcribe(_ audio: AudioBuffer, client: some TestClientProtocol) async throws -> String {
         try await client.execute(uri: "/api/transcribe", method: .post, body: ByteBuffer(data: WAVFile.encode(audio))) { response in
             let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]

@@ -105,7 +105,6 @@ final class Listener: TrackListener, @unchecked Sendable {
         turns.endTurn().map { [translate($0)] } ?? []
     }
 
-    @discardableResult
     func pauseTranscribed(_ text: String, utterance: Int, pause: Int) -> Bool {
         guard holdsUnfinished, SentenceEnding.seemsUnfinished(text) else { return false }
         unfinishedPause.withLock { $0 = (utterance, pause) }
