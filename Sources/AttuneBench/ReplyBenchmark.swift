@@ -267,12 +267,15 @@ public struct ReplyBenchmark {
         }
     }
 
-    /// Every system prompt, few-shot example and note the reply model can be shown (each persona,
-    /// each emotion at each intensity, a crisis, a trend line, the second try's note).
+    /// Every system prompt, few-shot example and note the reply model can be shown (each persona
+    /// with the plan in each turn and in the prompt's start, each emotion at each intensity, a
+    /// crisis, a trend line, the second try's note).
     static func promptTexts() -> [String] {
         var texts: Set<String> = []
-        for persona in Persona.builtIn {
-            let builder = PromptBuilder(persona: persona)
+        let builders = Persona.builtIn.flatMap { persona in
+            [false, true].map { PromptBuilder(persona: persona, planInStart: $0) }
+        }
+        for builder in builders {
             for emotion in EmotionLabel.allCases {
                 for confidence in [0.3, 0.6, 0.9] {
                     for (crisis, urgent) in [(false, false), (true, false), (false, true)] {

@@ -258,7 +258,7 @@ public struct ServerComponents: Sendable {
                 settings.draftMax = configuration.llmDraftMax
                 // Each persona's stable prompt start, read once at start so no first turn waits for it.
                 settings.warmUpPrompts = personas.map { persona in
-                    PromptBuilder(persona: persona, memory: configuration.reply.memory).context(history: [])
+                    configuration.reply.promptBuilder(for: persona).context(history: [])
                 }
                 let server = try EmbeddedLLMServer(settings: settings, logger: logger)
                 embeddedLLM = server

@@ -454,6 +454,39 @@ import Testing
         #expect(next.count - context.count == 3)
     }
 
+    @Test func withThePlanInTheStartEachTurnOnlyNamesTheFeeling() {
+        let builder = PromptBuilder(persona: .companion, planInStart: true)
+        let emotion = EmotionContext(current: nil, recent: [])
+        func turn(_ plan: ReplyPlan) -> [ChatMessage] { builder.messages(for: "My dog died.", plan: plan, emotion: emotion, history: []) }
+        let strongSad = turn(ReplyPlan(emotion: .sadness, confidence: 0.9))
+        let clearFear = turn(ReplyPlan(emotion: .fear, confidence: 0.6))
+        let mild = turn(ReplyPlan(emotion: .anger, confidence: 0.3))
+        let crisis = turn(ReplyPlan(emotion: .sadness, confidence: 0.9, isCrisis: true))
+        let urgent = turn(ReplyPlan(emotion: .fear, confidence: 0.9, needsUrgentCare: true))
+        // Every turn starts the same, with every treatment in it, and names its case in one line.
+        let stable = 1 + 2 * ReplyPlan.allExamples.count
+        for messages in [clearFear, mild, crisis, urgent] { #expect(Array(messages.prefix(stable)) == Array(strongSad.prefix(stable))) }
+        let start = strongSad[0].content
+        #expect(start.contains("- strongly sad: Name the heaviness gently"))
+        #expect(start.contains("- sad: Acknowledge that this sounds hard"))
+        #expect(start.contains("- afraid or anxious: Acknowledge the worry"))
+        #expect(!start.contains("strongly afraid"))  // one treatment for every strength of fear
+        #expect(start.contains("- hard to read: respond to what they told you"))
+        #expect(start.contains("- as if they may be in crisis"))
+        #expect(strongSad[strongSad.count - 2].content == "They sound strongly sad.")
+        #expect(clearFear[clearFear.count - 2].content == "They sound afraid or anxious.")
+        #expect(mild[mild.count - 2].content == "They sound hard to read.")
+        #expect(crisis[crisis.count - 2].content.hasPrefix("They sound as if they may be in crisis"))
+        #expect(urgent[urgent.count - 2].content.contains("call the emergency services now"))
+        // Each turn's line is far shorter than the plan it stands for.
+        let plan = ReplyPlan(emotion: .sadness, confidence: 0.9)
+        #expect(PromptBuilder.tokens(plan.feelingLine) * 4 < PromptBuilder.tokens(plan.instructions))
+        // Without the setting nothing changes.
+        let perTurn = PromptBuilder(persona: .companion).messages(for: "My dog died.", plan: plan, emotion: emotion, history: [])
+        #expect(!perTurn[0].content.contains("Treat each case"))
+        #expect(perTurn[perTurn.count - 2].content == plan.instructions)
+    }
+
     @Test func anInterruptedTurnIsMentioned() {
         let history = [RememberedTurn(userText: "Tell me a story.", emotion: .neutral, reply: "Once upon a time,", interrupted: true)]
         let messages = PromptBuilder(persona: .interviewer).messages(

@@ -58,10 +58,15 @@ public struct EmotionContext: Sendable, Equatable {
 public struct PromptBuilder: Sendable {
     public var persona: Persona
     public var memory: MemorySettings
+    /// Every feeling's treatment in the stable start (``ReplyPlan/guide``), each turn naming
+    /// only how they sound (``ReplyPlan/feelingLine``); false: each turn gets its plan's
+    /// instructions in full (``ReplyPlan/instructions``).
+    public var planInStart: Bool
 
-    public init(persona: Persona, memory: MemorySettings = .init()) {
+    public init(persona: Persona, memory: MemorySettings = .init(), planInStart: Bool = false) {
         self.persona = persona
         self.memory = memory
+        self.planInStart = planInStart
     }
 
     /// - Parameter opener: the words already spoken to this message (``ReplyPlan/opener(for:)``),
@@ -74,7 +79,7 @@ public struct PromptBuilder: Sendable {
         // What changes per turn (the summary, the recent turns, the plan and the trend) follows,
         // and the plan sits right before the message it is about.
         var messages = context(history: history)
-        var guidance = [plan.instructions]
+        var guidance = [planInStart ? plan.feelingLine : plan.instructions]
         if let trend = emotion.trend { guidance.append(trend) }
         if let last = history.last, last.interrupted {
             guidance.append("They interrupted your last reply and only heard: \"\(last.reply)\". Do not repeat it; respond to what they say now.")
@@ -97,7 +102,8 @@ public struct PromptBuilder: Sendable {
         let recentCount = fittingRecentTurns(history)
         let older = history.dropLast(recentCount)
         let recent = history.suffix(recentCount)
-        var messages = [ChatMessage(.system, [persona.instructions, Self.manner].joined(separator: "\n\n"))]
+        let start = [persona.instructions, Self.manner] + (planInStart ? [ReplyPlan.guide] : [])
+        var messages = [ChatMessage(.system, start.joined(separator: "\n\n"))]
         for (message, reply) in ReplyPlan.allExamples {
             messages.append(ChatMessage(.user, message))
             messages.append(ChatMessage(.assistant, reply))

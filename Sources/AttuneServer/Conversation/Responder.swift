@@ -40,6 +40,9 @@ public struct ReplySettings: Sendable, Equatable {
     /// After each reply, have the model read the conversation so far into its prompt cache, so
     /// that the next turn's prompt reads only its plan, message and opener.
     public var warmHistory = true
+    /// Put every feeling's treatment in the prompt's cached start and name only the feeling in
+    /// each turn (``PromptBuilder/planInStart``), so that a turn's prompt is shorter.
+    public var planInStart = false
     /// When the guard's rejections leave fewer of the model's own words than this, the model is
     /// asked once more for a sentence about what happened (0: never).
     public var secondTryWords = 8
@@ -56,6 +59,11 @@ public struct ReplySettings: Sendable, Equatable {
     /// prompts match.
     func openingWords(for message: String, plan: ReplyPlan) -> String? {
         opener ? plan.opener(for: message) : nil
+    }
+
+    /// How prompts for `persona` are built under these settings.
+    public func promptBuilder(for persona: Persona) -> PromptBuilder {
+        PromptBuilder(persona: persona, memory: memory, planInStart: planInStart)
     }
 }
 
@@ -252,8 +260,8 @@ actor Responder {
         guard settings.reply.speculativeStart, current == nil, waiting == 0, let chat = engines.chat else { return }
         let plan = turn.plan(after: recentEmotions)
         let messages = turn.prompt(
-            plan: plan, opener: settings.reply.openingWords(for: turn.text, plan: plan), persona: persona,
-            memory: settings.reply.memory, history: memory, recentEmotions: recentEmotions)
+            plan: plan, opener: settings.reply.openingWords(for: turn.text, plan: plan),
+            builder: settings.reply.promptBuilder(for: persona), history: memory, recentEmotions: recentEmotions)
         if let speculation, speculation.messages == messages { return }
         dropSpeculation()
         speculation = SpeculativeReply(utterance: turn.utterance, messages: messages, chat: chat)
@@ -355,7 +363,7 @@ actor Responder {
     /// it has read is the start of this one.
     private func warmHistory() {
         guard settings.reply.warmHistory, waiting == 0, speculation == nil, let chat = engines.chat else { return }
-        let context = PromptBuilder(persona: persona, memory: settings.reply.memory).context(history: memory)
+        let context = settings.reply.promptBuilder(for: persona).context(history: memory)
         warming?.cancel()
         warming = Task { try? await chat.prefill(context) }
     }
@@ -563,7 +571,7 @@ struct ReplyRun {
             if let opener { queue(opener) }
             guard let chat = engines.chat else { throw LLMError(.unreachable, engines.chatUnavailableReason) }
             let messages = turn.prompt(
-                plan: plan, opener: opener, persona: context.persona, memory: settings.reply.memory, history: context.memory,
+                plan: plan, opener: opener, builder: settings.reply.promptBuilder(for: context.persona), history: context.memory,
                 recentEmotions: context.recentEmotions)
             let pieces: AsyncThrowingStream<String, any Error>
             if let speculation = context.speculation, speculation.messages == messages {

@@ -77,10 +77,9 @@ extension UserTurn {
     /// on from `opener` when one is said first: the same for a speculative start and for the
     /// reply, so that the reply can take the speculation over when they are equal.
     func prompt(
-        plan: ReplyPlan, opener: String?, persona: Persona, memory settings: MemorySettings, history: [RememberedTurn],
-        recentEmotions: [EmotionLabel]
+        plan: ReplyPlan, opener: String?, builder: PromptBuilder, history: [RememberedTurn], recentEmotions: [EmotionLabel]
     ) -> [ChatMessage] {
-        PromptBuilder(persona: persona, memory: settings).messages(
+        builder.messages(
             for: text, plan: plan, emotion: EmotionContext(current: fused ?? textEmotion, recent: recentEmotions), history: history,
             opener: opener)
     }
