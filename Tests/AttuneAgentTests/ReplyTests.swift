@@ -455,7 +455,7 @@ import Testing
     }
 
     @Test func withThePlanInTheStartEachTurnOnlyNamesTheFeeling() {
-        let builder = PromptBuilder(persona: .companion, planInStart: true)
+        let builder = PromptBuilder(persona: .companion)
         let emotion = EmotionContext(current: nil, recent: [])
         func turn(_ plan: ReplyPlan) -> [ChatMessage] { builder.messages(for: "My dog died.", plan: plan, emotion: emotion, history: []) }
         let strongSad = turn(ReplyPlan(emotion: .sadness, confidence: 0.9))
@@ -481,8 +481,8 @@ import Testing
         // Each turn's line is far shorter than the plan it stands for.
         let plan = ReplyPlan(emotion: .sadness, confidence: 0.9)
         #expect(PromptBuilder.tokens(plan.feelingLine) * 4 < PromptBuilder.tokens(plan.instructions))
-        // Without the setting nothing changes.
-        let perTurn = PromptBuilder(persona: .companion).messages(for: "My dog died.", plan: plan, emotion: emotion, history: [])
+        // Without it, each turn gets its plan's instructions in full, and the start has none.
+        let perTurn = PromptBuilder(persona: .companion, planInStart: false).messages(for: "My dog died.", plan: plan, emotion: emotion, history: [])
         #expect(!perTurn[0].content.contains("Treat each case"))
         #expect(perTurn[perTurn.count - 2].content == plan.instructions)
     }

@@ -63,7 +63,7 @@ public struct PromptBuilder: Sendable {
     /// instructions in full (``ReplyPlan/instructions``).
     public var planInStart: Bool
 
-    public init(persona: Persona, memory: MemorySettings = .init(), planInStart: Bool = false) {
+    public init(persona: Persona, memory: MemorySettings = .init(), planInStart: Bool = true) {
         self.persona = persona
         self.memory = memory
         self.planInStart = planInStart
