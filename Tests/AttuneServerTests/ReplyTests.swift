@@ -310,7 +310,9 @@ extension ReplyTests {
 
     /// Waits until health reports the embedded llama-server ready (and, after a kill, a new one).
     func waitForLLM(_ client: some TestClientProtocol, notPID: Int32? = nil) async throws -> LLMState {
-        let deadline = ContinuousClock.now + .seconds(120)
+        // Every persona's prompt start is read before the model counts as ready: 45 s on an
+        // idle two-core machine that runs slowly, so a loaded one gets several times that.
+        let deadline = ContinuousClock.now + .seconds(300)
         while ContinuousClock.now < deadline {
             let state = try await client.execute(uri: "/api/health", method: .get) { response -> LLMState? in
                 let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
