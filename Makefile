@@ -5,6 +5,9 @@ export PKG_CONFIG_PATH := $(CURDIR)/.deps/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:
 
 SWIFT ?= swift
 ATTUNE := .build/release/attune
+# SwiftPM leaves a few empty TemporaryDirectory.* folders in $TMPDIR at every build: each build
+# gets a folder of its own, removed after it.
+SWIFT_BUILD = tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/attune-build.XXXXXX") && trap 'rm -rf "$$tmp"' EXIT && TMPDIR="$$tmp" $(SWIFT) build
 
 .PHONY: all setup build run test bench clean train-emotion train-voice
 
@@ -16,7 +19,7 @@ setup:
 	@python3 scripts/setup.py $(addprefix --with ,$(SETUP_WITH))
 
 build: setup
-	$(SWIFT) build -c release --product attune
+	$(SWIFT_BUILD) -c release --product attune
 
 # Serve on the embedded defaults (http://127.0.0.1:8080); pass flags with ARGS="--port 9000".
 run: build
@@ -29,7 +32,7 @@ run: build
 # PostgreSQL server (postgres) and behind nginx (nginx).
 test: SETUP_WITH += ffmpeg browser schemathesis socketio mini-xception postgres nginx
 test: setup
-	$(SWIFT) build --build-tests
+	$(SWIFT_BUILD) --build-tests
 	SWIFT=$(SWIFT) python3 scripts/run_tests.py
 
 # Benchmarks print their figures; BENCHMARKS.md records them with the machine.
