@@ -234,16 +234,14 @@ public struct ReplyPlan: Sendable, Equatable {
             // A mild reading is too often a misreading to tell the model about.
             lines.append("You are talking with someone who feels \(Self.adjective(emotion))\(intensity == .strong ? ", strongly" : "").")
         }
-        if needsUrgentCare {
-            lines.append("What they describe may be an emergency: tell them to call the emergency services now.")
-        }
+        if needsUrgentCare { lines.append(Self.urgentCareLine) }
         if intensity == .mild, !isCrisis {
             // Nor its treatment: "share the good feeling" about a feared scan misread as joy.
-            lines.append("In your reply: respond to what they told you, in a way that fits how it would feel.")
-            lines.append("Avoid inventing feelings they did not express.")
+            lines.append("In your reply: \(Self.unclearTreatment)")
+            lines.append(Self.avoidLine(Self.unclearAvoid))
         } else {
             lines.append("In your reply: \(acknowledge)")
-            lines.append("Avoid \(avoid.joined(separator: ", ")).")
+            lines.append(Self.avoidLine(avoid))
         }
         return lines.joined(separator: "\n")
     }
@@ -251,35 +249,39 @@ public struct ReplyPlan: Sendable, Equatable {
     /// The one line a turn gets when every feeling's treatment is in the prompt's cached start
     /// (``guide``): how they sound, in the guide's words, plus the call for help when needed.
     public var feelingLine: String {
-        var lines = [isCrisis ? Self.crisisCase : intensity == .mild ? Self.unclearCase : Self.guideCase(emotion, intensity)]
-            .map { "They sound \($0)." }
-        if needsUrgentCare {
-            lines.append("What they describe may be an emergency: tell them to call the emergency services now.")
-        }
-        return lines.joined(separator: "\n")
+        let named = isCrisis ? Self.crisisCase : intensity == .mild ? Self.unclearCase : Self.guideCase(emotion, intensity)
+        let line = "They sound \(named)."
+        return needsUrgentCare ? line + "\n" + Self.urgentCareLine : line
     }
 
     /// How to treat every feeling, for the prompt's stable start (`reply.plan_in_start`): the
     /// same acknowledgements and things to avoid as ``instructions``, one line per case, named as
     /// ``feelingLine`` names them. Read once into llama-server's cache, it spares each turn the
     /// plan's 35-45 tokens (on two cores, more than half a second before the first token).
-    public static var guide: String {
+    /// Built once: every prompt starts with it.
+    public static let guide: String = {
         var lines = ["Before each message you are told how they sound. Treat each case like this:"]
         let crisis = ReplyPlan(emotion: .sadness, confidence: 1, isCrisis: true)
-        lines.append("- \(crisisCase): stay calm, warm and serious. \(crisis.acknowledge) Avoid \(crisis.avoid.joined(separator: ", ")).")
+        lines.append("- \(crisisCase): stay calm, warm and serious. \(crisis.acknowledge) \(avoidLine(crisis.avoid))")
         for emotion in [EmotionLabel.sadness, .fear, .anger, .disgust, .joy, .surprise, .neutral] {
             let clear = ReplyPlan(emotion: emotion, confidence: 0.6), strong = ReplyPlan(emotion: emotion, confidence: 0.9)
             for plan in clear.acknowledge == strong.acknowledge ? [clear] : [clear, strong] {
-                lines.append("- \(guideCase(emotion, plan.intensity)): \(plan.acknowledge) Avoid \(plan.avoid.joined(separator: ", ")).")
+                lines.append("- \(guideCase(emotion, plan.intensity)): \(plan.acknowledge) \(avoidLine(plan.avoid))")
             }
         }
-        let unclear = ReplyPlan(emotion: .neutral, confidence: 0.3)
-        lines.append("- \(unclearCase): respond to what they told you, in a way that fits how it would feel. Avoid \(unclear.avoid.joined(separator: ", ")).")
+        lines.append("- \(unclearCase): \(unclearTreatment) \(avoidLine(unclearAvoid))")
         return lines.joined(separator: "\n")
-    }
+    }()
 
     static let crisisCase = "as if they may be in crisis or thinking about harming themselves"
     static let unclearCase = "hard to read"
+    /// A mild reading's treatment: not told the feeling, which is too often a misreading.
+    static let unclearTreatment = "respond to what they told you, in a way that fits how it would feel."
+    static let unclearAvoid = ["inventing feelings they did not express"]
+    static let urgentCareLine = "What they describe may be an emergency: tell them to call the emergency services now."
+
+    /// "Avoid cheerfulness, silver linings, telling them how to feel."
+    static func avoidLine(_ things: [String]) -> String { "Avoid \(things.joined(separator: ", "))." }
 
     /// "sad", "strongly sad", "calm": a case of the ``guide``.
     static func guideCase(_ emotion: EmotionLabel, _ intensity: Intensity) -> String {
