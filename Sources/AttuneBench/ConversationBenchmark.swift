@@ -25,6 +25,9 @@ import Foundation
 ///   from the audio; it includes the end-of-turn silence the server waits for) to the first
 ///   reply audio frame (with `reply.opener`, the opener's);
 /// - voice to answer: the same to the first audio frame after the opener, the model's own words;
+/// - silence after the opener: what a listener who plays the audio as it comes hears between
+///   the end of the opener and the start of the model's own words (0 when they arrive before
+///   the opener has been said);
 /// - speculative: the share of replies the model had started in the pause before the turn
 ///   ended (`reply.speculative_start`);
 /// - first token: the server's timing, from the end of speech to the model's first token;
@@ -49,6 +52,8 @@ public struct ConversationBenchmark {
         public var openerRate: Double
         public var voiceToAnswerP50: Double
         public var voiceToAnswerP95: Double
+        public var silenceAfterOpenerP50: Double?
+        public var silenceAfterOpenerP95: Double?
         public var firstTokenP50: Double
         public var transcriptP50: Double
         public var ttsRTF: Double
@@ -75,6 +80,8 @@ public struct ConversationBenchmark {
             case openerRate = "opener_rate"
             case voiceToAnswerP50 = "voice_to_answer_ms_p50"
             case voiceToAnswerP95 = "voice_to_answer_ms_p95"
+            case silenceAfterOpenerP50 = "silence_after_opener_ms_p50"
+            case silenceAfterOpenerP95 = "silence_after_opener_ms_p95"
             case firstTokenP50 = "first_token_ms_p50"
             case transcriptP50 = "transcript_ms_p50"
             case ttsRTF = "tts_rtf"
@@ -236,6 +243,8 @@ public struct ConversationBenchmark {
             openerRate: first.isEmpty ? 0 : Double(first.filter(\.opener).count) / Double(first.count),
             voiceToAnswerP50: percentile(first.compactMap(\.voiceToAnswer), 0.5),
             voiceToAnswerP95: percentile(first.compactMap(\.voiceToAnswer), 0.95),
+            silenceAfterOpenerP50: first.contains { $0.silenceAfterOpener != nil } ? percentile(first.compactMap(\.silenceAfterOpener), 0.5) : nil,
+            silenceAfterOpenerP95: first.contains { $0.silenceAfterOpener != nil } ? percentile(first.compactMap(\.silenceAfterOpener), 0.95) : nil,
             firstTokenP50: percentile(first.compactMap(\.firstToken), 0.5),
             transcriptP50: percentile(first.compactMap(\.transcript), 0.5),
             ttsRTF: audioMs > 0 ? first.reduce(0) { $0 + $1.ttsMs } / audioMs : 0,
@@ -252,6 +261,8 @@ struct TurnMeasurement: Sendable {
     var falseCut = false
     var voiceToVoice: Double?
     var voiceToAnswer: Double?
+    /// Between the end of the opener, played from its first frame, and the model's first audio.
+    var silenceAfterOpener: Double?
     var fromEvent: Double?
     var endOfTurn: Double?
     var opener = false
@@ -286,6 +297,10 @@ struct TurnMeasurement: Sendable {
             let frame = events[answer...].first(where: { $0.type == "audio_frame" })
         {
             voiceToAnswer = (frame.arrival - speechEnd).milliseconds
+            if opener, let said = events.first(where: { $0.type == "reply_audio" && Int($0["sentence"] ?? "") == 1 }) {
+                let openerEnds = firstFrame.arrival + .seconds((said.number("samples") ?? 0) / (said.number("sample_rate") ?? 16_000))
+                silenceAfterOpener = max(0, (frame.arrival - openerEnds).milliseconds)
+            }
         }
         fromEvent = (firstFrame.arrival - ended.arrival).milliseconds
         endOfTurn = (ended.arrival - speechEnd).milliseconds
@@ -295,7 +310,7 @@ struct TurnMeasurement: Sendable {
         transcript = timings["transcript_ms"]
         ttsMs = timings["tts_ms"] ?? 0
         audioMs = timings["audio_ms"] ?? 0
-        let answer = opener ? String(format: " (after an opener; answer %.0f ms)", voiceToAnswer ?? 0) : ""
+        let answer = opener ? String(format: " (after an opener; answer %.0f ms, %.0f ms after the opener's end)", voiceToAnswer ?? 0, silenceAfterOpener ?? 0) : ""
         summary = "\(stream): " + String(format: "voice-to-voice %.0f ms", voiceToVoice ?? 0) + answer
             + String(format: ", end of turn %.0f ms, first token %.0f ms", endOfTurn ?? 0, firstToken ?? 0)
             + (speculative ? " (speculative)" : "")

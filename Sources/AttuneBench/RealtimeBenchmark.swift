@@ -60,6 +60,8 @@ public struct RealtimeBenchmark {
         public var voiceToVoiceP95: Double
         /// To the first audio after the opener (`reply.opener`): the model's own words.
         public var voiceToAnswerP50: Double
+        /// Between the opener's end and the model's own words, as a listener hears it.
+        public var silenceAfterOpenerP50: Double?
         /// Spoken turns the server ended before their last word (`bench conversation`).
         public var falseCutRate: Double
         public var firstTokenP50: Double
@@ -82,6 +84,7 @@ public struct RealtimeBenchmark {
             case voiceToVoiceP50 = "voice_to_voice_ms_p50"
             case voiceToVoiceP95 = "voice_to_voice_ms_p95"
             case voiceToAnswerP50 = "voice_to_answer_ms_p50"
+            case silenceAfterOpenerP50 = "silence_after_opener_ms_p50"
             case falseCutRate = "false_cut_rate"
             case firstTokenP50 = "first_token_ms_p50"
             case typedToFirstAudioP50 = "typed_to_first_audio_ms_p50"
@@ -136,7 +139,8 @@ public struct RealtimeBenchmark {
             sttRTF: speech.rtf.rounded(to: 3), finalTranscriptP50: ms(speech.finalLatencyP50), finalTranscriptP95: ms(speech.finalLatencyP95),
             textEmotionP50: ms(text.p50), endOfTurn: turns.endOfTurn, endOfTurnP50: ms(turns.endOfTurnP50), endOfTurnP95: ms(turns.endOfTurnP95),
             turnFalseCutRate: turns.falseCutRate.rounded(to: 3), voiceToVoiceP50: ms(conversation.voiceToVoiceP50),
-            voiceToVoiceP95: ms(conversation.voiceToVoiceP95), voiceToAnswerP50: ms(conversation.voiceToAnswerP50), falseCutRate: conversation.falseCutRate.rounded(to: 3),
+            voiceToVoiceP95: ms(conversation.voiceToVoiceP95), voiceToAnswerP50: ms(conversation.voiceToAnswerP50),
+            silenceAfterOpenerP50: conversation.silenceAfterOpenerP50.map(ms), falseCutRate: conversation.falseCutRate.rounded(to: 3),
             firstTokenP50: ms(conversation.firstTokenP50), typedToFirstAudioP50: ms(replies.firstAudioMsP50), model: replyBenchmark.modelName,
             targets: Self.targets, met: Self.targets.reduce(into: [:]) { met, target in met[target.key] = figures[target.key].map { $0 <= target.value } })
     }

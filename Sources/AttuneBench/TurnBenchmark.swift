@@ -49,6 +49,10 @@ public struct TurnBenchmark {
         /// Where to write the audio of every pause the detector offers, for studying what tells a
         /// mid-sentence stop from a finished sentence (`scripts/pause_pitch.py`); nil for none.
         public var pauseAudioDirectory: URL?
+        /// How long a pause's decode counts as taking, in seconds, in place of its measured time;
+        /// nil: measured (a test pins it, so that whether a hold comes in time does not depend
+        /// on how busy the machine is).
+        public var pauseDecodeTime: Double?
 
         public init() {}
 
@@ -310,7 +314,7 @@ public struct TurnBenchmark {
                         guard let reader else { break }
                         let decodeStarted = clock.now
                         let text = (try? await reader.transcribe(audio, pass: .final))?.text ?? ""
-                        let took = (clock.now - decodeStarted).milliseconds
+                        let took = settings.pauseDecodeTime.map { $0 * 1_000 } ?? (clock.now - decodeStarted).milliseconds
                         decodeMs.append(took)
                         let readyAt = Double(fed) / 16_000 + took / 1_000
                         decoding = (turns.pauseNumber, readyAt, SentenceEnding.seemsUnfinished(text), pauses.count)

@@ -36,4 +36,30 @@ struct ConversationBenchmarkTests {
         events.append(event("reply_done", ["reply": "2"], secondsAgo: 1))
         #expect(!ConversationBenchmark.heard(replies: 2, in: events))
     }
+    /// The silence a listener hears after the opener: from its end, played from its first frame,
+    /// to the first frame of the model's own words; none when those come before it ends.
+    @Test func theSilenceAfterTheOpenerCountsFromTheOpenersEnd() {
+        let start = ContinuousClock.now
+        func event(_ type: String, _ fields: [String: String] = [:], at seconds: Double) -> ReceivedEvent {
+            ReceivedEvent(type: type, fields: fields.merging(["type": type]) { $1 }, arrival: start + .seconds(seconds))
+        }
+        let item = TurnBenchmark.Item(clip: "clip", audio: [], speechEnd: 0, lastWord: 0)
+        func measure(answerAt: Double) -> TurnMeasurement {
+            TurnMeasurement(item: item, position: 0, events: [
+                event("speech_ended", at: 0.5),
+                event("reply_started", ["opener": "Oh, I'm so sorry."], at: 0.6),
+                // The opener: 1.3 s of audio at 22.05 kHz, its first frame at 0.8 s.
+                event("reply_audio", ["sentence": "1", "samples": "28665", "sample_rate": "22050"], at: 0.7),
+                event("audio_frame", at: 0.8),
+                event("reply_audio", ["sentence": "2", "samples": "22050", "sample_rate": "22050"], at: answerAt - 0.05),
+                event("audio_frame", at: answerAt),
+                event("reply_done", at: answerAt + 1),
+            ], speechEnd: start, lastWord: start)
+        }
+        let late = measure(answerAt: 3.1)
+        #expect(late.voiceToVoice.map { abs($0 - 800) < 1 } == true)
+        #expect(late.voiceToAnswer.map { abs($0 - 3_100) < 1 } == true)
+        #expect(late.silenceAfterOpener.map { abs($0 - 1_000) < 1 } == true, "\(String(describing: late.silenceAfterOpener))")
+        #expect(measure(answerAt: 1.5).silenceAfterOpener == 0)
+    }
 }
