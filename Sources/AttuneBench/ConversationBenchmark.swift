@@ -314,5 +314,8 @@ struct TurnMeasurement: Sendable {
         summary = "\(stream): " + String(format: "voice-to-voice %.0f ms", voiceToVoice ?? 0) + answer
             + String(format: ", end of turn %.0f ms, first token %.0f ms", endOfTurn ?? 0, firstToken ?? 0)
             + (speculative ? " (speculative)" : "")
+            + (timings["second_try_ms"] != nil ? " (asked twice)" : "")
+        let rejected = (try? JSONSerialization.jsonObject(with: Data((done["rejected"] ?? "[]").utf8))) as? [String] ?? []
+        summary += ": \"\(done["text"] ?? "")\"" + (rejected.isEmpty ? "" : " (the guard replaced: \(rejected.map { "\"\($0)\"" }.joined(separator: ", ")))")
     }
 }

@@ -337,6 +337,7 @@ extension AttuneConfiguration {
         .flag("reply.plan_in_start", "true: every feeling's treatment sits in the prompt's cached start and each turn only names the feeling; false: each turn gets its plan's instructions", \.reply.planInStart),
         .flag("reply.opener", "true: say a few words that fit the feeling (\"Oh, I'm so sorry.\") the moment the turn ends, and have the model go on from them", \.reply.opener),
         .integer("reply.second_try_words", "ask the model once more when the guard leaves fewer of its own words than this (0: never)", \.reply.secondTryWords, 0...100),
+        .integer("reply.second_try_after_rejections", "stop the model's first try once the guard has rejected this many of its sentences and approved none, and ask once more at once (0: never stop early)", \.reply.secondTryAfterRejections, 0...100),
         .flag("reply.second_try_unmentioned", "true: ask the model once more when its reply mentions nothing of what the person told about", \.reply.secondTryUnmentioned),
         Setting(key: "tts.voice", summary: "default voice: " + Voice.all.map(\.id).joined(separator: ", ")) {
             guard Voice.named($1) != nil else { throw ConfigurationError("tts.voice: unknown voice '\($1)'") }

@@ -2,6 +2,7 @@ import AttuneCore
 import AttuneEmotion
 import AttuneTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @testable import AttuneAgent
@@ -182,6 +183,68 @@ import Testing
         var crisis = ReplyGuard(plan: ReplyPlan(emotion: .sadness, confidence: 0.9, isCrisis: true), judge: Self.judge)
         _ = await crisis.review("It's important to stay positive.")
         #expect(!crisis.rejected.isEmpty && !crisis.needsSecondTry(minimumWords: 8))
+    }
+
+    /// A first try whose sentences keep being rejected, none approved, is going nowhere: the
+    /// Responder stops it and asks once more at once (`reply.second_try_after_rejections`).
+    @Test func aFirstTryWithOnlyRejectedSentencesIsGivenUpEarly() async {
+        let plan = ReplyPlan(emotion: .anger, confidence: 0.6)
+        var guardrail = ReplyGuard(plan: plan, judge: Self.judge)
+        guardrail.userText = "It's a bit annoying that my roommate never does the dishes."
+        guardrail.alreadySaid("Oh, that's frustrating.")
+        #expect(await guardrail.review("It's important to take care of the things that are important to you.") == nil)
+        #expect(!guardrail.isGoingNowhere(after: 2))
+        #expect(guardrail.isGoingNowhere(after: 1))
+        #expect(await guardrail.review("Oh, that's really frustrating.") == nil)  // a repeat of the opener
+        #expect(guardrail.isGoingNowhere(after: 2))
+        #expect(!guardrail.isGoingNowhere(after: 0))  // 0: never give up early
+        // Once one of the model's sentences is approved the reply answers them: read on.
+        let answer = "Coming home to a sink full of their dishes every night would wear anyone down."
+        #expect(await guardrail.review(answer) == answer)
+        #expect(!guardrail.isGoingNowhere(after: 2))
+        // A crisis reply never waits on a second try.
+        var crisis = ReplyGuard(plan: ReplyPlan(emotion: .sadness, confidence: 0.9, isCrisis: true), judge: Self.judge)
+        _ = await crisis.review("It's important to stay positive.")
+        _ = await crisis.review("You should look on the bright side.")
+        #expect(crisis.rejected.count == 2 && !crisis.isGoingNowhere(after: 2))
+    }
+
+    /// Reading a reply stops its producer when the reader has had enough, and hands on every
+    /// piece and the stream's error otherwise.
+    @Test func readingAReplyCanStopTheModel() async throws {
+        let stopped = Mutex(false)
+        let endless = AsyncThrowingStream<String, any Error> { continuation in
+            let producer = Task {
+                while !Task.isCancelled {
+                    continuation.yield("word ")
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            continuation.onTermination = { _ in
+                producer.cancel()
+                stopped.withLock { $0 = true }
+            }
+        }
+        var taken = 0
+        let finished = try await endless.read { _ in
+            taken += 1
+            return taken < 3
+        }
+        #expect(!finished && taken == 3)
+        #expect(stopped.withLock { $0 })
+
+        let (short, feed) = AsyncThrowingStream.makeStream(of: String.self)
+        feed.yield("Hello")
+        feed.yield(" there.")
+        feed.finish()
+        var text = ""
+        #expect(try await short.read { text += $0; return true })
+        #expect(text == "Hello there.")
+
+        let (failing, failure) = AsyncThrowingStream.makeStream(of: String.self)
+        failure.yield("Hel")
+        failure.finish(throwing: LLMError(.timeout, "no end"))
+        await #expect(throws: LLMError.self) { _ = try await failing.read { _ in true } }
     }
 
     /// A reply that names nothing of what the person told about has not shown it heard them:

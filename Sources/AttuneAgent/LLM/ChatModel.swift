@@ -72,3 +72,27 @@ extension ChatModel {
     /// A model with no prompt cache to fill does nothing.
     public func prefill(_ messages: [ChatMessage]) async throws {}
 }
+
+extension AsyncThrowingStream where Element == String, Failure == any Error {
+    /// Hands each piece of a reply to `take` until `take` returns false; then the stream is
+    /// cancelled (its producer, the model's request, stops; a consumer that merely stopped
+    /// iterating would leave it generating) and this returns false. Returns true when the
+    /// stream ended on its own; throws its error. Cancelling the calling task cancels it too.
+    public func read(while take: (String) async -> Bool) async throws -> Bool {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Read on a child task, so that stopping early can cancel a read that is waiting.
+            let (pieces, forward) = AsyncStream.makeStream(of: String.self)
+            group.addTask {
+                defer { forward.finish() }
+                for try await piece in self { forward.yield(piece) }
+            }
+            for await piece in pieces where !(await take(piece)) {
+                group.cancelAll()
+                try? await group.next()
+                return false
+            }
+            try await group.next()
+            return true
+        }
+    }
+}

@@ -172,6 +172,13 @@ public struct ReplyGuard: Sendable {
         !plan.isCrisis && !rejected.isEmpty && approvedWords < minimumWords
     }
 
+    /// Whether the reply so far is going nowhere: at least `rejections` (above 0) of the model's
+    /// sentences rejected and none approved, so that it will need a second try
+    /// (``needsSecondTry(minimumWords:)``) however it goes on. Never in a crisis.
+    public func isGoingNowhere(after rejections: Int) -> Bool {
+        rejections > 0 && !plan.isCrisis && approved == 0 && rejected.count >= rejections
+    }
+
     /// Whether none of the model's approved sentences mentions the particular things the person
     /// told about (``ParticularWords``), when they told about any: "That's a big change! Have
     /// you considered what you want to do?" to a team moving to Berlin. Never in a crisis.

@@ -47,6 +47,10 @@ public struct ReplySettings: Sendable, Equatable {
     /// When the guard's rejections leave fewer of the model's own words than this, the model is
     /// asked once more for a sentence about what happened (0: never).
     public var secondTryWords = 8
+    /// Stop the model's first try once the guard has rejected this many of its sentences and
+    /// approved none, and ask once more at once, instead of reading on to the end of a reply
+    /// that will be asked for again anyway (0: read every first try to its end).
+    public var secondTryAfterRejections = 2
     /// Ask the model once more, in the same way, when its reply mentions nothing of the
     /// particular things the person told about (``ReplyGuard/mentionsNothingOfTheirs``).
     public var secondTryUnmentioned = true
@@ -593,22 +597,30 @@ struct ReplyRun {
             guardrail.userText = turn.text
             if let opener { guardrail.alreadySaid(opener) }
             guardrail.shownToModel(messages.filter { $0.role != .user }.map(\.content) + ReplyPlan.allExamples.map(\.0))
-            /// Speaks the sentences of `pieces` that the guard lets through (or its repairs).
-            func speakReviewed(_ pieces: AsyncThrowingStream<String, any Error>) async throws {
+            /// Speaks the sentences of `pieces` that the guard lets through (or its repairs). With
+            /// `giveUp`, stops reading (and the model writing) as soon as the guard finds the
+            /// reply going nowhere; returns false then.
+            func speakReviewed(_ pieces: AsyncThrowingStream<String, any Error>, giveUp: Bool = false) async throws -> Bool {
                 var splitter = SentenceStream()
-                for try await piece in pieces {
+                let finished = try await pieces.read { piece in
                     if timings.firstTokenMs == nil {
                         timings.firstTokenMs = (ContinuousClock.now - turn.speechEndedAt).milliseconds
                     }
                     for sentence in splitter.append(piece) {
                         if let approved = await guardrail.review(sentence) { queue(approved) }
+                        if giveUp && guardrail.isGoingNowhere(after: settings.reply.secondTryAfterRejections) { return false }
                     }
+                    return true
                 }
                 // A cancelled stream ends without an error: what it cut off is not a sentence.
                 if Task.isCancelled || progress.isInterrupted { throw CancellationError() }
+                guard finished else { return false }
                 if let rest = splitter.finish(), let approved = await guardrail.review(rest) { queue(approved) }
+                return true
             }
-            try await speakReviewed(pieces)
+            let gaveUp = try await !speakReviewed(pieces, giveUp: settings.reply.secondTryWords > 0)
+            // A speculative start taken over writes on its own task: stop it before asking again.
+            if gaveUp { context.speculation?.cancel() }
             let cutDown = guardrail.needsSecondTry(minimumWords: settings.reply.secondTryWords)
             if cutDown || settings.reply.secondTryUnmentioned && guardrail.mentionsNothingOfTheirs {
                 logger.debug("reply \(context.reply): \(cutDown ? "the guard left \(guardrail.approvedWords) word(s) of the model's" : "the reply mentioned nothing of theirs"); asking once more")
@@ -616,7 +628,7 @@ struct ReplyRun {
                 let again = ReplyPlan.secondTry(messages, said: text, to: turn.text)
                 guardrail.shownToModel([ReplyPlan.secondTryNote])
                 guardrail.stopRepairing()
-                try await speakReviewed(chat.streamReply(to: again))
+                _ = try await speakReviewed(chat.streamReply(to: again))
             }
             guardrail.closing().forEach(queue)
             if text.count == openerSentences { queue(plan.repairs.first ?? "I'm listening.") }
