@@ -173,8 +173,8 @@ public struct ReplyGuard: Sendable {
     }
 
     /// Whether the reply so far is going nowhere: at least `rejections` (above 0) of the model's
-    /// sentences rejected and none approved, so that it will need a second try
-    /// (``needsSecondTry(minimumWords:)``) however it goes on. Never in a crisis.
+    /// sentences rejected and none approved, so that unless a later sentence is approved it will
+    /// need a second try (``needsSecondTry(minimumWords:)``). Never in a crisis.
     public func isGoingNowhere(after rejections: Int) -> Bool {
         rejections > 0 && !plan.isCrisis && approved == 0 && rejected.count >= rejections
     }

@@ -49,7 +49,7 @@ public struct ReplySettings: Sendable, Equatable {
     public var secondTryWords = 8
     /// Stop the model's first try once the guard has rejected this many of its sentences and
     /// approved none, and ask once more at once, instead of reading on to the end of a reply
-    /// that will be asked for again anyway (0: read every first try to its end).
+    /// that will most likely be asked for again (0: read every first try to its end).
     public var secondTryAfterRejections = 2
     /// Ask the model once more, in the same way, when its reply mentions nothing of the
     /// particular things the person told about (``ReplyGuard/mentionsNothingOfTheirs``).
