@@ -243,8 +243,8 @@ public struct ConversationBenchmark {
             openerRate: first.isEmpty ? 0 : Double(first.filter(\.opener).count) / Double(first.count),
             voiceToAnswerP50: percentile(first.compactMap(\.voiceToAnswer), 0.5),
             voiceToAnswerP95: percentile(first.compactMap(\.voiceToAnswer), 0.95),
-            silenceAfterOpenerP50: first.contains { $0.silenceAfterOpener != nil } ? percentile(first.compactMap(\.silenceAfterOpener), 0.5) : nil,
-            silenceAfterOpenerP95: first.contains { $0.silenceAfterOpener != nil } ? percentile(first.compactMap(\.silenceAfterOpener), 0.95) : nil,
+            silenceAfterOpenerP50: percentileOfAny(first.compactMap(\.silenceAfterOpener), 0.5),
+            silenceAfterOpenerP95: percentileOfAny(first.compactMap(\.silenceAfterOpener), 0.95),
             firstTokenP50: percentile(first.compactMap(\.firstToken), 0.5),
             transcriptP50: percentile(first.compactMap(\.transcript), 0.5),
             ttsRTF: audioMs > 0 ? first.reduce(0) { $0 + $1.ttsMs } / audioMs : 0,
@@ -315,7 +315,7 @@ struct TurnMeasurement: Sendable {
             + String(format: ", end of turn %.0f ms, first token %.0f ms", endOfTurn ?? 0, firstToken ?? 0)
             + (speculative ? " (speculative)" : "")
             + (timings["second_try_ms"] != nil ? " (asked twice)" : "")
-        let rejected = (try? JSONSerialization.jsonObject(with: Data((done["rejected"] ?? "[]").utf8))) as? [String] ?? []
+        let rejected = done.strings("rejected")
         summary += ": \"\(done["text"] ?? "")\"" + (rejected.isEmpty ? "" : " (the guard replaced: \(rejected.map { "\"\($0)\"" }.joined(separator: ", ")))")
     }
 }

@@ -15,6 +15,10 @@ public struct ReceivedEvent: Sendable {
 
     public subscript(_ key: String) -> String? { fields[key] }
     public func number(_ key: String) -> Double? { fields[key].flatMap(Double.init) }
+    /// A field that holds a JSON array of strings (`reply_done`'s `rejected`); empty when absent.
+    public func strings(_ key: String) -> [String] {
+        (try? JSONSerialization.jsonObject(with: Data((fields[key] ?? "[]").utf8))) as? [String] ?? []
+    }
 }
 
 /// Drives one `/ws/conversation` session the way the browser does: PCM16 frames at 16 kHz,

@@ -203,7 +203,7 @@ public struct ReplyBenchmark {
                 guard let done else { throw BenchmarkError("no reply to prompt \(index + 1): \(prompt.text)") }
                 let reply = done.event["text"] ?? ""
                 let timings = Self.object(done.event["timings"])
-                let rejected = (try? JSONSerialization.jsonObject(with: Data((done.event["rejected"] ?? "[]").utf8))) as? [String] ?? []
+                let rejected = done.event.strings("rejected")
                 let verdict = judge.judge(reply: reply, turns: prompt.turns, emotion: prompt.emotion, expecting: prompt.expectation)
                 results.append(Result(
                     emotion: prompt.emotion.rawValue, intensity: prompt.intensity, topic: prompt.topic, prompt: prompt.text,

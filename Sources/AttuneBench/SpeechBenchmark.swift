@@ -180,6 +180,11 @@ public struct SpeechBenchmark {
     }
 }
 
+/// ``percentile(_:_:)`` of a figure that may have no values at all: nil then, not 0.
+func percentileOfAny(_ values: [Double], _ fraction: Double) -> Double? {
+    values.isEmpty ? nil : percentile(values, fraction)
+}
+
 func percentile(_ values: [Double], _ fraction: Double) -> Double {
     guard !values.isEmpty else { return 0 }
     let sorted = values.sorted()

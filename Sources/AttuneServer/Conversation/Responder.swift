@@ -599,8 +599,8 @@ struct ReplyRun {
             guardrail.shownToModel(messages.filter { $0.role != .user }.map(\.content) + ReplyPlan.allExamples.map(\.0))
             /// Speaks the sentences of `pieces` that the guard lets through (or its repairs). With
             /// `giveUp`, stops reading (and the model writing) as soon as the guard finds the
-            /// reply going nowhere; returns false then.
-            func speakReviewed(_ pieces: AsyncThrowingStream<String, any Error>, giveUp: Bool = false) async throws -> Bool {
+            /// reply going nowhere.
+            func speakReviewed(_ pieces: AsyncThrowingStream<String, any Error>, giveUp: Bool = false) async throws {
                 var splitter = SentenceStream()
                 let finished = try await pieces.read { piece in
                     if timings.firstTokenMs == nil {
@@ -614,13 +614,10 @@ struct ReplyRun {
                 }
                 // A cancelled stream ends without an error: what it cut off is not a sentence.
                 if Task.isCancelled || progress.isInterrupted { throw CancellationError() }
-                guard finished else { return false }
+                guard finished else { return }
                 if let rest = splitter.finish(), let approved = await guardrail.review(rest) { queue(approved) }
-                return true
             }
-            let gaveUp = try await !speakReviewed(pieces, giveUp: settings.reply.secondTryWords > 0)
-            // A speculative start taken over writes on its own task: stop it before asking again.
-            if gaveUp { context.speculation?.cancel() }
+            try await speakReviewed(pieces, giveUp: settings.reply.secondTryWords > 0)
             let cutDown = guardrail.needsSecondTry(minimumWords: settings.reply.secondTryWords)
             if cutDown || settings.reply.secondTryUnmentioned && guardrail.mentionsNothingOfTheirs {
                 logger.debug("reply \(context.reply): \(cutDown ? "the guard left \(guardrail.approvedWords) word(s) of the model's" : "the reply mentioned nothing of theirs"); asking once more")
@@ -628,7 +625,7 @@ struct ReplyRun {
                 let again = ReplyPlan.secondTry(messages, said: text, to: turn.text)
                 guardrail.shownToModel([ReplyPlan.secondTryNote])
                 guardrail.stopRepairing()
-                _ = try await speakReviewed(chat.streamReply(to: again))
+                try await speakReviewed(chat.streamReply(to: again))
             }
             guardrail.closing().forEach(queue)
             if text.count == openerSentences { queue(plan.repairs.first ?? "I'm listening.") }

@@ -26,7 +26,7 @@ final class SpeculativeReply: Sendable {
         let (pieces, continuation) = AsyncThrowingStream.makeStream(of: String.self)
         self.pieces = pieces
         let stopped = self.stopped
-        task = Task {
+        let task = Task {
             defer { stopped.set() }
             do {
                 for try await piece in chat.streamReply(to: messages) {
@@ -37,6 +37,10 @@ final class SpeculativeReply: Sendable {
                 continuation.finish(throwing: error)
             }
         }
+        self.task = task
+        // The reply that took it over stopped reading (it gave up on it, or was cancelled): stop
+        // the model's writing too.
+        continuation.onTermination = { _ in task.cancel() }
     }
 
     /// Stops the model's writing; returns at once.
