@@ -55,6 +55,9 @@ public struct ConversationBenchmark {
         public var silenceAfterOpenerP50: Double?
         public var silenceAfterOpenerP95: Double?
         public var firstTokenP50: Double
+        /// Prompt tokens the model read after the end of the turn before its first token (nil
+        /// when the LLM server does not report them; llama-server does).
+        public var promptTokensReadP50: Double?
         public var transcriptP50: Double
         public var ttsRTF: Double
         public var interruptions: Int
@@ -83,6 +86,7 @@ public struct ConversationBenchmark {
             case silenceAfterOpenerP50 = "silence_after_opener_ms_p50"
             case silenceAfterOpenerP95 = "silence_after_opener_ms_p95"
             case firstTokenP50 = "first_token_ms_p50"
+            case promptTokensReadP50 = "prompt_tokens_read_p50"
             case transcriptP50 = "transcript_ms_p50"
             case ttsRTF = "tts_rtf"
             case interruptionStopP95 = "interruption_stop_ms_p95"
@@ -246,6 +250,7 @@ public struct ConversationBenchmark {
             silenceAfterOpenerP50: percentileOfAny(first.compactMap(\.silenceAfterOpener), 0.5),
             silenceAfterOpenerP95: percentileOfAny(first.compactMap(\.silenceAfterOpener), 0.95),
             firstTokenP50: percentile(first.compactMap(\.firstToken), 0.5),
+            promptTokensReadP50: percentileOfAny(first.compactMap(\.promptTokensRead), 0.5),
             transcriptP50: percentile(first.compactMap(\.transcript), 0.5),
             ttsRTF: audioMs > 0 ? first.reduce(0) { $0 + $1.ttsMs } / audioMs : 0,
             interruptions: stops.count, interruptionStopP95: percentile(stops, 0.95),
@@ -268,6 +273,7 @@ struct TurnMeasurement: Sendable {
     var opener = false
     var speculative = false
     var firstToken: Double?
+    var promptTokensRead: Double?
     var transcript: Double?
     var ttsMs = 0.0
     var audioMs = 0.0
@@ -307,12 +313,14 @@ struct TurnMeasurement: Sendable {
         let timings = ReplyBenchmark.object(done["timings"])
         speculative = timings["speculation_lead_ms"] != nil
         firstToken = timings["first_token_ms"]
+        promptTokensRead = timings["prompt_tokens_read"]
         transcript = timings["transcript_ms"]
         ttsMs = timings["tts_ms"] ?? 0
         audioMs = timings["audio_ms"] ?? 0
         let answer = opener ? String(format: " (after an opener; answer %.0f ms, %.0f ms after the opener's end)", voiceToAnswer ?? 0, silenceAfterOpener ?? 0) : ""
         summary = "\(stream): " + String(format: "voice-to-voice %.0f ms", voiceToVoice ?? 0) + answer
             + String(format: ", end of turn %.0f ms, first token %.0f ms", endOfTurn ?? 0, firstToken ?? 0)
+            + (promptTokensRead.map { String(format: " after reading %.0f prompt tokens", $0) } ?? "")
             + (speculative ? " (speculative)" : "")
             + (timings["second_try_ms"] != nil ? " (asked twice)" : "")
         let rejected = done.strings("rejected")

@@ -154,6 +154,10 @@ public protocol ParticipantOutput: Sendable {
     /// guess, and `readings` (voice and words, not yet reported) are what will be reported then.
     /// It may be answered ahead, and dropped if ``speechResumed(track:utterance:)`` comes.
     func speculate(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async
+    /// A pause of `utterance` is held because its transcript, `text`, stops mid-sentence: the
+    /// speaker will most likely go on with these words at the start of their turn. Called before
+    /// the pause's ``partialTranscript(track:utterance:text:)``.
+    func pauseHeld(track: TrackID, utterance: Int, text: String) async
     /// Something went wrong in the background; the pipeline goes on.
     func error(_ error: RoomError)
 }
@@ -166,6 +170,7 @@ extension ParticipantOutput {
     public func turn(_ turn: ParticipantTurn) async {}
     public var speculates: Bool { false }
     public func speculate(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async {}
+    public func pauseHeld(track: TrackID, utterance: Int, text: String) async {}
 }
 
 /// One participant's audio (and typed text): a listener per track finds utterances and cuts
@@ -475,6 +480,7 @@ public final class ParticipantPipeline: Sendable {
                 guard !transcript.text.isEmpty else { continue }
                 // The words may show that the speaker has not finished: the listener may wait longer.
                 let held = tracks.withLock { $0[track] }?.listener.pauseTranscribed(transcript.text, utterance: utterance, pause: pause) ?? false
+                if held { await output.pauseHeld(track: track, utterance: utterance, text: transcript.text) }
                 if !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }

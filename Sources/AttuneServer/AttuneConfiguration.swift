@@ -334,6 +334,7 @@ extension AttuneConfiguration {
         .decimal("reply.joy_mismatch_threshold", "reply-sentence joy probability that counts as contradicting a painful feeling", \.reply.joyMismatchThreshold, 0...1),
         .flag("reply.speculative_start", "true: start the reply on a pause's transcript, kept if the turn ends with the same words", \.reply.speculativeStart),
         .flag("reply.warm_history", "true: after each reply, have the model read the conversation so far into its prompt cache for the next turn", \.reply.warmHistory),
+        .flag("reply.read_ahead", "true: in a pause held because the words stop mid-sentence, have the model read the words so far into its prompt cache", \.reply.readAhead),
         .flag("reply.plan_in_start", "true: every feeling's treatment sits in the prompt's cached start and each turn only names the feeling; false: each turn gets its plan's instructions", \.reply.planInStart),
         .flag("reply.opener", "true: say a few words that fit the feeling (\"Oh, I'm so sorry.\") the moment the turn ends, and have the model go on from them", \.reply.opener),
         .integer("reply.second_try_words", "ask the model once more when the guard leaves fewer of its own words than this (0: never)", \.reply.secondTryWords, 0...100),

@@ -264,6 +264,7 @@ public struct ServerComponents: Sendable {
                 embeddedLLM = server
                 var client = configuration.llm
                 client.apiKey = server.apiKey
+                client.timingsPerToken = true
                 chat = OpenAIChatClient(settings: client, baseURL: server.baseURL)
                 let draft = configuration.llmDraftModelPath.map { " with draft \($0.lastPathComponent)" } ?? ""
                 return "embedded llama-server: \(configuration.llmModelPath.lastPathComponent)\(draft)"

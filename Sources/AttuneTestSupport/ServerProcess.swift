@@ -126,6 +126,17 @@ public enum ProcessTree {
         (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A process's environment (`/proc/PID/environ`; readable for this user's processes).
+    public static func environment(of pid: Int32) -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return [:] }
+        var environment: [String: String] = [:]
+        for entry in data.split(separator: 0).map({ String(decoding: $0, as: UTF8.self) }) {
+            guard let equals = entry.firstIndex(of: "=") else { continue }
+            environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
+        return environment
+    }
+
     /// A process's command line.
     public static func arguments(of pid: Int32) -> [String] {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }

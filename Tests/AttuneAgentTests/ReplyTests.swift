@@ -39,14 +39,24 @@ import Testing
             events += parser.feed(bytes[start..<min(start + 7, bytes.count)])
         }
         #expect(events.count == 3)
-        #expect(try OpenAIChatClient.deltaText(events[0]) == "Hel")
-        #expect(try OpenAIChatClient.deltaText(events[1]) == "lo")
+        #expect(try OpenAIChatClient.chunk(events[0]).text == "Hel")
+        #expect(try OpenAIChatClient.chunk(events[1]).text == "lo")
         #expect(events[2] == "[DONE]")
     }
 
+    /// llama-server's last chunk says how much of the prompt it found cached and how much it read.
+    @Test func theLastChunkTellsHowMuchOfThePromptWasRead() throws {
+        let last = #"{"choices":[{"finish_reason":"stop","index":0,"delta":{}}],"timings":{"cache_n":23,"prompt_n":7,"prompt_ms":66.5}}"#
+        let chunk = try OpenAIChatClient.chunk(last)
+        #expect(chunk.text == nil)
+        #expect(chunk.promptReading == PromptReading(cachedTokens: 23, readTokens: 7))
+        // Other servers send no timings.
+        #expect(try OpenAIChatClient.chunk(#"{"choices":[{"delta":{"content":"Hi"}}]}"#).promptReading == nil)
+    }
+
     @Test func errorsInTheStreamAreReported() {
-        #expect(throws: LLMError.self) { try OpenAIChatClient.deltaText(#"{"error":{"message":"model not loaded"}}"#) }
-        #expect(throws: LLMError.self) { try OpenAIChatClient.deltaText("not json") }
+        #expect(throws: LLMError.self) { try OpenAIChatClient.chunk(#"{"error":{"message":"model not loaded"}}"#) }
+        #expect(throws: LLMError.self) { try OpenAIChatClient.chunk("not json") }
     }
 
     @Test func anUnreachableServerIsAClearError() async throws {
@@ -452,7 +462,7 @@ import Testing
             for: "I feel low today.", plan: ReplyPlan(emotion: .sadness, confidence: 0.8),
             emotion: EmotionContext(current: nil, recent: [.joy, .sadness]), history: turns)
         #expect(messages.first?.role == .system)
-        #expect(messages.last == ChatMessage(.user, "I feel low today."))
+        #expect(messages[messages.count - 2] == ChatMessage(.user, "I feel low today."))
         let examples = ReplyPlan.allExamples.count
         #expect(examples >= 8)
         let verbatim = messages.filter { $0.role == .user }.count - 1 - examples
@@ -462,7 +472,7 @@ import Testing
         let system = messages.filter { $0.role == .system }.map(\.content).joined(separator: "\n")
         #expect(system.contains("Earlier in this conversation"))
         #expect(system.contains("Turn 8"))  // the newest older turn made the summary
-        #expect(messages[messages.count - 2].content.contains("sad"))  // the plan, right before the message
+        #expect(messages.last?.content.contains("sad") == true)  // the plan, right after the message
         // The memory part (summary and recent turns) stays within its budget.
         let historyCost = messages.dropFirst(1 + 2 * examples).dropLast(2).map { PromptBuilder.tokens($0.content) }.reduce(0, +)
         #expect(historyCost <= memory.historyTokens)
@@ -478,7 +488,7 @@ import Testing
             emotion: EmotionContext(current: nil, recent: [.sadness, .joy]), history: Array(turns.prefix(2)))
         let stable = 1 + 2 * ReplyPlan.allExamples.count
         #expect(Array(sad.prefix(stable)) == Array(happy.prefix(stable)))
-        #expect(sad[sad.count - 2].content != happy[happy.count - 2].content)
+        #expect(sad.last?.content != happy.last?.content)
     }
 
     @Test func theModelIsToldToGoOnFromTheOpener() {
@@ -490,14 +500,14 @@ import Testing
         // The opener is the start of the reply, which the model continues; the manner, in the
         // cached start of every prompt, says how to go on from it.
         #expect(opened.last == ChatMessage(.assistant, "Oh, I'm so sorry."))
-        #expect(opened[opened.count - 2] == ChatMessage(.user, "My dog died."))
+        #expect(opened[opened.count - 3] == ChatMessage(.user, "My dog died."))
         #expect(opened[0].content.contains("you have said them out loud: go on from them, and do not say them again"))
         // Nothing else differs, so no per-turn line has to be read before the first token.
         #expect(Array(opened.dropLast()) == plain)
         // A second try replaces the opener with all that was said.
         let again = ReplyPlan.secondTry(opened, said: ["Oh, I'm so sorry.", "That's hard."], to: "My dog died.")
         #expect(again[again.count - 2] == ChatMessage(.assistant, "Oh, I'm so sorry. That's hard."))
-        #expect(again[again.count - 3] == ChatMessage(.user, "My dog died."))
+        #expect(again[again.count - 4] == ChatMessage(.user, "My dog died."))
     }
 
     @Test func theNextPromptStartsWithTheContextReadAfterAReply() {
@@ -515,6 +525,14 @@ import Testing
         #expect(Array(next.prefix(context.count)) == context)
         #expect(context.last == ChatMessage(.assistant, "Oh, I hear you. A quick tidy helps."))
         #expect(next.count - context.count == 3)
+        // While the message is spoken, the prompt's start up to the words so far can be read
+        // ahead: the finished message's prompt starts with it, and only its message differs, by
+        // the words that came later. The plan, known only once the turn has ended, follows it.
+        let ahead = builder.readAhead("She always", history: history)
+        #expect(Array(ahead.dropLast()) == context)
+        #expect(ahead.last == ChatMessage(.user, "She always"))
+        #expect(next[context.count].role == .user && next[context.count].content.hasPrefix("She always"))
+        #expect(next[context.count + 1].role == .system && next[context.count + 1].content.contains("afraid"))
     }
 
     @Test func withThePlanInTheStartEachTurnOnlyNamesTheFeeling() {
@@ -536,18 +554,18 @@ import Testing
         #expect(!start.contains("strongly afraid"))  // one treatment for every strength of fear
         #expect(start.contains("- hard to read: respond to what they told you"))
         #expect(start.contains("- as if they may be in crisis"))
-        #expect(strongSad[strongSad.count - 2].content == "They sound strongly sad.")
-        #expect(clearFear[clearFear.count - 2].content == "They sound afraid or anxious.")
-        #expect(mild[mild.count - 2].content == "They sound hard to read.")
-        #expect(crisis[crisis.count - 2].content.hasPrefix("They sound as if they may be in crisis"))
-        #expect(urgent[urgent.count - 2].content.contains("call the emergency services now"))
+        #expect(strongSad.last?.content == "They sound strongly sad.")
+        #expect(clearFear.last?.content == "They sound afraid or anxious.")
+        #expect(mild.last?.content == "They sound hard to read.")
+        #expect(crisis.last?.content.hasPrefix("They sound as if they may be in crisis") == true)
+        #expect(urgent.last?.content.contains("call the emergency services now") == true)
         // Each turn's line is far shorter than the plan it stands for.
         let plan = ReplyPlan(emotion: .sadness, confidence: 0.9)
         #expect(PromptBuilder.tokens(plan.feelingLine) * 4 < PromptBuilder.tokens(plan.instructions))
         // Without it, each turn gets its plan's instructions in full, and the start has none.
         let perTurn = PromptBuilder(persona: .companion, planInStart: false).messages(for: "My dog died.", plan: plan, emotion: emotion, history: [])
         #expect(!perTurn[0].content.contains("Treat each case"))
-        #expect(perTurn[perTurn.count - 2].content == plan.instructions)
+        #expect(perTurn.last?.content == plan.instructions)
     }
 
     @Test func anInterruptedTurnIsMentioned() {
@@ -555,7 +573,7 @@ import Testing
         let messages = PromptBuilder(persona: .interviewer).messages(
             for: "Actually, never mind.", plan: ReplyPlan(emotion: .neutral, confidence: 0.5),
             emotion: EmotionContext(current: nil, recent: []), history: history)
-        let guidance = messages[messages.count - 2].content
+        let guidance = messages.last?.content ?? ""
         #expect(guidance.contains("interrupted"))
         #expect(guidance.contains("Once upon a time,"))
         #expect(messages[0].content.hasPrefix(Persona.interviewer.instructions))

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import AttuneAgent
 import AttuneAudio
 import AttuneBench
@@ -107,6 +108,7 @@ import Testing
                     of: audio, cutAfter: "by", pauseMs: 1_200, benchmark: TurnBenchmarkTests.quietBenchmark(pauses: [1_200])))
             let offered = try #require(try HeldPauseSessionTests.firstPauseOffered(in: held.audio))
             let beforeHeld = try await speculationCounts(client)
+            let readAheadsBefore = try await metric("attune_read_aheads_total", client)
             var holding = ConversationClient(port: port)
             holding.settleTimeout = .seconds(90)
             holding.gates = [.init(sample: Int((offered + 0.1) * 16_000)) { events in
@@ -119,6 +121,38 @@ import Testing
             let afterHeld = try await speculationCounts(client)
             #expect(afterHeld.dropped == beforeHeld.dropped, "nothing was started in the held pause, so nothing was dropped")
             #expect(afterHeld.started - beforeHeld.started == afterHeld.used - beforeHeld.used)
+
+            // 1d. While the words are spoken, the model reads them after the conversation's start
+            // (`reply.read_ahead`; at the held pause's transcript at least), so the reply's prompt
+            // finds in llama-server's cache the start, the user message's opening tokens and the
+            // words the pause's transcript shares with the final one. Another sentence than
+            // before, so that no earlier prompt holds its words.
+            #expect(try await metric("attune_read_aheads_total", client) > readAheadsBefore)
+            let dogs = try ravdessSamples("03-01-01-01-02-01-01")
+            let heldDogs = try #require(
+                try await TurnBenchmarkTests.item(
+                    of: dogs, cutAfter: "by", pauseMs: 1_200, benchmark: TurnBenchmarkTests.quietBenchmark(pauses: [1_200])))
+            let dogsOffered = try #require(try HeldPauseSessionTests.firstPauseOffered(in: heldDogs.audio))
+            var reading = ConversationClient(port: port)
+            reading.settleTimeout = .seconds(90)
+            reading.gates = [.init(sample: Int((dogsOffered + 0.1) * 16_000)) { events in
+                events.contains { $0.type == "transcript_partial" && SentenceEnding.seemsUnfinished($0["text"] ?? "") }
+            }]
+            let readEvents = try await reading.stream(heldDogs.audio, until: Self.replyDone)
+            let guess = try #require(readEvents.first { $0.type == "transcript_partial" && SentenceEnding.seemsUnfinished($0["text"] ?? "") })
+            let dogsFinal = readEvents.first { $0.type == "transcript_final" }?["text"] ?? ""
+            let shared = Self.sharedWords(guess["text"] ?? "", dogsFinal)
+            #expect(!shared.isEmpty, "\(guess["text"] ?? "") / \(dogsFinal)")
+            let dogsDone = try #require(readEvents.first { $0.type == "reply_done" }?["timings"])
+            let dogsTimings = try #require(JSONSerialization.jsonObject(with: Data(dogsDone.utf8)) as? [String: Double])
+            let cached = try #require(dogsTimings["prompt_tokens_cached"], "\(dogsTimings) \(readEvents.map { "\($0.type) \($0["text"] ?? "")" })")
+            let read = try #require(dogsTimings["prompt_tokens_read"])
+            let model = try LLMEndpoint(pid: try #require(llm.pid))
+            let start: Int = try await model.tokens(in: PromptBuilder(persona: .companion).context(history: []))
+            let sharedTokens: Int = try await model.tokens(in: shared)
+            // "<|im_end|>", "\n", "<|im_start|>", "user", "\n" come between the start and the words.
+            let readAhead: Int = start + 5 + sharedTokens
+            #expect(Int(cached) >= readAhead, "cached \(cached), read \(read); start \(start), \"\(shared)\" \(sharedTokens)")
 
             // 2. A crisis message gets calm support and a pointer to help.
             let crisis = try await ConversationClient(port: port).typed("I can't go on anymore, I want to end my life.")
@@ -297,6 +331,43 @@ import Testing
     }
 }
 
+/// The embedded llama-server, asked directly how many tokens a prompt takes (its address and
+/// key from the child process's command line and environment).
+struct LLMEndpoint {
+    let url: String
+    let key: String
+
+    init(pid: Int32) throws {
+        let arguments = ProcessTree.arguments(of: pid)
+        let port = try #require(arguments.firstIndex(of: "--port").map { arguments[$0 + 1] })
+        url = "http://127.0.0.1:\(port)"
+        key = try #require(ProcessTree.environment(of: pid)["LLAMA_API_KEY"])
+    }
+
+    /// Tokens of `messages` rendered by the model's chat template; a last assistant message is
+    /// left open, as a prompt that goes on after it does not leave it.
+    func tokens(in messages: [ChatMessage]) async throws -> Int {
+        let rendered = try await post("/apply-template", ["messages": messages.map { ["role": $0.role.rawValue, "content": $0.content] }])
+        return try await tokens(in: try #require(rendered["prompt"] as? String))
+    }
+
+    func tokens(in text: String) async throws -> Int {
+        try #require(try await post("/tokenize", ["content": text])["tokens"] as? [Any]).count
+    }
+
+    private func post(_ path: String, _ body: [String: Any]) async throws -> [String: Any] {
+        var request = HTTPClientRequest(url: url + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        #expect(response.status == .ok, "\(path): \(response.status)")
+        let data = try await response.body.collect(upTo: 1 << 20)
+        return try #require(try JSONSerialization.jsonObject(with: Data(buffer: data)) as? [String: Any])
+    }
+}
+
 /// Carries the child's pid out of the live-test closure.
 private final class ChildBox: @unchecked Sendable {
     var pid: Int32?
@@ -330,6 +401,20 @@ extension ReplyTests {
             try await Task.sleep(for: .milliseconds(250))
         }
         throw CancellationError()
+    }
+
+    /// A counter of /metrics (0 before its first count).
+    func metric(_ name: String, _ client: some TestClientProtocol) async throws -> Double {
+        try await client.execute(uri: "/metrics", method: .get) { response in
+            String(buffer: response.body).split(separator: "\n").first { $0.hasPrefix(name + " ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+    }
+
+    /// The words two transcripts start with alike (`"Kids are talking"` of "Kids are talking
+    /// by..." and "Kids are talking by the door.").
+    static func sharedWords(_ first: String, _ second: String) -> String {
+        zip(first.split(separator: " "), second.split(separator: " ")).prefix { $0 == $1 }.map { String($0.0) }.joined(separator: " ")
     }
 
     /// The speculative-start counters of /metrics: started, used, dropped.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One message of a chat conversation, as OpenAI-compatible servers take it.
 public struct ChatMessage: Codable, Sendable, Equatable {
@@ -34,6 +35,10 @@ public struct LLMSettings: Sendable, Equatable {
     public var topP = 0.9
     /// Longest reply, in tokens.
     public var maxTokens = 120
+    /// Ask for llama-server's `timings_per_token`, so that its first piece already says how much
+    /// of the prompt it found cached and read (a ``PromptReading``). Only for llama-server (the
+    /// embedded one turns it on): other servers may refuse a field they do not know.
+    public var timingsPerToken = false
 
     public init() {}
 }
@@ -58,10 +63,34 @@ public struct LLMError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// How much of a request's prompt the server found in its prompt cache and how much it had to
+/// read before the first token (llama-server's `timings.cache_n` and `timings.prompt_n`).
+public struct PromptReading: Sendable, Equatable {
+    public var cachedTokens: Int
+    public var readTokens: Int
+
+    public init(cachedTokens: Int, readTokens: Int) {
+        self.cachedTokens = cachedTokens
+        self.readTokens = readTokens
+    }
+}
+
+/// Where a request leaves its ``PromptReading`` once the server has reported it (servers other
+/// than llama-server may never report one).
+public final class PromptReadingRecord: Sendable {
+    private let value = Mutex<PromptReading?>(nil)
+
+    public init() {}
+
+    public func record(_ reading: PromptReading) { value.withLock { $0 = reading } }
+    public var reading: PromptReading? { value.withLock { $0 } }
+}
+
 /// Something that streams a chat completion: the reply's text in pieces as it is generated.
 /// Cancelling the consuming task stops generation.
 public protocol ChatModel: Sendable {
-    func streamReply(to messages: [ChatMessage]) -> AsyncThrowingStream<String, any Error>
+    /// - Parameter record: where the server's account of the prompt goes, if it gives one.
+    func streamReply(to messages: [ChatMessage], recordingPromptIn record: PromptReadingRecord?) -> AsyncThrowingStream<String, any Error>
     /// Has the server read `messages` without answering them, so that a later request starting
     /// with them finds them in its prompt cache (llama-server keeps the last prompt read).
     /// Cancelling the calling task drops the request.
@@ -71,6 +100,10 @@ public protocol ChatModel: Sendable {
 extension ChatModel {
     /// A model with no prompt cache to fill does nothing.
     public func prefill(_ messages: [ChatMessage]) async throws {}
+
+    public func streamReply(to messages: [ChatMessage]) -> AsyncThrowingStream<String, any Error> {
+        streamReply(to: messages, recordingPromptIn: nil)
+    }
 }
 
 extension AsyncThrowingStream where Element == String, Failure == any Error {

@@ -19,11 +19,11 @@ public struct OpenAIChatClient: ChatModel {
         self.http = http
     }
 
-    public func streamReply(to messages: [ChatMessage]) -> AsyncThrowingStream<String, any Error> {
+    public func streamReply(to messages: [ChatMessage], recordingPromptIn record: PromptReadingRecord?) -> AsyncThrowingStream<String, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    try await stream(messages) { continuation.yield($0) }
+                    try await stream(messages, recordingPromptIn: record) { continuation.yield($0) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -57,7 +57,9 @@ public struct OpenAIChatClient: ChatModel {
     }
 
     /// Sends the request and hands each piece of text to `deliver`; throws ``LLMError``.
-    func stream(_ messages: [ChatMessage], deliver: @escaping @Sendable (String) -> Void) async throws {
+    func stream(
+        _ messages: [ChatMessage], recordingPromptIn record: PromptReadingRecord? = nil, deliver: @escaping @Sendable (String) -> Void
+    ) async throws {
         let request = try makeRequest(messages)
         let settings = self.settings
         let http = self.http
@@ -89,10 +91,12 @@ public struct OpenAIChatClient: ChatModel {
                     for try await buffer in response.body {
                         for event in parser.feed(buffer.readableBytesView) {
                             if event == "[DONE]" { return }
-                            if let text = try Self.deltaText(event), !text.isEmpty {
+                            let chunk = try Self.chunk(event)
+                            if let text = chunk.text, !text.isEmpty {
                                 firstToken.set()
                                 deliver(text)
                             }
+                            if let reading = chunk.promptReading { record?.record(reading) }
                         }
                     }
                 } catch let error as LLMError {
@@ -130,6 +134,7 @@ public struct OpenAIChatClient: ChatModel {
             let temperature: Double
             let top_p: Double
             let max_tokens: Int
+            let timings_per_token: Bool?
         }
         var request = HTTPClientRequest(url: baseURL + "/chat/completions")
         request.method = .POST
@@ -140,21 +145,28 @@ public struct OpenAIChatClient: ChatModel {
         }
         let body = Body(
             model: settings.model, messages: messages, temperature: settings.temperature, top_p: settings.topP,
-            max_tokens: settings.maxTokens)
+            max_tokens: settings.maxTokens, timings_per_token: settings.timingsPerToken ? true : nil)
         request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
         return request
     }
 
-    /// The text of one streamed chunk: `choices[0].delta.content`.
-    static func deltaText(_ json: String) throws -> String? {
+    /// What one streamed chunk carries: text (`choices[0].delta.content`) and, in llama-server's
+    /// last chunk (every chunk with `timings_per_token`), its account of the prompt
+    /// (`timings.cache_n`, `timings.prompt_n`).
+    static func chunk(_ json: String) throws -> (text: String?, promptReading: PromptReading?) {
         struct Chunk: Decodable {
             struct Choice: Decodable {
                 struct Delta: Decodable { let content: String? }
                 let delta: Delta?
             }
             struct Failure: Decodable { let message: String? }
+            struct Timings: Decodable {
+                let cache_n: Int?
+                let prompt_n: Int?
+            }
             let choices: [Choice]?
             let error: Failure?
+            let timings: Timings?
         }
         guard let chunk = try? JSONDecoder().decode(Chunk.self, from: Data(json.utf8)) else {
             throw LLMError(.badResponse, "the language model sent an unreadable event: \(json.prefix(200))")
@@ -162,7 +174,10 @@ public struct OpenAIChatClient: ChatModel {
         if let error = chunk.error {
             throw LLMError(.badResponse, "the language model reported an error: \(error.message ?? "unknown")")
         }
-        return chunk.choices?.first?.delta?.content
+        let reading = chunk.timings.flatMap { timings in
+            timings.prompt_n.map { PromptReading(cachedTokens: timings.cache_n ?? 0, readTokens: $0) }
+        }
+        return (chunk.choices?.first?.delta?.content, reading)
     }
 }
 

@@ -252,6 +252,11 @@ struct CompanionOutput: ParticipantOutput {
         emit.yield(.transcriptPartial(utterance: utterance, text: text))
     }
 
+    /// The speaker will most likely go on after these words: the model reads them meanwhile.
+    func pauseHeld(track: TrackID, utterance: Int, text: String) async {
+        await responder.readAhead(text)
+    }
+
     func finalTranscript(track: TrackID, utterance: Int, start: Double, end: Double, transcript: Transcript, latency: Duration) async {
         emit.yield(.transcriptFinal(utterance: utterance, start: start, end: end, transcript: transcript, latencyMilliseconds: latency.milliseconds))
     }

@@ -40,6 +40,13 @@ public struct ReplySettings: Sendable, Equatable {
     /// After each reply, have the model read the conversation so far into its prompt cache, so
     /// that the next turn's prompt reads only its plan, message and opener.
     public var warmHistory = true
+    /// In a pause held because its words stop mid-sentence, have the model read the words so far
+    /// into its prompt cache (``PromptBuilder/readAhead(_:history:)``), so that once the turn
+    /// ends its prompt reads only the words that came after, the feeling line and the opener.
+    /// Not at partial transcripts: on two cores, a model reading while the person speaks slowed
+    /// the decode of the next pause, which must come within the silence for a pause to be held
+    /// (BENCHMARKS.md, "Reading ahead").
+    public var readAhead = true
     /// Put every feeling's treatment in the prompt's cached start and name only the feeling in
     /// each turn (``PromptBuilder/planInStart``): a turn's prompt reads about 25 tokens fewer,
     /// and its first token comes about half a second sooner on two cores (BENCHMARKS.md).
@@ -360,6 +367,20 @@ actor Responder {
         }.value
     }
 
+    /// Has the model read the person's words so far (`words`, the transcript of a held pause)
+    /// after the conversation so far, while they are still speaking: when the turn ends, the
+    /// prompt the model already read is its start up to where the words went on. Skipped while a
+    /// reply is being written or a turn waits (the model is busy with them) and once the model
+    /// has been started on the words (a speculative start reads them anyway). A read-ahead still
+    /// running is replaced: what it has read is the start of the next one.
+    func readAhead(_ words: String) {
+        guard settings.reply.readAhead, current == nil, waiting == 0, speculation == nil, let chat = engines.chat else { return }
+        let messages = settings.reply.promptBuilder(for: persona).readAhead(words, history: memory)
+        warming?.cancel()
+        warming = Task { try? await chat.prefill(messages) }
+        TurnMetrics.readAheads.increment()
+    }
+
     /// Has the model read the conversation so far (the next prompt's start) while the person
     /// listens to the reply: the prompt it last read ended with the turn's plan, which the next
     /// prompt does not repeat, so the last message and reply would be read again before the
@@ -556,6 +577,8 @@ struct ReplyRun {
             crisis: plan.isCrisis, opener: opener)))
         var timings = TurnTimings(transcriptMs: (turn.transcribedAt - turn.speechEndedAt).milliseconds)
         var speculationLead: Double?
+        /// The first request's account of its prompt (the model's, or the speculative start's).
+        var promptReading = PromptReadingRecord()
 
         // Approved sentences flow to the speaking task, which synthesises them in order while
         // the model writes on.
@@ -581,6 +604,7 @@ struct ReplyRun {
             let pieces: AsyncThrowingStream<String, any Error>
             if let speculation = context.speculation, speculation.messages == messages {
                 pieces = speculation.pieces
+                promptReading = speculation.promptReading
                 speculationLead = (turn.speechEndedAt - speculation.startedAt).milliseconds
                 TurnMetrics.usedSpeculations.increment()
             } else {
@@ -589,7 +613,7 @@ struct ReplyRun {
                     TurnMetrics.droppedSpeculations.increment()
                     await speculation.finish()
                 }
-                pieces = chat.streamReply(to: messages)
+                pieces = chat.streamReply(to: messages, recordingPromptIn: promptReading)
             }
             var guardrail = ReplyGuard(
                 plan: plan, threshold: settings.reply.mismatchThreshold,
@@ -676,6 +700,12 @@ struct ReplyRun {
         reported["speculation_lead_ms"] = speculationLead
         // When the model was asked once more because the guard had left too little of its reply.
         reported["second_try_ms"] = secondTryAt
+        // How much of the prompt the model found in its cache and had to read before its first
+        // token (llama-server reports it): what read-ahead and the cached start save.
+        if let reading = promptReading.reading {
+            reported["prompt_tokens_cached"] = Double(reading.cachedTokens)
+            reported["prompt_tokens_read"] = Double(reading.readTokens)
+        }
         emit.yield(.event(.replyDone(reply: context.reply, text: spoken, interrupted: interrupted, timings: reported, rejected: rejected)))
         TurnMetrics.record(timings)
         return ReplyOutcome(turnIndex: context.turnIndex, spokenText: spoken, interrupted: interrupted, timings: timings)
@@ -725,6 +755,7 @@ enum TurnMetrics {
     static let speculations = Counter(label: "attune_speculative_replies_started_total")
     static let usedSpeculations = Counter(label: "attune_speculative_replies_used_total")
     static let droppedSpeculations = Counter(label: "attune_speculative_replies_dropped_total")
+    static let readAheads = Counter(label: "attune_read_aheads_total")
 
     /// Creates every histogram, so /metrics lists them before the first turn.
     static func register() {

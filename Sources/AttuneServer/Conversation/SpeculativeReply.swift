@@ -17,6 +17,8 @@ final class SpeculativeReply: Sendable {
     let startedAt = ContinuousClock.now
     /// The model's text so far and to come; read once, by the reply that takes it over.
     let pieces: AsyncThrowingStream<String, any Error>
+    /// How much of the prompt the model found cached and had to read.
+    let promptReading = PromptReadingRecord()
     private let task: Task<Void, Never>
     private let stopped = Flag()
 
@@ -25,11 +27,11 @@ final class SpeculativeReply: Sendable {
         self.messages = messages
         let (pieces, continuation) = AsyncThrowingStream.makeStream(of: String.self)
         self.pieces = pieces
-        let stopped = self.stopped
+        let (stopped, promptReading) = (self.stopped, self.promptReading)
         let task = Task {
             defer { stopped.set() }
             do {
-                for try await piece in chat.streamReply(to: messages) {
+                for try await piece in chat.streamReply(to: messages, recordingPromptIn: promptReading) {
                     continuation.yield(piece)
                 }
                 continuation.finish()
