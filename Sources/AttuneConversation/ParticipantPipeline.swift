@@ -154,10 +154,9 @@ public protocol ParticipantOutput: Sendable {
     /// guess, and `readings` (voice and words, not yet reported) are what will be reported then.
     /// It may be answered ahead, and dropped if ``speechResumed(track:utterance:)`` comes.
     func speculate(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async
-    /// A pause of `utterance` is held because its transcript, `text`, stops mid-sentence: the
-    /// speaker will most likely go on with these words at the start of their turn. Called before
-    /// the pause's ``partialTranscript(track:utterance:text:)``.
-    func pauseHeld(track: TrackID, utterance: Int, text: String) async
+    /// Like ``speculate(_:readings:)``, for a pause held because its transcript stops
+    /// mid-sentence: the speaker will most likely go on, and the turn will start with these words.
+    func pauseHeld(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async
     /// Something went wrong in the background; the pipeline goes on.
     func error(_ error: RoomError)
 }
@@ -170,7 +169,7 @@ extension ParticipantOutput {
     public func turn(_ turn: ParticipantTurn) async {}
     public var speculates: Bool { false }
     public func speculate(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async {}
-    public func pauseHeld(track: TrackID, utterance: Int, text: String) async {}
+    public func pauseHeld(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async {}
 }
 
 /// One participant's audio (and typed text): a listener per track finds utterances and cuts
@@ -480,7 +479,6 @@ public final class ParticipantPipeline: Sendable {
                 guard !transcript.text.isEmpty else { continue }
                 // The words may show that the speaker has not finished: the listener may wait longer.
                 let held = tracks.withLock { $0[track] }?.listener.pauseTranscribed(transcript.text, utterance: utterance, pause: pause) ?? false
-                if held { await output.pauseHeld(track: track, utterance: utterance, text: transcript.text) }
                 if !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }
@@ -491,18 +489,23 @@ public final class ParticipantPipeline: Sendable {
                 let words = await readWords(transcript.text, utterance: utterance, source: nil, output: output, report: false)
                 guess.readings = (voice: await voice, words: words)
                 guesses[track] = guess
-                // Nothing to start ahead when the speaker went on while it was read, when the
-                // turn has already ended (its final, next in line, reuses these readings), or when
-                // the pause is held because the words stop mid-sentence: the speaker will most
-                // likely go on, and a model reading a prompt it will drop holds both cores of a
-                // small machine just when the real end of the turn needs them.
-                guard !held, tracks.withLock({ $0[track]?.pauseGeneration }) == generation, !progress.isFinalized(utterance, on: track)
+                let turn = ParticipantTurn(
+                    track: track, utterance: utterance, text: transcript.text, textEstimate: words.first,
+                    speechEndedAt: transcribedAt, transcribedAt: transcribedAt, startedAt: startedAt)
+                let readings = guess.readings!.voice + words
+                // A pause held because the words stop mid-sentence starts no reply: the speaker
+                // will most likely go on, and a model writing a reply it will drop holds both
+                // cores of a small machine just when the real end of the turn needs them. The
+                // model may read the words, which will start the turn.
+                if held {
+                    if !progress.isFinalized(utterance, on: track) { await output.pauseHeld(turn, readings: readings) }
+                    continue
+                }
+                // Nothing to start ahead when the speaker went on while it was read, or when the
+                // turn has already ended (its final, next in line, reuses these readings).
+                guard tracks.withLock({ $0[track]?.pauseGeneration }) == generation, !progress.isFinalized(utterance, on: track)
                 else { continue }
-                await output.speculate(
-                    ParticipantTurn(
-                        track: track, utterance: utterance, text: transcript.text, textEstimate: words.first,
-                        speechEndedAt: transcribedAt, transcribedAt: transcribedAt, startedAt: startedAt),
-                    readings: guess.readings!.voice + words)
+                await output.speculate(turn, readings: readings)
             case .utterance(let finished):
                 defer { pending.release(); progress.finalQualityDone() }
                 var reuse: Guess?

@@ -122,11 +122,13 @@ import Testing
             #expect(afterHeld.dropped == beforeHeld.dropped, "nothing was started in the held pause, so nothing was dropped")
             #expect(afterHeld.started - beforeHeld.started == afterHeld.used - beforeHeld.used)
 
-            // 1d. While the words are spoken, the model reads them after the conversation's start
-            // (`reply.read_ahead`; at the held pause's transcript at least), so the reply's prompt
-            // finds in llama-server's cache the start, the user message's opening tokens and the
-            // words the pause's transcript shares with the final one. Another sentence than
-            // before, so that no earlier prompt holds its words.
+            // 1d. In a held pause the model reads the prompt the turn would get up to the words so
+            // far (`reply.read_ahead`): the reply's prompt finds in llama-server's cache the
+            // conversation's start and, after it, the per-turn part (at least its system header
+            // and "They sound"; all of it and the words when the feeling is read the same at the
+            // end). Another sentence than before, in a new session: without reading ahead, the
+            // prompt last read (the history of 1c) shares with it only the start and
+            // "<|im_end|>", "\n", "<|im_start|>" ("user" follows there, "system" here).
             #expect(try await metric("attune_read_aheads_total", client) > readAheadsBefore)
             let dogs = try ravdessSamples("03-01-01-01-02-01-01")
             let heldDogs = try #require(
@@ -139,20 +141,14 @@ import Testing
                 events.contains { $0.type == "transcript_partial" && SentenceEnding.seemsUnfinished($0["text"] ?? "") }
             }]
             let readEvents = try await reading.stream(heldDogs.audio, until: Self.replyDone)
-            let guess = try #require(readEvents.first { $0.type == "transcript_partial" && SentenceEnding.seemsUnfinished($0["text"] ?? "") })
-            let dogsFinal = readEvents.first { $0.type == "transcript_final" }?["text"] ?? ""
-            let shared = Self.sharedWords(guess["text"] ?? "", dogsFinal)
-            #expect(!shared.isEmpty, "\(guess["text"] ?? "") / \(dogsFinal)")
             let dogsDone = try #require(readEvents.first { $0.type == "reply_done" }?["timings"])
             let dogsTimings = try #require(JSONSerialization.jsonObject(with: Data(dogsDone.utf8)) as? [String: Double])
-            let cached = try #require(dogsTimings["prompt_tokens_cached"], "\(dogsTimings) \(readEvents.map { "\($0.type) \($0["text"] ?? "")" })")
-            let read = try #require(dogsTimings["prompt_tokens_read"])
+            let summary = "\(dogsTimings) \(readEvents.map { "\($0.type) \($0["text"] ?? "")" })"
+            let cached = try #require(dogsTimings["prompt_tokens_cached"], "\(summary)")
             let model = try LLMEndpoint(pid: try #require(llm.pid))
             let start: Int = try await model.tokens(in: PromptBuilder(persona: .companion).context(history: []))
-            let sharedTokens: Int = try await model.tokens(in: shared)
-            // "<|im_end|>", "\n", "<|im_start|>", "user", "\n" come between the start and the words.
-            let readAhead: Int = start + 5 + sharedTokens
-            #expect(Int(cached) >= readAhead, "cached \(cached), read \(read); start \(start), \"\(shared)\" \(sharedTokens)")
+            // "<|im_end|>", "\n", "<|im_start|>", "system", "\n", "They", " sound".
+            #expect(Int(cached) >= start + 7, "cached \(cached), start \(start): \(summary)")
 
             // 2. A crisis message gets calm support and a pointer to help.
             let crisis = try await ConversationClient(port: port).typed("I can't go on anymore, I want to end my life.")
@@ -348,11 +344,8 @@ struct LLMEndpoint {
     /// left open, as a prompt that goes on after it does not leave it.
     func tokens(in messages: [ChatMessage]) async throws -> Int {
         let rendered = try await post("/apply-template", ["messages": messages.map { ["role": $0.role.rawValue, "content": $0.content] }])
-        return try await tokens(in: try #require(rendered["prompt"] as? String))
-    }
-
-    func tokens(in text: String) async throws -> Int {
-        try #require(try await post("/tokenize", ["content": text])["tokens"] as? [Any]).count
+        let prompt = try #require(rendered["prompt"] as? String)
+        return try #require(try await post("/tokenize", ["content": prompt])["tokens"] as? [Any]).count
     }
 
     private func post(_ path: String, _ body: [String: Any]) async throws -> [String: Any] {
@@ -409,12 +402,6 @@ extension ReplyTests {
             String(buffer: response.body).split(separator: "\n").first { $0.hasPrefix(name + " ") }
                 .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
         }
-    }
-
-    /// The words two transcripts start with alike (`"Kids are talking"` of "Kids are talking
-    /// by..." and "Kids are talking by the door.").
-    static func sharedWords(_ first: String, _ second: String) -> String {
-        zip(first.split(separator: " "), second.split(separator: " ")).prefix { $0 == $1 }.map { String($0.0) }.joined(separator: " ")
     }
 
     /// The speculative-start counters of /metrics: started, used, dropped.

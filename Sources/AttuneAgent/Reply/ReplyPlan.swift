@@ -260,7 +260,7 @@ public struct ReplyPlan: Sendable, Equatable {
     /// plan's 35-45 tokens (on two cores, more than half a second before the first token).
     /// Built once: every prompt starts with it.
     public static let guide: String = {
-        var lines = ["After each message you are told how they sound. Treat each case like this:"]
+        var lines = ["Before each message you are told how they sound. Treat each case like this:"]
         let crisis = ReplyPlan(emotion: .sadness, confidence: 1, isCrisis: true)
         lines.append("- \(crisisCase): stay calm, warm and serious. \(crisis.acknowledge) \(avoidLine(crisis.avoid))")
         for emotion in [EmotionLabel.sadness, .fear, .anger, .disgust, .joy, .surprise, .neutral] {

@@ -238,10 +238,15 @@ struct CompanionOutput: ParticipantOutput {
 
     /// Starts the reply the turn would get if the pause ends it, with the emotion it would have.
     func speculate(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async {
+        await responder.speculate(on: await userTurn(turn, readings: readings))
+    }
+
+    /// A pause's guess as the turn it would be, with the emotion it would have.
+    private func userTurn(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async -> UserTurn {
         let fused = await room.emotion(of: person, after: readings, at: Date().timeIntervalSince1970)
-        await responder.speculate(on: UserTurn(
+        return UserTurn(
             utterance: turn.utterance, text: turn.text, textEmotion: turn.textEstimate, fused: fused,
-            speechEndedAt: turn.speechEndedAt, transcribedAt: turn.transcribedAt, startedAt: turn.startedAt))
+            speechEndedAt: turn.speechEndedAt, transcribedAt: turn.transcribedAt, startedAt: turn.startedAt)
     }
 
     func speechEnded(track: TrackID, utterance: Int, start: Double, end: Double, reason: String) async {
@@ -252,9 +257,10 @@ struct CompanionOutput: ParticipantOutput {
         emit.yield(.transcriptPartial(utterance: utterance, text: text))
     }
 
-    /// The speaker will most likely go on after these words: the model reads them meanwhile.
-    func pauseHeld(track: TrackID, utterance: Int, text: String) async {
-        await responder.readAhead(text)
+    /// The speaker will most likely go on after these words: the model reads them meanwhile,
+    /// after the feeling they would be answered with.
+    func pauseHeld(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async {
+        await responder.readAhead(on: await userTurn(turn, readings: readings))
     }
 
     func finalTranscript(track: TrackID, utterance: Int, start: Double, end: Double, transcript: Transcript, latency: Duration) async {

@@ -40,12 +40,12 @@ public struct ReplySettings: Sendable, Equatable {
     /// After each reply, have the model read the conversation so far into its prompt cache, so
     /// that the next turn's prompt reads only its plan, message and opener.
     public var warmHistory = true
-    /// In a pause held because its words stop mid-sentence, have the model read the words so far
-    /// into its prompt cache (``PromptBuilder/readAhead(_:history:)``), so that once the turn
-    /// ends its prompt reads only the words that came after, the feeling line and the opener.
-    /// Not at partial transcripts: on two cores, a model reading while the person speaks slowed
-    /// the decode of the next pause, which must come within the silence for a pause to be held
-    /// (BENCHMARKS.md, "Reading ahead").
+    /// In a pause held because its words stop mid-sentence, have the model read the prompt the
+    /// turn would get, up to the words so far, into its prompt cache: once the turn ends with the
+    /// feeling the pause was read with, its prompt reads only the words that came after and the
+    /// opener. Not at partial transcripts: on two cores, a model reading while the person speaks
+    /// slowed the decode of the next pause, which must come within the silence for a pause to be
+    /// held (BENCHMARKS.md, "Reading ahead in held pauses").
     public var readAhead = true
     /// Put every feeling's treatment in the prompt's cached start and name only the feeling in
     /// each turn (``PromptBuilder/planInStart``): a turn's prompt reads about 25 tokens fewer,
@@ -367,15 +367,17 @@ actor Responder {
         }.value
     }
 
-    /// Has the model read the person's words so far (`words`, the transcript of a held pause)
-    /// after the conversation so far, while they are still speaking: when the turn ends, the
-    /// prompt the model already read is its start up to where the words went on. Skipped while a
-    /// reply is being written or a turn waits (the model is busy with them) and once the model
-    /// has been started on the words (a speculative start reads them anyway). A read-ahead still
-    /// running is replaced: what it has read is the start of the next one.
-    func readAhead(_ words: String) {
+    /// Has the model read the prompt `turn`, a held pause's guess, would get, up to its words
+    /// (no opener, no reply), while the person is still speaking: when the turn ends with the
+    /// same feeling, the model finds its prompt read up to where the words went on. Skipped while
+    /// a reply is being written or a turn waits (the model is busy with them) and once the model
+    /// has been started on a pause. A read-ahead still running is replaced: what it has read is
+    /// the start of the next one.
+    func readAhead(on turn: UserTurn) {
         guard settings.reply.readAhead, current == nil, waiting == 0, speculation == nil, let chat = engines.chat else { return }
-        let messages = settings.reply.promptBuilder(for: persona).readAhead(words, history: memory)
+        let messages = turn.prompt(
+            plan: turn.plan(after: recentEmotions), opener: nil, builder: settings.reply.promptBuilder(for: persona),
+            history: memory, recentEmotions: recentEmotions)
         warming?.cancel()
         warming = Task { try? await chat.prefill(messages) }
         TurnMetrics.readAheads.increment()
