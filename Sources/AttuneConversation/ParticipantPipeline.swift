@@ -156,6 +156,7 @@ public protocol ParticipantOutput: Sendable {
     func speculate(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async
     /// Like ``speculate(_:readings:)``, for a pause held because its transcript stops
     /// mid-sentence: the speaker will most likely go on, and the turn will start with these words.
+    /// `readings` are those of the words only (the voice of the pause is still being read).
     func pauseHeld(_ turn: ParticipantTurn, readings: [EmotionEstimate]) async
     /// Something went wrong in the background; the pipeline goes on.
     func error(_ error: RoomError)
@@ -487,25 +488,24 @@ public final class ParticipantPipeline: Sendable {
                 let transcribedAt = ContinuousClock.now
                 async let voice = readVoice(audio, output: output, what: "utterance")
                 let words = await readWords(transcript.text, utterance: utterance, source: nil, output: output, report: false)
-                guess.readings = (voice: await voice, words: words)
-                guesses[track] = guess
                 let turn = ParticipantTurn(
                     track: track, utterance: utterance, text: transcript.text, textEstimate: words.first,
                     speechEndedAt: transcribedAt, transcribedAt: transcribedAt, startedAt: startedAt)
-                let readings = guess.readings!.voice + words
                 // A pause held because the words stop mid-sentence starts no reply: the speaker
                 // will most likely go on, and a model writing a reply it will drop holds both
                 // cores of a small machine just when the real end of the turn needs them. The
-                // model may read the words, which will start the turn.
-                if held {
-                    if !progress.isFinalized(utterance, on: track) { await output.pauseHeld(turn, readings: readings) }
-                    continue
-                }
+                // model may read the words, which will start the turn: at once, with the words'
+                // reading (the voice's, queued behind the chunks of the speech, came after the end
+                // of the turn when the machine was busy).
+                if held, !progress.isFinalized(utterance, on: track) { await output.pauseHeld(turn, readings: words) }
+                guess.readings = (voice: await voice, words: words)
+                guesses[track] = guess
+                if held { continue }
                 // Nothing to start ahead when the speaker went on while it was read, or when the
                 // turn has already ended (its final, next in line, reuses these readings).
                 guard tracks.withLock({ $0[track]?.pauseGeneration }) == generation, !progress.isFinalized(utterance, on: track)
                 else { continue }
-                await output.speculate(turn, readings: readings)
+                await output.speculate(turn, readings: guess.readings!.voice + words)
             case .utterance(let finished):
                 defer { pending.release(); progress.finalQualityDone() }
                 var reuse: Guess?

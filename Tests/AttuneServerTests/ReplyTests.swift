@@ -108,7 +108,6 @@ import Testing
                     of: audio, cutAfter: "by", pauseMs: 1_200, benchmark: TurnBenchmarkTests.quietBenchmark(pauses: [1_200])))
             let offered = try #require(try HeldPauseSessionTests.firstPauseOffered(in: held.audio))
             let beforeHeld = try await speculationCounts(client)
-            let readAheadsBefore = try await metric("attune_read_aheads_total", client)
             var holding = ConversationClient(port: port)
             holding.settleTimeout = .seconds(90)
             holding.gates = [.init(sample: Int((offered + 0.1) * 16_000)) { events in
@@ -128,19 +127,21 @@ import Testing
             // and "They sound"; all of it and the words when the feeling is read the same at the
             // end). Another sentence than before, in a new session: without reading ahead, the
             // prompt last read (the history of 1c) shares with it only the start and
-            // "<|im_end|>", "\n", "<|im_start|>" ("user" follows there, "system" here).
-            #expect(try await metric("attune_read_aheads_total", client) > readAheadsBefore)
+            // "<|im_end|>", "\n", "<|im_start|>" ("user" follows there, "system" here). The
+            // session's end-of-turn silence is 2 s, so that the pause's transcript always comes
+            // before the turn could end in it (a late one is 1c's race, which this does not test).
             let dogs = try ravdessSamples("03-01-01-01-02-01-01")
             let heldDogs = try #require(
                 try await TurnBenchmarkTests.item(
-                    of: dogs, cutAfter: "by", pauseMs: 1_200, benchmark: TurnBenchmarkTests.quietBenchmark(pauses: [1_200])))
-            let dogsOffered = try #require(try HeldPauseSessionTests.firstPauseOffered(in: heldDogs.audio))
+                    of: dogs, cutAfter: "by", pauseMs: 900, benchmark: TurnBenchmarkTests.quietBenchmark(pauses: [900])))
             var reading = ConversationClient(port: port)
             reading.settleTimeout = .seconds(90)
-            reading.gates = [.init(sample: Int((dogsOffered + 0.1) * 16_000)) { events in
-                events.contains { $0.type == "transcript_partial" && SentenceEnding.seemsUnfinished($0["text"] ?? "") }
-            }]
-            let readEvents = try await reading.stream(heldDogs.audio, until: Self.replyDone)
+            reading.trailingSilence = 2.5
+            let readAheadsBefore = try await metric("attune_read_aheads_total", client)
+            let readEvents = try await reading.stream(
+                heldDogs.audio, before: [.text(#"{"type":"configure","silence_ms":2000}"#)], until: Self.replyDone)
+            #expect(readEvents.filter { $0.type == "speech_ended" }.count == 1)
+            #expect(try await metric("attune_read_aheads_total", client) > readAheadsBefore)
             let dogsDone = try #require(readEvents.first { $0.type == "reply_done" }?["timings"])
             let dogsTimings = try #require(JSONSerialization.jsonObject(with: Data(dogsDone.utf8)) as? [String: Double])
             let summary = "\(dogsTimings) \(readEvents.map { "\($0.type) \($0["text"] ?? "")" })"
