@@ -128,9 +128,8 @@ public enum ProcessTree {
 
     /// A process's environment (`/proc/PID/environ`; readable for this user's processes).
     public static func environment(of pid: Int32) -> [String: String] {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return [:] }
         var environment: [String: String] = [:]
-        for entry in data.split(separator: 0).map({ String(decoding: $0, as: UTF8.self) }) {
+        for entry in nulSeparated("/proc/\(pid)/environ") {
             guard let equals = entry.firstIndex(of: "=") else { continue }
             environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
         }
@@ -139,7 +138,12 @@ public enum ProcessTree {
 
     /// A process's command line.
     public static func arguments(of pid: Int32) -> [String] {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
+        nulSeparated("/proc/\(pid)/cmdline")
+    }
+
+    /// The strings of a `/proc` file that separates them with NUL bytes (none if unreadable).
+    private static func nulSeparated(_ path: String) -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
         return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 }

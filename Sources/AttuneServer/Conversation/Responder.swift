@@ -270,10 +270,7 @@ actor Responder {
     /// that ends with the same prompt takes it over (``respond(to:)``).
     func speculate(on turn: UserTurn) {
         guard settings.reply.speculativeStart, current == nil, waiting == 0, let chat = engines.chat else { return }
-        let plan = turn.plan(after: recentEmotions)
-        let messages = turn.prompt(
-            plan: plan, opener: settings.reply.openingWords(for: turn.text, plan: plan),
-            builder: settings.reply.promptBuilder(for: persona), history: memory, recentEmotions: recentEmotions)
+        let messages = prompt(for: turn, withOpener: true)
         if let speculation, speculation.messages == messages { return }
         dropSpeculation()
         speculation = SpeculativeReply(utterance: turn.utterance, messages: messages, chat: chat)
@@ -375,12 +372,26 @@ actor Responder {
     /// the start of the next one.
     func readAhead(on turn: UserTurn) {
         guard settings.reply.readAhead, current == nil, waiting == 0, speculation == nil, let chat = engines.chat else { return }
-        let messages = turn.prompt(
-            plan: turn.plan(after: recentEmotions), opener: nil, builder: settings.reply.promptBuilder(for: persona),
-            history: memory, recentEmotions: recentEmotions)
+        readIntoCache(prompt(for: turn, withOpener: false), chat: chat)
+        TurnMetrics.readAheads.increment()
+    }
+
+    /// The messages the model gets for `turn` in this session now, going on from the plan's
+    /// opener or (for reading ahead) ending with the message: one rule for the speculative
+    /// start and the read-ahead, as ``UserTurn/prompt(plan:opener:builder:history:recentEmotions:)``
+    /// is for them and the reply.
+    private func prompt(for turn: UserTurn, withOpener: Bool) -> [ChatMessage] {
+        let plan = turn.plan(after: recentEmotions)
+        return turn.prompt(
+            plan: plan, opener: withOpener ? settings.reply.openingWords(for: turn.text, plan: plan) : nil,
+            builder: settings.reply.promptBuilder(for: persona), history: memory, recentEmotions: recentEmotions)
+    }
+
+    /// Has the model read `messages` into its prompt cache (``warming``), dropping a read still
+    /// running: what it has read is the start of this one.
+    private func readIntoCache(_ messages: [ChatMessage], chat: any ChatModel) {
         warming?.cancel()
         warming = Task { try? await chat.prefill(messages) }
-        TurnMetrics.readAheads.increment()
     }
 
     /// Has the model read the conversation so far (the next prompt's start) while the person
@@ -391,9 +402,7 @@ actor Responder {
     /// it has read is the start of this one.
     private func warmHistory() {
         guard settings.reply.warmHistory, waiting == 0, speculation == nil, let chat = engines.chat else { return }
-        let context = settings.reply.promptBuilder(for: persona).context(history: memory)
-        warming?.cancel()
-        warming = Task { try? await chat.prefill(context) }
+        readIntoCache(settings.reply.promptBuilder(for: persona).context(history: memory), chat: chat)
     }
 
     private func storeSessionIfNeeded() async {
@@ -580,7 +589,7 @@ struct ReplyRun {
         var timings = TurnTimings(transcriptMs: (turn.transcribedAt - turn.speechEndedAt).milliseconds)
         var speculationLead: Double?
         /// The first request's account of its prompt (the model's, or the speculative start's).
-        var promptReading = PromptReadingRecord()
+        var promptReading: PromptReadingRecord?
 
         // Approved sentences flow to the speaking task, which synthesises them in order while
         // the model writes on.
@@ -615,7 +624,9 @@ struct ReplyRun {
                     TurnMetrics.droppedSpeculations.increment()
                     await speculation.finish()
                 }
-                pieces = chat.streamReply(to: messages, recordingPromptIn: promptReading)
+                let reading = PromptReadingRecord()
+                promptReading = reading
+                pieces = chat.streamReply(to: messages, recordingPromptIn: reading)
             }
             var guardrail = ReplyGuard(
                 plan: plan, threshold: settings.reply.mismatchThreshold,
@@ -704,7 +715,7 @@ struct ReplyRun {
         reported["second_try_ms"] = secondTryAt
         // How much of the prompt the model found in its cache and had to read before its first
         // token (llama-server reports it): what read-ahead and the cached start save.
-        if let reading = promptReading.reading {
+        if let reading = promptReading?.reading {
             reported["prompt_tokens_cached"] = Double(reading.cachedTokens)
             reported["prompt_tokens_read"] = Double(reading.readTokens)
         }
