@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ENVIRONMENT = "ATTUNE_TEST_POSTGRES_URL"
@@ -52,6 +53,7 @@ class TemporaryPostgres:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.folder, "postgres", "postgres")
         self.started = False
+        self.watchdog: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -72,6 +74,7 @@ class TemporaryPostgres:
             self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "server.log"),
                      "-w", "-t", "60", "start", stdout=subprocess.DEVNULL)
             self.started = True
+            self.watchdog = self.watch(os.getpid())
             environment = dict(os.environ, PGPASSWORD=self.password)
             subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "attune", "-d", "postgres",
                             "-c", "CREATE DATABASE attune"], check=True, env=environment)
@@ -81,7 +84,19 @@ class TemporaryPostgres:
         print(f"PostgreSQL {self.bin.parent.name} for the tests on 127.0.0.1:{self.port} ({self.folder})", flush=True)
         return self.url
 
+    def watch(self, owner: int) -> subprocess.Popen:
+        """Starts a process, in a session of its own, that stops the server and deletes its
+        folder once `owner` has gone without doing so: an owner killed outright (SIGKILL, the
+        machine's out-of-memory killer) runs no cleanup of its own."""
+        return subprocess.Popen(
+            [sys.executable, __file__, "--watch", str(owner), str(self.data)], start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def __exit__(self, *_exception) -> None:
+        if self.watchdog is not None:
+            self.watchdog.kill()
+            self.watchdog.wait()
+            self.watchdog = None
         if self.started:
             subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "20", "stop"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -95,8 +110,33 @@ class TemporaryPostgres:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def stop_when_gone(owner: int, data: Path) -> int:
+    """The watchdog of ``TemporaryPostgres.watch``: waits for `owner` to end, then stops the
+    server of `data` (immediately) and deletes its folder, if they are still there."""
+    while True:
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(1)
+    pid_file = data / "postmaster.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)  # PostgreSQL's immediate shutdown
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+        for _ in range(20):
+            if not pid_file.exists():
+                break
+            time.sleep(0.5)
+    shutil.rmtree(data.parent, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     arguments = sys.argv[1:]
+    if arguments[:1] == ["--watch"]:
+        return stop_when_gone(int(arguments[1]), Path(arguments[2]))
     if arguments[:1] == ["--"]:
         arguments = arguments[1:]
     if not arguments:

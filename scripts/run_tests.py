@@ -10,7 +10,7 @@ Whatever the outcome (a pass, a failure, a crash, Ctrl-C or a CI timeout's SIGTE
 the tests started outlives the run: `swift test` runs in its own process group, every process
 it starts inherits a marker in its environment, and both are killed at the end. The tests get a
 throw-away PostgreSQL server (scripts/pg_temp.py, in ATTUNE_TEST_POSTGRES_URL), stopped and
-deleted at the end in every outcome, and a temporary directory of their own (TMPDIR), deleted
+deleted at the end in every outcome (by a watchdog process when this one is killed outright), and a temporary directory of their own (TMPDIR), deleted
 after them: what they, SwiftPM's runner and the browsers they start write there does not
 outlive the run.
 """
@@ -76,8 +76,10 @@ def main() -> int:
     LOG.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     marker = uuid.uuid4().hex
-    # A SIGTERM (a CI timeout) ends the run the way Ctrl-C does, so the cleanup below runs.
-    signal.signal(signal.SIGTERM, stop_on_terminate)
+    # A SIGTERM (a CI timeout) or SIGHUP (a closed terminal) ends the run the way Ctrl-C does,
+    # so the cleanup below runs; the PostgreSQL server's watchdog stops it even after a SIGKILL.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, stop_on_terminate)
     with ExitStack() as resources:
         temporary = resources.enter_context(tempfile.TemporaryDirectory(prefix="attune-run-", ignore_cleanup_errors=True))
         environment = dict(os.environ, **{MARKER: marker, "TMPDIR": temporary})
