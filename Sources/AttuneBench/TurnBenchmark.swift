@@ -297,7 +297,11 @@ public struct TurnBenchmark {
             var fed = 0
             while fed < item.audio.count {
                 if let pending = decoding, Double(fed) / 16_000 >= pending.readyAt {
-                    if pending.unfinished { pauses[pending.reading].held = turns.holdPause(pending.pause) }
+                    if pending.unfinished {
+                        pauses[pending.reading].held = turns.holdPause(pending.pause)
+                    } else {
+                        turns.releasePause(pending.pause)
+                    }
                     decoding = nil
                 }
                 let frame = Array(item.audio[fed..<min(fed + settings.frameSamples, item.audio.count)])
@@ -311,7 +315,8 @@ public struct TurnBenchmark {
                     case .speechEnded: ends.append((Double(fed) / 16_000, processing))
                     case .paused(let audio):
                         try writePauseAudio(audio, item: item, number: index, midSentence: Double(fed) / 16_000 < item.lastWord)
-                        guard let reader else { break }
+                        // Without a reader no verdict comes: the usual silence ends the turn.
+                        guard let reader else { turns.releasePause(turns.pauseNumber); break }
                         let decodeStarted = clock.now
                         let text = (try? await reader.transcribe(audio, pass: .final))?.text ?? ""
                         let took = settings.pauseDecodeTime.map { $0 * 1_000 } ?? (clock.now - decodeStarted).milliseconds

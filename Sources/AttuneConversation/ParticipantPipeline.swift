@@ -58,12 +58,14 @@ public protocol TrackListener: AnyObject, Sendable {
     /// The utterance in progress and its audio so far (for partial transcripts), if one is and
     /// the speaker is not in a pause (whose audio the pause's guess decodes).
     var utteranceInProgress: (utterance: Int, audio: [Float])? { get }
-    /// What was said up to pause `pause` of `utterance`, decoded while the speaker is silent: the
-    /// listener may wait longer for the end of the turn if the words stop mid-sentence. Unlike
-    /// the other members, it may be called from any task at any time; it takes effect from the
-    /// next frame, and does nothing once the speaker went on or the turn ended. Returns whether
-    /// the listener holds the pause (expects the speaker to go on).
-    func pauseTranscribed(_ text: String, utterance: Int, pause: Int) -> Bool
+    /// What was said up to pause `pause` of `utterance`, decoded while the speaker is silent, or
+    /// nil when the pause gets no transcript (not decoded, failed, empty): the listener may wait
+    /// longer for the end of the turn if the words stop mid-sentence, and may wait for this call
+    /// before a pause ends the turn, so every ``ListenerEvent/paused(utterance:pause:audio:)``
+    /// must get one. Unlike the other members, it may be called from any task at any time; it
+    /// takes effect from the next frame, and does nothing once the speaker went on or the turn
+    /// ended. Returns whether the listener holds the pause (expects the speaker to go on).
+    func pauseTranscribed(_ text: String?, utterance: Int, pause: Int) -> Bool
 }
 
 /// The engines a participant's audio goes through, behind protocols: the server builds them
@@ -375,7 +377,10 @@ public final class ParticipantPipeline: Sendable {
                     tracks[track.id]?.pauseGeneration += 1
                     return tracks[track.id]?.pauseGeneration ?? 0
                 }
-                guard settings.transcribe, engines.transcriber != nil, pending.claim() else { continue }
+                guard settings.transcribe, engines.transcriber != nil, pending.claim() else {
+                    _ = track.listener.pauseTranscribed(nil, utterance: utterance, pause: pause)
+                    continue
+                }
                 progress.finalQualityQueued()
                 enqueue.yield(.guess(
                     track: track.id, output: output, utterance: utterance, pause: pause, audio: audio, startedAt: track.startedAt,
@@ -473,13 +478,17 @@ public final class ParticipantPipeline: Sendable {
                 }
             case let .guess(track, output, utterance, pause, audio, startedAt, generation):
                 defer { pending.release(); progress.finalQualityDone() }
+                let listener = tracks.withLock { $0[track] }?.listener
                 guard let transcriber = engines.transcriber, let transcript = try? await transcriber.transcribe(audio, pass: .final)
-                else { continue }
+                else {
+                    _ = listener?.pauseTranscribed(nil, utterance: utterance, pause: pause)
+                    continue
+                }
                 var guess = Guess(utterance: utterance, audio: audio, transcript: transcript)
                 guesses[track] = guess
-                guard !transcript.text.isEmpty else { continue }
                 // The words may show that the speaker has not finished: the listener may wait longer.
-                let held = tracks.withLock { $0[track] }?.listener.pauseTranscribed(transcript.text, utterance: utterance, pause: pause) ?? false
+                let held = listener?.pauseTranscribed(transcript.text.isEmpty ? nil : transcript.text, utterance: utterance, pause: pause) ?? false
+                guard !transcript.text.isEmpty else { continue }
                 if !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }

@@ -212,6 +212,7 @@ extension AttuneConfiguration {
         .milliseconds("turn.smart_turn_max_silence_ms", "with smart_turn: the silence that ends a turn the model called incomplete", \.turn.maxSilence, 100...60_000),
         .flag("turn.hold_unfinished", "true: hold a pause whose transcript stops mid-sentence ('by the', 'and') until turn.unfinished_silence_ms", \.turn.holdUnfinished),
         .milliseconds("turn.unfinished_silence_ms", "the silence that ends a turn whose pause stopped mid-sentence", \.turn.unfinishedSilence, 100...60_000),
+        .flag("turn.await_pause_transcript", "true: with hold_unfinished, a pause ends the turn only once its transcript is read (at most turn.unfinished_silence_ms)", \.turn.awaitPauseTranscript),
         .milliseconds("stream.partial_interval_ms", "how often partial transcripts are decoded", \.stream.partialInterval, 100...60_000),
         .decimal("stream.partial_backoff", "a partial waits at least this many times the last partial's decode time", \.stream.partialBackoff, 0...100),
         .integer("stream.max_frame_bytes", "largest audio frame accepted on the WebSocket", \.stream.maxFrameBytes, 2...16_777_216),

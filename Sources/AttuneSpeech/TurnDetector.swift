@@ -26,6 +26,11 @@ public struct TurnSettings: Sendable, Equatable {
     public var holdUnfinished = true
     /// The silence that ends a turn whose pause was held as unfinished, in seconds.
     public var unfinishedSilence = 1.5
+    /// With `holdUnfinished`: a pause's silence does not end the turn before the owner has read
+    /// the pause's transcript and said whether to hold it (``TurnDetector/holdPause(_:)``) or
+    /// not (``TurnDetector/releasePause(_:)``), waiting at most `unfinishedSilence`. Without it,
+    /// a decode that comes after `trailingSilence` comes too late to hold the pause.
+    public var awaitPauseTranscript = true
 
     public enum EndOfTurn: String, Sendable, CaseIterable {
         case silence
@@ -79,7 +84,8 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     private var speechStart = 0
     private var lastSpeech = 0
     /// The speaker's pause in the turn: none yet (speaking), offered for a speculative
-    /// transcript (``TurnEvent/paused(audio:)``), or held as unfinished (``holdPause(_:)``).
+    /// transcript (``TurnEvent/paused(audio:)``), released to the usual silence
+    /// (``releasePause(_:)``), or held as unfinished (``holdPause(_:)``).
     private var pause = Pause.none
     private var completionAsked = false
     /// The number of the last pause offered (``TurnEvent/paused(audio:)``), counted over the
@@ -90,7 +96,7 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     /// when it cannot tell; used when `settings.endOfTurn` is `.smartTurn`.
     private let completion: ((_ utterance: [Float]) -> Double?)?
 
-    private enum Pause { case none, offered, held }
+    private enum Pause { case none, offered, released, held }
 
     public init(
         detector: Detector, settings: TurnSettings = .init(), window: Int = VoiceActivitySettings().windowSize,
@@ -103,10 +109,15 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
     }
 
     /// The silence that ends a turn for sure: `maxSilence` when Smart Turn may end it sooner,
-    /// at least `unfinishedSilence` in a pause held as unfinished.
+    /// at least `unfinishedSilence` in a pause held as unfinished or waiting for its transcript.
     private var silenceLimit: Double {
         let limit = settings.endOfTurn == .smartTurn && completion != nil ? settings.maxSilence : settings.trailingSilence
-        return pause == .held ? max(limit, settings.unfinishedSilence) : limit
+        return pause == .held || isAwaitingTranscript ? max(limit, settings.unfinishedSilence) : limit
+    }
+
+    /// Whether the pause in progress waits for its transcript's verdict (`awaitPauseTranscript`).
+    private var isAwaitingTranscript: Bool {
+        pause == .offered && settings.holdUnfinished && settings.awaitPauseTranscript
     }
 
     /// Holds pause number `number` (the speaker stopped on an unfinished sentence): if the speaker
@@ -118,6 +129,14 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         guard settings.holdUnfinished, isPaused, number == pauseNumber else { return false }
         pause = .held
         return true
+    }
+
+    /// Releases pause number `number` (its transcript reads as a finished sentence, or there is
+    /// none): if the speaker is still in it and it was not held, the usual silence ends the turn
+    /// again, from the next frame. A pause already over is left alone.
+    public mutating func releasePause(_ number: Int) {
+        guard isPaused, number == pauseNumber, pause == .offered else { return }
+        pause = .released
     }
 
     /// Seconds of audio received so far.

@@ -9,15 +9,26 @@ func clip(_ name: String) throws -> [Float] {
     try Resampler.resample(try AudioFileDecoder().read(contentsOf: TestData.ravdess(name)), to: 16_000).samples
 }
 
-/// Feeds audio in 20 ms frames, as the browser sends it.
+/// Feeds audio in 20 ms frames, as the browser sends it, as an owner that reads no pause's
+/// transcript (each pause offered is released at once).
 func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEvent] {
     var turns = TurnDetector(
         detector: try SileroVoiceActivityDetector(model: TestData.vadModel, settings: .forTurns(settings)), settings: settings)
     var events: [TurnEvent] = []
     for start in stride(from: 0, to: audio.count, by: 320) {
-        events += turns.accept(Array(audio[start..<min(start + 320, audio.count)]))
+        events += turns.acceptWithoutTranscripts(Array(audio[start..<min(start + 320, audio.count)]))
     }
     return events
+}
+
+extension TurnDetector {
+    /// ``accept(_:)`` for an owner that reads no pause's transcript: it releases each pause
+    /// offered at once, so that `awaitPauseTranscript` does not wait for a verdict never coming.
+    mutating func acceptWithoutTranscripts(_ samples: [Float]) -> [TurnEvent] {
+        let events = accept(samples)
+        for case .paused in events { releasePause(pauseNumber) }
+        return events
+    }
 }
 
 @Suite struct TurnDetectorTests {
@@ -187,7 +198,7 @@ func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEven
     }
 
     /// Feeds `audio` in 20 ms frames; at each offered pause, `hold` names the pause to hold (given
-    /// the current pause's number), or nil for none.
+    /// the current pause's number), or nil for none; a pause not held is released.
     static func ends(_ audio: [Float], settings: TurnSettings = .init(), hold: (Int) -> Int?) throws -> (ends: [Double], held: [Bool]) {
         var turns = TurnDetector(
             detector: try SileroVoiceActivityDetector(model: TestData.vadModel, settings: .forTurns(settings)), settings: settings)
@@ -197,7 +208,9 @@ func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEven
             for event in turns.accept(Array(audio[start..<min(start + 320, audio.count)])) {
                 switch event {
                 case .paused:
-                    held.append(hold(turns.pauseNumber).map { turns.holdPause($0) } ?? false)
+                    let holds = hold(turns.pauseNumber).map { turns.holdPause($0) } ?? false
+                    if !holds { turns.releasePause(turns.pauseNumber) }
+                    held.append(holds)
                 case let .speechEnded(_, end, _, _):
                     ends.append(end)
                 default: break
@@ -205,6 +218,34 @@ func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEven
             }
         }
         return (ends, held)
+    }
+
+    /// Feeds `audio` in 20 ms frames, giving each offered pause's verdict (hold it or release
+    /// it) `delay` seconds of stream time after the offer, or never (nil), as a transcription
+    /// that takes that long would. Returns each turn's end and the stream time it was reported.
+    static func endsWithVerdicts(
+        _ audio: [Float], settings: TurnSettings = .init(), delay: Double?, hold: Bool
+    ) throws -> [(end: Double, reportedAt: Double)] {
+        var turns = TurnDetector(
+            detector: try SileroVoiceActivityDetector(model: TestData.vadModel, settings: .forTurns(settings)), settings: settings)
+        var ends: [(Double, Double)] = []
+        var verdict: (pause: Int, due: Double)?
+        for start in stride(from: 0, to: audio.count, by: 320) {
+            if let due = verdict, turns.time >= due.due {
+                if hold { turns.holdPause(due.pause) } else { turns.releasePause(due.pause) }
+                verdict = nil
+            }
+            for event in turns.accept(Array(audio[start..<min(start + 320, audio.count)])) {
+                switch event {
+                case .paused:
+                    verdict = delay.map { (turns.pauseNumber, turns.time + $0) }
+                case let .speechEnded(_, end, _, _):
+                    ends.append((end, turns.time))
+                default: break
+                }
+            }
+        }
+        return ends
     }
 
     @Test func aHeldPauseWaitsForTheRestOfTheSentence() throws {
@@ -238,6 +279,37 @@ func run(_ audio: [Float], settings: TurnSettings = .init()) throws -> [TurnEven
         settings.unfinishedSilence = 0.8
         let shortHold = try Self.ends(audio, settings: settings) { $0 }
         #expect(shortHold.held.first == true && shortHold.ends.count == 2, "\(shortHold)")
+    }
+
+    /// A pause's transcript that comes after `trailingSilence` (a slow decode) still holds the
+    /// pause: the turn waits for it. Without `awaitPauseTranscript` it comes too late.
+    @Test func aLateTranscriptStillHoldsItsPause() throws {
+        let audio = try Self.pausedSentence()
+        let late = try Self.endsWithVerdicts(audio, delay: 0.7, hold: true)
+        #expect(late.count == 1, "the transcript 0.7 s into the pause holds it: \(late)")
+        var settings = TurnSettings()
+        settings.awaitPauseTranscript = false
+        let notAwaited = try Self.endsWithVerdicts(audio, settings: settings, delay: 0.7, hold: true)
+        #expect(notAwaited.count == 2, "without waiting, the pause ended the turn first: \(notAwaited)")
+    }
+
+    /// A pause released late ends the turn at the release, its silence being long enough by then;
+    /// a pause whose verdict never comes ends it after `unfinishedSilence`.
+    @Test func aPauseWaitsForItsVerdictAtMostTheUnfinishedSilence() throws {
+        let audio = try Self.pausedSentence()
+        let released = try Self.endsWithVerdicts(audio, delay: 0.7, hold: false)
+        try #require(released.count == 2, "\(released)")
+        // Offered 0.2 s into the pause, released 0.7 s later: reported about 0.9 s after the speech.
+        #expect(abs(released[0].reportedAt - released[0].end - 0.9) < 0.1, "\(released)")
+
+        var settings = TurnSettings()
+        settings.unfinishedSilence = 0.8
+        let never = try Self.endsWithVerdicts(audio, settings: settings, delay: nil, hold: false)
+        try #require(never.count == 2, "\(never)")
+        #expect(abs(never[0].reportedAt - never[0].end - 0.8) < 0.1, "\(never)")
+        settings.unfinishedSilence = 1.5
+        let longer = try Self.endsWithVerdicts(audio, settings: settings, delay: nil, hold: false)
+        #expect(longer.count == 1, "a one-second pause is inside a 1.5 s wait: \(longer)")
     }
 }
 

@@ -22,9 +22,10 @@ final class Listener: TrackListener, @unchecked Sendable {
     private let chunkSeconds: Double?
     /// Samples of the utterance in progress already reported in chunks.
     private var chunked = 0
-    /// A pause whose transcript stopped mid-sentence, reported from the transcription task
-    /// (``pauseTranscribed(_:utterance:pause:)``) and held with the next frame.
-    private let unfinishedPause = Mutex<(utterance: Int, pause: Int)?>(nil)
+    /// The verdict on a pause's transcript, reported from the transcription task
+    /// (``pauseTranscribed(_:utterance:pause:)``) and applied with the next frame: hold the pause
+    /// (the words stop mid-sentence) or release it to the usual silence.
+    private let pauseVerdict = Mutex<(utterance: Int, pause: Int, hold: Bool)?>(nil)
     /// `turn.hold_unfinished`, kept apart from the detector's settings, which only the listening
     /// thread may read.
     private let holdsUnfinished: Bool
@@ -67,7 +68,7 @@ final class Listener: TrackListener, @unchecked Sendable {
             }
             samples = resampler?.process(samples) ?? []
         }
-        holdUnfinishedPause()
+        applyPauseVerdict()
         let events = turns.accept(samples).map(translate)
         return events + chunks(after: events)
     }
@@ -105,18 +106,22 @@ final class Listener: TrackListener, @unchecked Sendable {
         turns.endTurn().map { [translate($0)] } ?? []
     }
 
-    func pauseTranscribed(_ text: String, utterance: Int, pause: Int) -> Bool {
-        guard holdsUnfinished, SentenceEnding.seemsUnfinished(text) else { return false }
-        unfinishedPause.withLock { $0 = (utterance, pause) }
-        return true
+    func pauseTranscribed(_ text: String?, utterance: Int, pause: Int) -> Bool {
+        let hold = holdsUnfinished && text.map(SentenceEnding.seemsUnfinished) == true
+        pauseVerdict.withLock { $0 = (utterance, pause, hold) }
+        return hold
     }
 
-    /// Holds the pause reported unfinished, if the speaker is still in it.
-    private func holdUnfinishedPause() {
-        guard let (utterance, pause) = unfinishedPause.withLock({ held in defer { held = nil }; return held }),
-            utterance == currentUtterance
+    /// Holds or releases the pause a transcript was read for, if the speaker is still in it.
+    private func applyPauseVerdict() {
+        guard let verdict = pauseVerdict.withLock({ verdict in defer { verdict = nil }; return verdict }),
+            verdict.utterance == currentUtterance
         else { return }
-        turns.holdPause(pause)
+        if verdict.hold {
+            turns.holdPause(verdict.pause)
+        } else {
+            turns.releasePause(verdict.pause)
+        }
     }
 
     private func translate(_ event: TurnEvent) -> ListenerEvent {
