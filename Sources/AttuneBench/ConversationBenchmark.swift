@@ -284,9 +284,15 @@ struct TurnMeasurement: Sendable {
         self.position = position
         let stream = "turn \(position + 1), pause \(item.pauseMs.map { "\($0) ms after \(item.cutAfter ?? "-")" } ?? "none")"
         // The server ended the turn before it had heard the last word.
+        // What the server heard: each pause's speculative transcript ("…" when it held the pause
+        // or the speaker went on) and each final, in order, for reading a run's cuts and holds.
+        let heard = events.filter { $0.type == "transcript_partial" || $0.type == "transcript_final" }.compactMap { event in
+            event["text"].map { event.type == "transcript_final" ? "final \"\($0)\"" : "\"\($0)\"" }
+        }
+        let heardNote = heard.isEmpty ? "" : " [heard: \(heard.joined(separator: ", "))]"
         if events.contains(where: { $0.type == "speech_ended" && $0.arrival < lastWord }) {
             falseCut = true
-            summary = "\(stream): false cut"
+            summary = "\(stream): false cut\(heardNote)"
             return
         }
         guard let ended = events.first(where: { $0.type == "speech_ended" }),
@@ -324,6 +330,7 @@ struct TurnMeasurement: Sendable {
             + (speculative ? " (speculative)" : "")
             + (timings["second_try_ms"] != nil ? " (asked twice)" : "")
         let rejected = done.strings("rejected")
-        summary += ": \"\(done["text"] ?? "")\"" + (rejected.isEmpty ? "" : " (the guard replaced: \(rejected.map { "\"\($0)\"" }.joined(separator: ", ")))")
+        summary += heardNote + ": \"\(done["text"] ?? "")\""
+            + (rejected.isEmpty ? "" : " (the guard replaced: \(rejected.map { "\"\($0)\"" }.joined(separator: ", ")))")
     }
 }

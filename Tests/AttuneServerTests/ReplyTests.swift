@@ -100,23 +100,20 @@ import Testing
 
             // 1c. A pause whose words stop mid-sentence ("Kids are talking by") is held, and the
             // model is not started on it: the speaker will most likely go on, and a prompt read
-            // only to be dropped would hold the cores when the real end comes. The client waits
-            // 0.1 s after the pause is offered until the pause's transcript has arrived, so the
-            // hold is never late (as in `HeldPauseSessionTests`).
+            // only to be dropped would hold the cores when the real end comes. The pause's
+            // silence cannot end the turn before its transcript is read
+            // (`turn.await_pause_transcript`), so the hold is never late on a busy machine.
             let held = try #require(
                 try await TurnBenchmarkTests.item(
                     of: audio, cutAfter: "by", pauseMs: 1_200, benchmark: TurnBenchmarkTests.quietBenchmark(pauses: [1_200])))
-            let offered = try #require(try HeldPauseSessionTests.firstPauseOffered(in: held.audio))
             let beforeHeld = try await speculationCounts(client)
             var holding = ConversationClient(port: port)
             holding.settleTimeout = .seconds(90)
-            holding.gates = [.init(sample: Int((offered + 0.1) * 16_000)) { events in
-                events.contains { $0.type == "transcript_partial" && SentenceEnding.seemsUnfinished($0["text"] ?? "") }
-            }]
             let heldEvents = try await holding.stream(held.audio, until: Self.replyDone)
             #expect(heldEvents.filter { $0.type == "speech_ended" }.count == 1)
+            // The one turn has the whole sentence (a cut pause leaves "door" too short for a turn).
             let heldFinal = heldEvents.first { $0.type == "transcript_final" }?["text"]?.lowercased() ?? ""
-            #expect(Self.saysWordsAfterTheCut(heldFinal), "\(heldFinal)")
+            #expect(heldFinal.contains("door"), "\(heldFinal)")
             let afterHeld = try await speculationCounts(client)
             #expect(afterHeld.dropped == beforeHeld.dropped, "nothing was started in the held pause, so nothing was dropped")
             #expect(afterHeld.started - beforeHeld.started == afterHeld.used - beforeHeld.used)
@@ -127,19 +124,15 @@ import Testing
             // and "They sound"; all of it and the words when the feeling is read the same at the
             // end). Another sentence than before, in a new session: without reading ahead, the
             // prompt last read (the history of 1c) shares with it only the start and
-            // "<|im_end|>", "\n", "<|im_start|>" ("user" follows there, "system" here). The
-            // session's end-of-turn silence is 2 s, so that the pause's transcript always comes
-            // before the turn could end in it (a late one is 1c's race, which this does not test).
+            // "<|im_end|>", "\n", "<|im_start|>" ("user" follows there, "system" here).
             let dogs = try ravdessSamples("03-01-01-01-02-01-01")
             let heldDogs = try #require(
                 try await TurnBenchmarkTests.item(
                     of: dogs, cutAfter: "by", pauseMs: 900, benchmark: TurnBenchmarkTests.quietBenchmark(pauses: [900])))
             var reading = ConversationClient(port: port)
             reading.settleTimeout = .seconds(90)
-            reading.trailingSilence = 2.5
             let readAheadsBefore = try await metric("attune_read_aheads_total", client)
-            let readEvents = try await reading.stream(
-                heldDogs.audio, before: [.text(#"{"type":"configure","silence_ms":2000}"#)], until: Self.replyDone)
+            let readEvents = try await reading.stream(heldDogs.audio, until: Self.replyDone)
             #expect(readEvents.filter { $0.type == "speech_ended" }.count == 1)
             #expect(try await metric("attune_read_aheads_total", client) > readAheadsBefore)
             let dogsDone = try #require(readEvents.first { $0.type == "reply_done" }?["timings"])
