@@ -274,7 +274,10 @@ public final class ParticipantPipeline: Sendable {
         let outcome = try await engines.listenPool.run { () -> Result<([ListenerEvent], (Int, [Float])?), ListenerError> in
             Result { () throws(ListenerError) in
                 let events = try listener.accept(input)
-                let partial = partialDue ? listener.utteranceInProgress.flatMap { $0.audio.count >= minimumPartial ? $0 : nil } : nil
+                // Not when the speaker has just gone on after a pause: its decode read the words so far.
+                let resumed = events.contains { if case .resumed = $0 { true } else { false } }
+                let partial = partialDue && !resumed
+                    ? listener.utteranceInProgress.flatMap { $0.audio.count >= minimumPartial ? $0 : nil } : nil
                 return (events, partial)
             }
         }
@@ -370,11 +373,17 @@ public final class ParticipantPipeline: Sendable {
                 let source = EmotionSource(channel: .voice, kind: .chunk, track: track.id, start: start, end: end)
                 enqueueSpeech.yield(SpeechJob(output: output, utterance: utterance, audio: audio, source: source))
             case let .resumed(utterance):
-                tracks.withLock { $0[track.id]?.pauseGeneration += 1 }
+                // The pause's decode has just read the utterance so far: the next partial waits
+                // a full interval, so that it does not hold Whisper when the next pause comes.
+                tracks.withLock {
+                    $0[track.id]?.pauseGeneration += 1
+                    $0[track.id]?.lastPartial = .now
+                }
                 await output.speechResumed(track: track.id, utterance: utterance)
             case let .paused(utterance, pause, audio):
                 let generation = tracks.withLock { tracks -> Int in
                     tracks[track.id]?.pauseGeneration += 1
+                    tracks[track.id]?.lastPartial = .now
                     return tracks[track.id]?.pauseGeneration ?? 0
                 }
                 guard settings.transcribe, engines.transcriber != nil, pending.claim() else {
