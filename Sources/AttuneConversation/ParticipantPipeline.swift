@@ -480,8 +480,13 @@ public final class ParticipantPipeline: Sendable {
                 guard let transcriber = engines.transcriber, !progress.isFinalized(utterance, on: track),
                     !progress.finalQualityWaiting else { continue }
                 let started = ContinuousClock.now
-                let transcript = try? await transcriber.transcribe(audio, pass: .partial)
-                progress.partialTook(.now - started)
+                // Given up as soon as a pause's guess or a final is queued (or this utterance
+                // ended): they need Whisper now, and would show this partial's words anyway.
+                let progress = self.progress
+                let transcript = try? await transcriber.transcribe(audio, pass: .partial) {
+                    progress.finalQualityWaiting || progress.isFinalized(utterance, on: track)
+                }
+                if transcript != nil { progress.partialTook(.now - started) }
                 if let transcript, !transcript.text.isEmpty, !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }

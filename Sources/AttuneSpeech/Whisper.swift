@@ -85,6 +85,12 @@ public final class WhisperModel: @unchecked Sendable {
     }()
 }
 
+/// The question whisper.cpp's abort callback asks, kept alive for the decode's length.
+private final class AbandonCheck {
+    let abandon: @Sendable () -> Bool
+    init(_ abandon: @escaping @Sendable () -> Bool) { self.abandon = abandon }
+}
+
 /// A word of a transcript and where it was heard, in seconds from the start of the audio.
 public struct TimedWord: Sendable, Equatable {
     public var text: String
@@ -114,10 +120,21 @@ public final class WhisperTranscriber: SpeechTranscribing {
     }
 
     public func transcribe(_ samples: [Float], pass: TranscriptionPass) async throws -> Transcript {
+        try await transcribe(samples, pass: pass, abandonIf: nil)
+    }
+
+    /// Asks `abandon` before the decode and from whisper.cpp's abort callback, which ggml calls
+    /// before each of its computations (the encoder, each decoder step).
+    public func transcribe(_ samples: [Float], pass: TranscriptionPass, abandonIf abandon: @escaping @Sendable () -> Bool) async throws -> Transcript {
+        try await transcribe(samples, pass: pass, abandonIf: Optional(abandon))
+    }
+
+    private func transcribe(_ samples: [Float], pass: TranscriptionPass, abandonIf abandon: (@Sendable () -> Bool)?) async throws -> Transcript {
         guard !samples.isEmpty else { return .empty }
         let (model, settings) = (self.model, self.settings)
         return try await withState { state in
-            try Self.decode(samples, model: model, state: state, settings: settings, pass: pass)
+            if abandon?() == true { throw TranscriptionAbandoned() }
+            try Self.decode(samples, model: model, state: state, settings: settings, pass: pass, abandon: abandon)
             return Self.transcript(
                 from: state, model: model, seconds: Double(samples.count) / 16_000, noSpeechThreshold: settings.noSpeechThreshold)
         }
@@ -172,7 +189,7 @@ public final class WhisperTranscriber: SpeechTranscribing {
     /// Decodes `samples` into `state`; its segments and tokens are read from there.
     private static func decode(
         _ samples: [Float], model: WhisperModel, state: OpaquePointer, settings: WhisperSettings, pass: TranscriptionPass,
-        wordTimings: Bool = false
+        wordTimings: Bool = false, abandon: (@Sendable () -> Bool)? = nil
     ) throws {
         var params = whisper_full_default_params(WHISPER_SAMPLING_GREEDY)
         params.n_threads = Int32(settings.threadsPerDecode)
@@ -201,14 +218,25 @@ public final class WhisperTranscriber: SpeechTranscribing {
             params.temperature_inc = 0
             params.max_tokens = Int32(8 + seconds * 6)
         }
+        let check = abandon.map(AbandonCheck.init)
+        if let check {
+            params.abort_callback = { data in
+                guard let data else { return false }
+                return Unmanaged<AbandonCheck>.fromOpaque(data).takeUnretainedValue().abandon()
+            }
+            params.abort_callback_user_data = Unmanaged.passUnretained(check).toOpaque()
+        }
         let language = model.isMultilingual ? settings.language : "en"
-        let result = (language ?? "auto").withCString { code -> Int32 in
-            params.language = code
-            params.detect_language = language == nil
-            return samples.withUnsafeBufferPointer {
-                whisper_full_with_state(model.context, state, params, $0.baseAddress, Int32($0.count))
+        let result = withExtendedLifetime(check) {
+            (language ?? "auto").withCString { code -> Int32 in
+                params.language = code
+                params.detect_language = language == nil
+                return samples.withUnsafeBufferPointer {
+                    whisper_full_with_state(model.context, state, params, $0.baseAddress, Int32($0.count))
+                }
             }
         }
+        if result != 0, abandon?() == true { throw TranscriptionAbandoned() }
         guard result == 0 else { throw WhisperError(description: "whisper.cpp failed to decode (code \(result))") }
     }
 

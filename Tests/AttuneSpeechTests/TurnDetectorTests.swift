@@ -3,6 +3,7 @@ import AttuneCore
 import AttuneSpeech
 import AttuneTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 func clip(_ name: String) throws -> [Float] {
@@ -140,6 +141,25 @@ extension TurnDetector {
         #expect(partial.text.lowercased().hasPrefix("kids"))
         #expect(partial.segments.count <= 1)
         #expect(partial.text.split(separator: " ").count <= 8, "no repetition loop: \(partial.text)")
+    }
+
+    /// A decode given up midway (here once the callback has been asked a few times: after the
+    /// encoder, among the decoder's steps) throws `TranscriptionAbandoned`, and the transcriber's
+    /// decoding states still decode the next utterance correctly.
+    @Test func aDecodeNoLongerWantedIsAbandoned() async throws {
+        let audio = try clip("03-01-01-01-01-01-01")
+        let asked = Mutex(0)
+        await #expect(throws: TranscriptionAbandoned.self) {
+            _ = try await Self.transcriber.transcribe(audio, pass: .final) { asked.withLock { $0 += 1; return $0 > 3 } }
+        }
+        #expect(asked.withLock { $0 } > 3, "asked during the decode, not only before it")
+        await #expect(throws: TranscriptionAbandoned.self) {
+            _ = try await Self.transcriber.transcribe(audio, pass: .partial) { true }
+        }
+        for _ in 0..<2 {
+            let transcript = try await Self.transcriber.transcribe(audio, pass: .final) { false }
+            #expect(transcript.text.lowercased().filter { $0.isLetter || $0 == " " } == "kids are talking by the door")
+        }
     }
 
     @Test func silenceAndNoiseBecomeNoText() async throws {
