@@ -28,8 +28,9 @@ public struct TurnSettings: Sendable, Equatable {
     public var unfinishedSilence = 1.5
     /// With `holdUnfinished`: a pause's silence does not end the turn before the owner has read
     /// the pause's transcript and said whether to hold it (``TurnDetector/holdPause(_:)``) or
-    /// not (``TurnDetector/releasePause(_:)``), waiting at most `unfinishedSilence`. Without it,
-    /// a decode that comes after `trailingSilence` comes too late to hold the pause.
+    /// not (``TurnDetector/releasePause(_:)``), waiting at most `unfinishedSilence` (Smart Turn's
+    /// "complete" still ends it at once). Without it, a decode that comes after `trailingSilence`
+    /// comes too late to hold the pause.
     public var awaitPauseTranscript = true
 
     public enum EndOfTurn: String, Sendable, CaseIterable {
