@@ -283,13 +283,13 @@ struct TurnMeasurement: Sendable {
     init(item: TurnBenchmark.Item, position: Int, events: [ReceivedEvent], speechEnd: ContinuousClock.Instant, lastWord: ContinuousClock.Instant) {
         self.position = position
         let stream = "turn \(position + 1), pause \(item.pauseMs.map { "\($0) ms after \(item.cutAfter ?? "-")" } ?? "none")"
-        // The server ended the turn before it had heard the last word.
         // What the server heard: each pause's speculative transcript ("…" when it held the pause
         // or the speaker went on) and each final, in order, for reading a run's cuts and holds.
         let heard = events.filter { $0.type == "transcript_partial" || $0.type == "transcript_final" }.compactMap { event in
             event["text"].map { event.type == "transcript_final" ? "final \"\($0)\"" : "\"\($0)\"" }
         }
         let heardNote = heard.isEmpty ? "" : " [heard: \(heard.joined(separator: ", "))]"
+        // The server ended the turn before it had heard the last word.
         if events.contains(where: { $0.type == "speech_ended" && $0.arrival < lastWord }) {
             falseCut = true
             summary = "\(stream): false cut\(heardNote)"

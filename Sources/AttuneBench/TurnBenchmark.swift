@@ -297,11 +297,7 @@ public struct TurnBenchmark {
             var fed = 0
             while fed < item.audio.count {
                 if let pending = decoding, Double(fed) / 16_000 >= pending.readyAt {
-                    if pending.unfinished {
-                        pauses[pending.reading].held = turns.holdPause(pending.pause)
-                    } else {
-                        turns.releasePause(pending.pause)
-                    }
+                    pauses[pending.reading].held = turns.settlePause(pending.pause, unfinished: pending.unfinished)
                     decoding = nil
                 }
                 let frame = Array(item.audio[fed..<min(fed + settings.frameSamples, item.audio.count)])

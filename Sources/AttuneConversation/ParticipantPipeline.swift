@@ -492,17 +492,15 @@ public final class ParticipantPipeline: Sendable {
                 }
             case let .guess(track, output, utterance, pause, audio, startedAt, generation):
                 defer { pending.release(); progress.finalQualityDone() }
-                let listener = tracks.withLock { $0[track] }?.listener
-                guard let transcriber = engines.transcriber, let transcript = try? await transcriber.transcribe(audio, pass: .final)
-                else {
-                    _ = listener?.pauseTranscribed(nil, utterance: utterance, pause: pause)
-                    continue
-                }
+                let transcript = try? await engines.transcriber?.transcribe(audio, pass: .final)
+                // The words may show that the speaker has not finished: the listener may wait
+                // longer. It waits for this verdict, also when there are no words.
+                let text = transcript.flatMap { $0.text.isEmpty ? nil : $0.text }
+                let held = tracks.withLock { $0[track] }?.listener.pauseTranscribed(text, utterance: utterance, pause: pause) ?? false
+                guard let transcript else { continue }
                 var guess = Guess(utterance: utterance, audio: audio, transcript: transcript)
                 guesses[track] = guess
-                // The words may show that the speaker has not finished: the listener may wait longer.
-                let held = listener?.pauseTranscribed(transcript.text.isEmpty ? nil : transcript.text, utterance: utterance, pause: pause) ?? false
-                guard !transcript.text.isEmpty else { continue }
+                guard text != nil else { continue }
                 if !progress.isFinalized(utterance, on: track) {
                     await output.partialTranscript(track: track, utterance: utterance, text: transcript.text)
                 }

@@ -140,6 +140,17 @@ public struct TurnDetector<Detector: VoiceActivityDetecting> {
         pause = .released
     }
 
+    /// The verdict on pause number `number`'s transcript: ``holdPause(_:)`` when its words stop
+    /// mid-sentence (`unfinished`), ``releasePause(_:)`` otherwise. Returns whether it is held.
+    @discardableResult
+    public mutating func settlePause(_ number: Int, unfinished: Bool) -> Bool {
+        guard unfinished else {
+            releasePause(number)
+            return false
+        }
+        return holdPause(number)
+    }
+
     /// Seconds of audio received so far.
     public var time: Double { Double(position) / rate }
 

@@ -120,20 +120,16 @@ public final class WhisperTranscriber: SpeechTranscribing {
     }
 
     public func transcribe(_ samples: [Float], pass: TranscriptionPass) async throws -> Transcript {
-        try await transcribe(samples, pass: pass, abandonIf: nil)
+        try await transcribe(samples, pass: pass) { false }
     }
 
     /// Asks `abandon` before the decode and from whisper.cpp's abort callback, which ggml calls
     /// before each of its computations (the encoder, each decoder step).
     public func transcribe(_ samples: [Float], pass: TranscriptionPass, abandonIf abandon: @escaping @Sendable () -> Bool) async throws -> Transcript {
-        try await transcribe(samples, pass: pass, abandonIf: Optional(abandon))
-    }
-
-    private func transcribe(_ samples: [Float], pass: TranscriptionPass, abandonIf abandon: (@Sendable () -> Bool)?) async throws -> Transcript {
         guard !samples.isEmpty else { return .empty }
         let (model, settings) = (self.model, self.settings)
         return try await withState { state in
-            if abandon?() == true { throw TranscriptionAbandoned() }
+            if abandon() { throw TranscriptionAbandoned() }
             try Self.decode(samples, model: model, state: state, settings: settings, pass: pass, abandon: abandon)
             return Self.transcript(
                 from: state, model: model, seconds: Double(samples.count) / 16_000, noSpeechThreshold: settings.noSpeechThreshold)

@@ -252,7 +252,7 @@ extension TurnDetector {
         var verdict: (pause: Int, due: Double)?
         for start in stride(from: 0, to: audio.count, by: 320) {
             if let due = verdict, turns.time >= due.due {
-                if hold { turns.holdPause(due.pause) } else { turns.releasePause(due.pause) }
+                turns.settlePause(due.pause, unfinished: hold)
                 verdict = nil
             }
             for event in turns.accept(Array(audio[start..<min(start + 320, audio.count)])) {

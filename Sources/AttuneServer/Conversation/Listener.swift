@@ -117,11 +117,7 @@ final class Listener: TrackListener, @unchecked Sendable {
         guard let verdict = pauseVerdict.withLock({ verdict in defer { verdict = nil }; return verdict }),
             verdict.utterance == currentUtterance
         else { return }
-        if verdict.hold {
-            turns.holdPause(verdict.pause)
-        } else {
-            turns.releasePause(verdict.pause)
-        }
+        turns.settlePause(verdict.pause, unfinished: verdict.hold)
     }
 
     private func translate(_ event: TurnEvent) -> ListenerEvent {
